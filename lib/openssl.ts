@@ -1,0 +1,109 @@
+/**
+ * The real `openssl` binary, one function per command the recipe documents (SEED.md steps 2–5 and 12).
+ * Each function builds an argv that reads like the recipe's line, logs it as `$ openssl …`, and runs it without a
+ * shell. Private keys are written by openssl itself with mode 0600 (it opens key outputs owner-only); callers pass
+ * temporary names and rename them into place (lib/pki.ts).
+ */
+import { execa } from 'execa';
+import type { Inventory, KeyType } from './inventory.ts';
+import { log } from './log.ts';
+import { DIGEST, SERVER_ALT_NAMES, sections } from '../config/openssl.ts';
+
+export interface RunOptions { dryRun?: boolean }
+
+export class OpensslError extends Error {
+  constructor(readonly argv: string[], readonly exitCode: number | undefined, readonly stderr: string) {
+    super(`openssl ${argv.join(' ')} failed (exit ${exitCode ?? '?'}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    this.name = 'OpensslError';
+  }
+}
+
+async function openssl(argv: string[], o: RunOptions = {}): Promise<void> {
+  log.cmd(['openssl', ...argv]);
+  if (o.dryRun) return;
+  const r = await execa('openssl', argv, { reject: false, stdin: 'ignore' });
+  if (r.exitCode !== 0) throw new OpensslError(argv, r.exitCode, r.stderr);
+}
+
+/** What a key of this kind is, as `req -newkey` wants it and as genrsa/genpkey take it. */
+export function keySpec(type: KeyType, bits: number): { newkey: string[]; curve?: string } {
+  if (type === 'rsa') return { newkey: ['-newkey', `rsa:${bits}`] };
+  const curve = type === 'ecdsa-p256' ? 'P-256' : 'P-384';
+  return { newkey: ['-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${curve}`], curve };
+}
+
+/** Steps 2 and 3: `openssl genrsa -out ca.key 4096` (or `genpkey -algorithm EC` when the inventory asks for ECDSA). */
+export async function genkey(out: string, type: KeyType, bits: number, o?: RunOptions): Promise<void> {
+  const { curve } = keySpec(type, bits);
+  if (curve) await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', `ec_paramgen_curve:${curve}`, '-out', out], o);
+  else await openssl(['genrsa', '-out', out, String(bits)], o);
+}
+
+/** Step 2: `openssl req -x509 -new -nodes -key ca.key -subj "/CN=kubemaster" -days 10000 -out ca.crt` (+ v3_ca). */
+export async function reqX509(a: { key: string; subj: string; days: number; out: string; config: string }, o?: RunOptions) {
+  await openssl(['req', '-x509', '-new', '-nodes', '-key', a.key, '-subj', a.subj, '-days', String(a.days), '-out', a.out,
+    '-config', a.config, '-extensions', 'v3_ca', DIGEST], o);
+}
+
+/** Step 4: `openssl req -new -key server.key -subj "/CN=…" -reqexts SAN -config openssl.cnf -out server.csr`. */
+export async function reqNew(a: { key: string; subj: string; reqexts: string; config: string; out: string }, o?: RunOptions) {
+  await openssl(['req', '-new', '-key', a.key, '-subj', a.subj, '-reqexts', a.reqexts, '-config', a.config, '-out', a.out, DIGEST], o);
+}
+
+/** Step 12: `openssl req -newkey rsa:2048 -nodes -keyout M.key -subj "/CN=M" -out M.csr`. */
+export async function reqNewkey(a: { type: KeyType; bits: number; keyout: string; subj: string; config: string; out: string }, o?: RunOptions) {
+  await openssl(['req', ...keySpec(a.type, a.bits).newkey, '-nodes', '-keyout', a.keyout, '-subj', a.subj, '-config', a.config,
+    '-out', a.out, DIGEST], o);
+}
+
+/**
+ * Steps 5 and 12: `openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -extensions SAN
+ * -extfile openssl.cnf -days 10000 -out server.crt`. The serial file is read and rewritten by openssl, so callers
+ * must not sign two certificates at once.
+ */
+export async function x509Req(a: { csr: string; ca: string; caKey: string; serial: string; extensions: string; extfile: string;
+  days: number; out: string }, o?: RunOptions) {
+  await openssl(['x509', '-req', '-in', a.csr, '-CA', a.ca, '-CAkey', a.caKey, '-CAserial', a.serial, '-CAcreateserial',
+    '-extensions', a.extensions, '-extfile', a.extfile, '-days', String(a.days), '-out', a.out, DIGEST], o);
+}
+
+/** The modern profile's service-account public key: `openssl pkey -in sa.key -pubout -out sa.pub`. */
+export async function pubout(a: { key: string; out: string }, o?: RunOptions) {
+  await openssl(['pkey', '-in', a.key, '-pubout', '-out', a.out], o);
+}
+
+/** `openssl verify -CAfile ca.crt -purpose sslserver server.crt` → true when openssl says OK. Used by status and tests. */
+export async function verify(ca: string, cert: string, purpose?: 'sslserver' | 'sslclient'): Promise<{ ok: boolean; output: string }> {
+  const argv = ['verify', '-CAfile', ca, ...(purpose ? ['-purpose', purpose] : []), cert];
+  const r = await execa('openssl', argv, { reject: false, stdin: 'ignore' });
+  return { ok: r.exitCode === 0 && /: OK$/m.test(r.stdout), output: `${r.stdout}${r.stderr}`.trim() };
+}
+
+/** `-subj` for a subject: `/O=system:nodes/CN=system:node:kubeminion1`. */
+export function subj(cn: string, o?: string): string {
+  return `${o ? `/O=${o}` : ''}/CN=${cn}`;
+}
+
+/**
+ * Our own openssl config (the recipe appends a `[SAN]` section to a copy of the system openssl.cnf; we generate the
+ * whole file so that no distro default leaks in). The DNS.n / IP.n lines come from cluster.yaml.
+ */
+export function opensslConfig(inv: Inventory): string {
+  const alt = [
+    ...inv.apiserver.dns.map((d, i) => `DNS.${i + 1} = ${d}`),
+    ...inv.apiserver.ip.map((ip, i) => `IP.${i + 1} = ${ip}`),
+  ];
+  const san = alt.length ? [`subjectAltName = @${SERVER_ALT_NAMES}`] : [];
+  const section = (name: string, lines: readonly string[]) => [`[ ${name} ]`, ...lines, ''];
+  return [
+    '# Generated by kubetls from cluster.yaml and config/openssl.ts. Do not edit: it is rewritten on every run.',
+    '',
+    ...section('req', ['distinguished_name = req_dn', 'prompt = no', 'utf8 = yes']),
+    ...section('req_dn', []),
+    ...section('v3_ca', sections.v3_ca),
+    ...section('SAN', [...sections.SAN, ...san]),
+    ...section('server', [...sections.server, ...san]),
+    ...section(SERVER_ALT_NAMES, alt),
+    ...section('client', sections.client),
+  ].join('\n');
+}
