@@ -111,13 +111,15 @@ const schema = z.object({
 
 type Raw = z.infer<typeof schema>;
 
-/** zod's default texts for the issues our own messages do not cover, phrased as "what was expected". */
-const errorMap: z.ZodErrorMap = (issue, ctx) => {
+/**
+ * zod's texts for the issues our own messages above do not cover, phrased as "what was expected". Set as zod's global
+ * map, the lowest precedence, so that the messages written into the schema win.
+ */
+z.setErrorMap((issue, ctx) => {
   if (issue.code === z.ZodIssueCode.invalid_type && issue.received === 'undefined') return { message: 'a value (the key is required)' };
   if (issue.code === z.ZodIssueCode.invalid_type) return { message: `${issue.expected}` };
-  if (issue.code === z.ZodIssueCode.unrecognized_keys) return { message: 'a known key' };
   return { message: ctx.defaultError };
-};
+});
 
 // ---- loading ---------------------------------------------------------------------------------------------------------
 
@@ -139,9 +141,10 @@ export function parseInventory(text: string, abs: string, shown = abs): Inventor
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const lineOf = (offset: number | undefined) => (offset === undefined ? 1 : lines.linePos(offset).line);
   if (doc.errors.length) {
-    throw new InventoryError(doc.errors.map((e) => `${shown}:${lineOf(e.pos[0])}: YAML: ${e.message.split('\n')[0]}`));
+    const e = doc.errors[0]; // the first syntax error: the ones after it are usually its echoes
+    throw new InventoryError([`${shown}:${lineOf(e.pos[0])}: YAML syntax: ${e.message.split('\n')[0]}`]);
   }
-  const result = schema.safeParse(doc.toJS(), { errorMap });
+  const result = schema.safeParse(doc.toJS());
   if (!result.success) {
     const problems = result.error.issues.flatMap((issue) => {
       const keys = issue.code === z.ZodIssueCode.unrecognized_keys ? issue.keys : [undefined];
