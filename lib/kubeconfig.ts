@@ -37,7 +37,7 @@ export function kubeconfig(k: KubeconfigInput): string {
       'client-key-data': b64(k.key),
       ...(k.token ? { token: k.token } : {}),
     } }],
-  }, { lineWidth: 0 });
+  }, { lineWidth: 0, indentSeq: false });
 }
 
 /** The credentials of the current context, decoded (for verify.ts and status.ts). */
