@@ -4,9 +4,10 @@
  *   npx zx scripts/master.ts [--inventory cluster.yaml] [--pki-only] [--dry-run] [--only NAME[,NAME]] [--concurrency N]
  */
 import { intFlag, main, parseFlags, usageError } from '../lib/cli.ts';
-import { loadInventory } from '../lib/inventory.ts';
+import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { log } from '../lib/log.ts';
 import { applyPki, planPki, summary } from '../lib/pki.ts';
+import { forHosts, masterSteps, pkiToMinion, selectHosts, summarize } from '../lib/rollout.ts';
 import { table } from '../lib/table.ts';
 
 const USAGE = `
@@ -34,7 +35,7 @@ await main(async () => {
     'accept-new-host-keys': { type: 'boolean', default: false },
   }, USAGE);
   if (f['pki-only'] && f.only) usageError('--pki-only and --only cannot be used together', USAGE);
-  intFlag(f.concurrency, '--concurrency', 16, USAGE);
+  const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   const inv = loadInventory(f.inventory);
   const dryRun = f['dry-run'];
 
@@ -48,6 +49,20 @@ await main(async () => {
   const changed = plan.items.some((i) => i.action !== 'keep');
   log.print(changed ? (dryRun ? 'dry run: nothing was written' : `PKI ready in ${inv.pki.dir}`) : 'PKI: nothing to do');
   if (f['pki-only']) return 0;
-  log.error('the remote steps (SEED.md 7, 9–13) are not available yet: run with --pki-only');
-  return 1;
+
+  const o = { dryRun, concurrency, acceptNewHostKeys: f['accept-new-host-keys'] };
+  const hosts = selectHosts(allHosts(inv), f.only);
+  const outcomes = [];
+  if (hosts.includes(inv.master)) {
+    log.phase(`master ${inv.master.name}: SEED.md steps 7, 9–11`);
+    outcomes.push(...await forHosts(inv, [inv.master], o, (r, step, out) => masterSteps(inv, r, step, out, o)));
+  }
+  const minions = hosts.filter((h) => h.role === 'minion');
+  if (minions.length) {
+    log.phase(`minions: SEED.md step 13 (${minions.length} host(s), ${concurrency} at once)`);
+    outcomes.push(...await forHosts(inv, minions, o, (r, step, out) => pkiToMinion(inv, r, step, out)));
+  }
+  const { text, code } = summarize(outcomes, dryRun);
+  log.print(text);
+  return code;
 });
