@@ -1,0 +1,149 @@
+/**
+ * SEED.md steps 19–20, without `-k`: the apiserver is verified against ca.crt for the master's name, each credential
+ * must be accepted, and must be given the identity it was made for (a 200 from /version alone proves nothing: a real
+ * apiserver serves it anonymously). Plus: what is deployed on each host is what the local PKI holds.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
+import type { Host, Inventory } from './inventory.ts';
+import { log, shown } from './log.ts';
+import { checkLeaf, leafSpecs, parseCert, readCert, readToken } from './pki.ts';
+import { kubeletKubeconfig, pkiFilesFor, servedCert } from './rollout.ts';
+import type { Remote } from './remote.ts';
+import { KUBECONFIG_PATH } from '../config/files.ts';
+
+export interface Result { check: string; target: string; ok: boolean; detail: string }
+
+export interface Credential { cert?: Buffer; key?: Buffer; token?: string }
+
+/** One HTTPS request to the apiserver, server verified against ca.crt for master.name, connecting to master.address. */
+export function apiRequest(inv: Inventory, method: 'GET' | 'POST', urlPath: string, cred: Credential, body?: object, timeoutMs = 5000):
+  Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const payload = body ? JSON.stringify(body) : undefined;
+    const req = https.request({
+      host: inv.master.address, port: inv.apiserver.port, servername: inv.master.name, method, path: urlPath,
+      ca: readFileSync(path.join(inv.pki.dir, 'ca.crt')), cert: cred.cert, key: cred.key, rejectUnauthorized: true, agent: false,
+      headers: {
+        host: `${inv.master.name}:${inv.apiserver.port}`, accept: 'application/json',
+        ...(cred.token ? { authorization: `Bearer ${cred.token}` } : {}),
+        ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+      },
+      timeout: timeoutMs,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let json: unknown = text;
+        try { json = JSON.parse(text); } catch { /* not JSON: keep the text */ }
+        resolve({ status: res.statusCode ?? 0, json });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+const REVIEW = '/apis/authentication.k8s.io/v1/selfsubjectreviews';
+
+/** Who the apiserver says this credential is (what `kubectl auth whoami` asks). */
+export async function whoami(inv: Inventory, cred: Credential): Promise<{ username: string; groups: string[] }> {
+  const r = await apiRequest(inv, 'POST', REVIEW, cred, { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
+  const info = (r.json as { status?: { userInfo?: { username?: string; groups?: string[] } } })?.status?.userInfo;
+  if (r.status >= 300 || !info?.username) throw new Error(`self-subject review: HTTP ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
+  return { username: info.username, groups: info.groups ?? [] };
+}
+
+async function attempt(check: string, target: string, fn: () => Promise<string>): Promise<Result> {
+  try {
+    return { check, target, ok: true, detail: await fn() };
+  } catch (e) {
+    return { check, target, ok: false, detail: (e as Error).message };
+  }
+}
+
+/** Steps 19 and 20 from where kubetls runs: each minion's certificate, then the token. */
+export async function apiChecks(inv: Inventory, minions: Host[]): Promise<Result[]> {
+  const pki = (f: string) => path.join(inv.pki.dir, f);
+  const url = `https://${inv.master.name}:${inv.apiserver.port}`;
+  const resolveFlag = `${inv.master.name}:${inv.apiserver.port}:${inv.master.address}`;
+  const results: Result[] = [];
+  results.push(await attempt('served certificate', `${inv.master.name}:${inv.apiserver.port}`, async () => {
+    const served = await servedCert(inv);
+    const local = readCert(pki('server.crt'))!;
+    if (served.fingerprint !== local.fingerprint) throw new Error(`serves serial ${served.serial}, local server.crt is ${local.serial}`);
+    return `serial ${served.serial} = local server.crt, verified for ${inv.master.name}`;
+  }));
+  const creds: [string, Credential, string, string[]][] = minions.map((m) => {
+    const want = minionIdentity(inv.profile, m.name);
+    log.cmd(['curl', '--cacert', pki('ca.crt'), '--cert', pki(`${m.name}.crt`), '--key', pki(`${m.name}.key`), '--resolve', resolveFlag, `${url}/version`]);
+    return [`cert ${m.name}`, { cert: readFileSync(pki(`${m.name}.crt`)), key: readFileSync(pki(`${m.name}.key`)) }, want.cn, want.o ? [want.o] : []];
+  });
+  const token = readToken(inv);
+  if (token) {
+    log.action(`curl --cacert ${shown(pki('ca.crt'))} -H "Authorization: Bearer \${TOKEN}" --resolve ${resolveFlag} ${url}/version`);
+    creds.push(['token', { token }, TOKEN_USER, []]);
+  } else {
+    results.push({ check: 'token', target: 'tokens.csv', ok: false, detail: 'no valid tokens.csv in the PKI folder' });
+  }
+  for (const [name, cred, user, groups] of creds) {
+    results.push(await attempt('GET /version', name, async () => {
+      const r = await apiRequest(inv, 'GET', '/version', cred);
+      const v = (r.json as { gitVersion?: string })?.gitVersion;
+      if (r.status !== 200 || !v) throw new Error(`HTTP ${r.status}`);
+      return `HTTP 200, ${v}`;
+    }));
+    results.push(await attempt('whoami', name, async () => {
+      const who = await whoami(inv, cred);
+      if (who.username !== user) throw new Error(`authenticated as ${who.username}, expected ${user}`);
+      const missing = groups.filter((g) => !who.groups.includes(g));
+      if (missing.length) throw new Error(`groups ${who.groups.join(',')} lack ${missing.join(',')}`);
+      return `${who.username} [${who.groups.join(', ')}]`;
+    }));
+  }
+  return results;
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** On one host: every deployed certificate equals the local one, chains to the CA, is in date; minions: the kubeconfig too. */
+export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[]> {
+  const out: Result[] = [];
+  const ca = readCert(path.join(inv.pki.dir, 'ca.crt'));
+  const specs = leafSpecs(inv);
+  const files = pkiFilesFor(inv, r.host);
+  const state = await r.inspect(files.map(([, remote]) => remote));
+  for (const [local, remote] of files) {
+    const target = `${r.host.name}:${remote}`;
+    const st = state.get(remote);
+    const want = sha(readFileSync(local));
+    if (!st) { out.push({ check: 'deployed', target, ok: false, detail: 'missing' }); continue; }
+    if (st.sha256 !== want) { out.push({ check: 'deployed', target, ok: false, detail: 'differs from the local PKI' }); continue; }
+    let detail = `= ${shown(local)}, ${st.owner}:${st.group} ${st.mode.toString(8).padStart(4, '0')}`;
+    let ok = true;
+    if (local.endsWith('.crt') && !local.endsWith('ca.crt')) {
+      const spec = specs.find((s) => local.endsWith(`/${s.name}.crt`));
+      const c = spec ? checkLeaf(inv, spec, ca) : undefined;
+      if (c) {
+        ok = c.status === 'ok';
+        detail += `, ${c.status === 'ok' ? `chain ok, expires in ${c.daysLeft} d` : c.reasons.join('; ')}`;
+        if (spec?.kind === 'server') detail += `, SANs ${c.info?.sans.join(',')}`;
+      }
+    }
+    out.push({ check: 'deployed', target, ok, detail });
+  }
+  if (r.host.role === 'minion') {
+    const target = `${r.host.name}:${KUBECONFIG_PATH}`;
+    const kc = await r.read(KUBECONFIG_PATH);
+    const want = kubeletKubeconfig(inv, r.host);
+    out.push(!kc ? { check: 'deployed', target, ok: false, detail: 'missing' }
+      : kc.equals(want) ? { check: 'deployed', target, ok: true, detail: `embeds ${r.host.name}.crt serial ${parseCert(readFileSync(path.join(inv.pki.dir, `${r.host.name}.crt`))).serial}` }
+        : { check: 'deployed', target, ok: false, detail: 'differs from what minions.ts writes (run scripts/minions.ts)' });
+  }
+  return out;
+}

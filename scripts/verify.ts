@@ -1,0 +1,56 @@
+#!/usr/bin/env -S npx zx
+/**
+ * SEED.md steps 19–20 without `-k`: each minion's certificate and the token against https://MASTER:PORT, verified
+ * against ca.crt; who the apiserver says they are; the served certificate; what is deployed on each host.
+ *   npx zx scripts/verify.ts [--inventory cluster.yaml] [--only NAME[,NAME]] [--json] [--concurrency N]
+ */
+import { intFlag, main, parseFlags } from '../lib/cli.ts';
+import { allHosts, loadInventory } from '../lib/inventory.ts';
+import { configureLog, log } from '../lib/log.ts';
+import { forHosts, selectHosts } from '../lib/rollout.ts';
+import { table } from '../lib/table.ts';
+import { apiChecks, deployedChecks, type Result } from '../lib/verify.ts';
+
+const USAGE = `
+usage: npx zx scripts/verify.ts [options]
+
+Checks the cluster's TLS end to end and prints one row per check; exit 0 only if every check passes.
+
+  --inventory PATH   the inventory (default ./cluster.yaml)
+  --only NAME[,NAME] only these hosts (and these minions' certificates)
+  --json             print the results as JSON (logs go to stderr)
+  --concurrency N    hosts inspected at once (default 16)
+  --accept-new-host-keys  add unknown host keys to known_hosts (never replaces a changed key)
+  -h, --help         this text
+`;
+
+await main(async () => {
+  const { values: f } = parseFlags(process.argv.slice(2).filter((a) => a !== '--'), {
+    inventory: { type: 'string', default: 'cluster.yaml' },
+    only: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    concurrency: { type: 'string' },
+    'accept-new-host-keys': { type: 'boolean', default: false },
+  }, USAGE);
+  const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
+  if (f.json) configureLog({ sink: (s) => process.stderr.write(`${s}\n`) });
+  const inv = loadInventory(f.inventory);
+  const hosts = selectHosts(allHosts(inv), f.only);
+  const minions = hosts.filter((h) => h.role === 'minion');
+
+  log.phase('the apiserver, as the recipe\'s curl commands see it (CA-verified, no -k)');
+  const results: Result[] = await apiChecks(inv, minions);
+  log.phase('what is deployed on each host');
+  const outcomes = await forHosts(inv, hosts, { concurrency, acceptNewHostKeys: f['accept-new-host-keys'] }, async (r, step) => {
+    results.push(...await step('inspect', () => deployedChecks(inv, r)));
+  });
+  for (const o of outcomes.filter((x) => x.failed)) results.push({ check: 'ssh', target: o.host, ok: false, detail: o.error ?? 'failed' });
+
+  const failed = results.filter((r) => !r.ok).length;
+  if (f.json) process.stdout.write(`${JSON.stringify({ ok: failed === 0, results }, null, 2)}\n`);
+  else {
+    log.print(table(['CHECK', 'TARGET', 'RESULT', 'DETAIL'], results.map((r) => [r.check, r.target, r.ok ? 'ok' : 'FAIL', r.detail])));
+    log.print(failed ? `${failed} of ${results.length} checks failed` : `all ${results.length} checks passed`);
+  }
+  return failed ? 1 : 0;
+});
