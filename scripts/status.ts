@@ -1,0 +1,56 @@
+#!/usr/bin/env -S npx zx
+/**
+ * The expiry report: every certificate, the token and every kubeconfig, with days left and a status.
+ *   npx zx scripts/status.ts [--inventory cluster.yaml] [--remote] [--json] [--prometheus FILE]
+ * Exit 0 when everything is ok, 1 when anything is due, expired, drifted or missing.
+ */
+import { intFlag, main, parseFlags } from '../lib/cli.ts';
+import { allHosts, loadInventory } from '../lib/inventory.ts';
+import { configureLog, log } from '../lib/log.ts';
+import { forHosts, selectHosts } from '../lib/rollout.ts';
+import { lastRenew, localStatus, prometheus, remoteStatus, servedStatus, writePrometheus, type StatusRow } from '../lib/status.ts';
+import { table } from '../lib/table.ts';
+
+const USAGE = `
+usage: npx zx scripts/status.ts [options]
+
+  --inventory PATH   the inventory (default ./cluster.yaml)
+  --remote           also read what is deployed on each host (one SSH connection per host) and what 6443 serves
+  --only NAME[,NAME] with --remote: only these hosts
+  --json             print the rows as JSON (logs go to stderr)
+  --prometheus FILE  also write node_exporter textfile metrics to FILE (atomically)
+  --concurrency N    hosts read at once (default 16)
+  --accept-new-host-keys  add unknown host keys to known_hosts (never replaces a changed key)
+  -h, --help         this text
+`;
+
+await main(async () => {
+  const { values: f } = parseFlags(process.argv.slice(2).filter((a) => a !== '--'), {
+    inventory: { type: 'string', default: 'cluster.yaml' },
+    remote: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    prometheus: { type: 'string' },
+    concurrency: { type: 'string' },
+    'accept-new-host-keys': { type: 'boolean', default: false },
+  }, USAGE);
+  const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
+  if (f.json) configureLog({ sink: (s) => process.stderr.write(`${s}\n`) });
+  const inv = loadInventory(f.inventory);
+  const rows: StatusRow[] = localStatus(inv);
+  if (f.remote) {
+    rows.push(await servedStatus(inv));
+    const outcomes = await forHosts(inv, selectHosts(allHosts(inv), f.only), { concurrency, acceptNewHostKeys: f['accept-new-host-keys'] },
+      async (r, step) => { rows.push(...await step('read', () => remoteStatus(inv, r))); });
+    for (const o of outcomes.filter((x) => x.failed)) rows.push({ name: '-', where: o.host, subject: '-', sans: '-', issuer: '-', status: `unreachable: ${o.error}` });
+  }
+  if (f.prometheus) writePrometheus(f.prometheus, prometheus(rows, lastRenew(inv)));
+  const bad = rows.filter((r) => r.status !== 'ok');
+  if (f.json) process.stdout.write(`${JSON.stringify({ ok: bad.length === 0, rows }, null, 2)}\n`);
+  else {
+    log.print(table(['NAME', 'WHERE', 'SUBJECT', 'SANS', 'NOT AFTER', 'DAYS', 'ISSUER', 'STATUS'],
+      rows.map((r) => [r.name, r.where, r.subject, r.sans, r.notAfter?.slice(0, 10) ?? '-', r.daysLeft === undefined ? '-' : String(r.daysLeft), r.issuer, r.status])));
+    log.print(bad.length ? `${bad.length} of ${rows.length} need attention` : `all ${rows.length} ok`);
+  }
+  return bad.length ? 1 : 0;
+});
