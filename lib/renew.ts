@@ -1,0 +1,145 @@
+/**
+ * Renewal as phases (kubeadm's check → renew → restart → verify), made for cron:
+ *   check   — local only: which leaf certificates are due or drifted; hosts a failed run left behind
+ *   renew   — reissue them with the current CA (new keys), nothing else
+ *   restart — master first, then minions: install, restart what the files touch, health gate; on a failed gate the
+ *             host's backups are restored and its units restarted again, and hosts not yet touched are left alone
+ *   verify  — the recipe's checks against the new certificates
+ * The CA is never renewed here: inside its window every run says so and exits 1.
+ */
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { local as localModes } from '../config/files.ts';
+import type { Inventory } from './inventory.ts';
+import { log } from './log.ts';
+import { applyPki, PkiError, planPki, writeAtomic, type Plan, type PlanItem } from './pki.ts';
+import type { Remote } from './remote.ts';
+import { forHosts, masterSteps, minionSteps, pkiToMinion, servedCert, summarize, waitActive, type HostOutcome, type RolloutOptions } from './rollout.ts';
+import { lastRenewFile } from './status.ts';
+import { apiChecks } from './verify.ts';
+
+export interface RenewResult { code: number; happened: boolean; outcomes: HostOutcome[]; renewed: string[] }
+
+/** Hosts that still need the renewed files (a failed or interrupted run): rolled out again by the next run. */
+const pendingFile = (inv: Inventory) => path.join(inv.pki.dir, '.renew-pending.json');
+function readPending(inv: Inventory): string[] {
+  try { return JSON.parse(readFileSync(pendingFile(inv), 'utf8')) as string[]; } catch { return []; }
+}
+function writePending(inv: Inventory, hosts: string[]): void {
+  if (hosts.length) writeAtomic(pendingFile(inv), `${JSON.stringify([...new Set(hosts)].sort())}\n`, localModes.secret);
+  else rmSync(pendingFile(inv), { force: true });
+}
+
+/** Which hosts a renewed item must reach. */
+function hostsTouched(inv: Inventory, items: PlanItem[]): Set<string> {
+  const out = new Set<string>();
+  for (const i of items) {
+    if (i.kind === 'server' || i.kind === 'sa') out.add(inv.master.name);
+    if (i.kind === 'token') [inv.master, ...inv.minions].forEach((h) => out.add(h.name));
+    if (i.kind === 'minion') out.add(i.name);
+  }
+  return out;
+}
+
+/** `nothing to renew; next due: server.crt in 287 d` — the leaf that becomes due first. */
+function nextDue(inv: Inventory, plan: Plan): string {
+  const now = Date.now();
+  let best: [string, number] | undefined;
+  for (const i of plan.items.filter((x) => x.kind === 'server' || x.kind === 'minion')) {
+    const crt = path.join(inv.pki.dir, `${i.name}.crt`);
+    if (!existsSync(crt)) continue;
+    const notAfter = new Date(new X509Certificate(readFileSync(crt)).validTo).getTime();
+    const days = Math.floor((notAfter - now) / 86_400_000) - inv.pki.renewBeforeDays;
+    if (!best || days < best[1]) best = [`${i.name}.crt`, days];
+  }
+  return best ? `${best[0]} in ${best[1]} d` : 'nothing issued yet';
+}
+
+export async function renew(inv: Inventory, o: RolloutOptions = {}): Promise<RenewResult> {
+  log.phase('check');
+  const plan = planPki(inv);
+  if (plan.ca.status === 'missing') throw new PkiError(`no CA in ${inv.pki.dir}: run scripts/master.ts first (renew never creates a CA)`);
+  const caDue = plan.ca.status !== 'ok';
+  if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Plan a CA rotation now: every certificate and kubeconfig depends on it.`);
+  const due = plan.items.filter((i) => i.kind !== 'ca' && i.action !== 'keep');
+  const pending = readPending(inv);
+  if (!due.length && !pending.length) {
+    log.info(`nothing to renew; next due: ${nextDue(inv, plan)}`);
+    return { code: caDue ? 1 : 0, happened: caDue, outcomes: [], renewed: [] };
+  }
+  for (const i of due) log.info(`${i.files.at(-1)}: ${i.action === 'create' ? 'missing' : i.reason}`);
+  if (pending.length) log.info(`left behind by an earlier run: ${pending.join(', ')}`);
+
+  log.phase('renew');
+  const renewPlan: Plan = { ...plan, items: plan.items.map((i) => (i.kind === 'ca' ? { ...i, action: 'keep' as const } : i)) };
+  await applyPki(inv, renewPlan, { dryRun: o.dryRun });
+  const touched = new Set([...hostsTouched(inv, due), ...pending]);
+  if (!o.dryRun) writePending(inv, [...touched]);
+
+  log.phase(`restart (${[...touched].join(', ')})`);
+  const outcomes: HostOutcome[] = [];
+  let stop = false;
+  if (touched.has(inv.master.name)) {
+    outcomes.push(...await forHosts(inv, [inv.master], o, (r, step, out) => guarded(inv, r, out, o, async () => {
+      await masterSteps(inv, r, step, out, o);
+      if (!o.dryRun && out.restarts.includes('kube-apiserver')) {
+        await step('verify', () => mustPass(apiChecks(inv, inv.minions.filter((m) => !touched.has(m.name)))));
+      }
+    })));
+    stop = outcomes.some((x) => x.failed);
+  }
+  const minions = inv.minions.filter((m) => touched.has(m.name));
+  if (stop && minions.length) log.warn(`not touching ${minions.map((m) => m.name).join(', ')}: they keep their current, still valid certificates`);
+  else if (minions.length) {
+    outcomes.push(...await forHosts(inv, minions, o, (r, step, out) => {
+      if (stop) throw new Error('skipped: an earlier host failed, this one keeps its current certificates');
+      return guarded(inv, r, out, o, async () => {
+        await pkiToMinion(inv, r, step, out);
+        await minionSteps(inv, r, step, out, o);
+        if (!o.dryRun) await step('verify', () => mustPass(apiChecks(inv, [r.host]).then((res) => res.filter((x) => x.check !== 'served certificate'))));
+      }).catch((e) => { stop = true; throw e; });
+    }));
+  }
+  const failedHosts = outcomes.filter((x) => x.failed).map((x) => x.host);
+  const notReached = [...touched].filter((h) => !outcomes.some((x) => x.host === h));
+  if (!o.dryRun) writePending(inv, [...failedHosts, ...notReached]);
+
+  const { text, code } = summarize(outcomes, o.dryRun);
+  log.print(text);
+  const result = code || caDue || notReached.length ? 1 : 0;
+  return { code: result, happened: true, outcomes, renewed: due.map((i) => i.files.at(-1)!) };
+}
+
+/** Throw when any check failed, naming them. */
+async function mustPass(p: Promise<{ ok: boolean; check: string; target: string; detail: string }[]>): Promise<void> {
+  const bad = (await p).filter((r) => !r.ok);
+  if (bad.length) throw new Error(bad.map((b) => `${b.check} ${b.target}: ${b.detail}`).join('; '));
+}
+
+/**
+ * Run a host's steps; if they fail after something was written, put the backups back, restart what was restarted
+ * (so the old certificates are served again), and fail with the original error.
+ */
+async function guarded(inv: Inventory, r: Remote, out: HostOutcome, o: RolloutOptions, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    if (o.dryRun || !r.writes.length) throw e;
+    log.warn(`rolling back ${r.writes.length} file(s): ${(e as Error).message}`, r.host.name);
+    await r.rollback();
+    for (const unit of [...new Set(out.restarts)]) await r.run(['systemctl', 'restart', unit], { ok: [0, 1, 3] });
+    if (out.restarts.includes('kube-apiserver')) {
+      const served = await servedCert(inv).then((c) => `serves serial ${c.serial} again`, (err: Error) => `does not answer: ${err.message}`);
+      log.warn(`after rollback ${inv.master.address}:${inv.apiserver.port} ${served}`, r.host.name);
+    } else if (out.restarts.length) {
+      await waitActive(r, [...new Set(out.restarts)]).catch((err: Error) => log.warn(`after rollback: ${err.message}`, r.host.name));
+    }
+    throw new Error(`${(e as Error).message} (rolled back)`);
+  }
+}
+
+/** After a run that finished without error: the time that --prometheus reports. */
+export function recordSuccess(inv: Inventory): void {
+  if (existsSync(inv.pki.dir)) writeAtomic(lastRenewFile(inv), `${new Date().toISOString()}\n`, localModes.public);
+}

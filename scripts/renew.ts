@@ -1,0 +1,50 @@
+#!/usr/bin/env -S npx zx
+/**
+ * Made for cron: renew what is due, roll it out to exactly the hosts it touches, health-gated, rolled back on failure.
+ *   npx zx scripts/renew.ts [--inventory cluster.yaml] [--quiet] [--dry-run] [--concurrency N]
+ * Exit 0: nothing due, or renewed and verified · 1: something failed, or the CA is inside its window · 75: locked.
+ */
+import { intFlag, main, parseFlags } from '../lib/cli.ts';
+import { loadInventory } from '../lib/inventory.ts';
+import { acquireLock } from '../lib/lock.ts';
+import { holdLog, releaseLog } from '../lib/log.ts';
+import { recordSuccess, renew } from '../lib/renew.ts';
+
+const USAGE = `
+usage: npx zx scripts/renew.ts [options]
+
+Checks every leaf certificate; when nothing is due prints one line and exits 0. Otherwise reissues what is due or
+drifted (same CA, new keys), installs it on the hosts it touches, restarts their services, waits until the new
+certificates are served and accepted, and rolls a host back if they are not.
+
+  --inventory PATH   the inventory (default ./cluster.yaml)
+  --quiet            print nothing unless something was renewed or failed (cron mails only then)
+  --dry-run          print what would be done; write nothing, connect nowhere
+  --concurrency N    minions handled at once (default 16)
+  --accept-new-host-keys  add unknown host keys to known_hosts (never replaces a changed key)
+  -h, --help         this text
+`;
+
+await main(async () => {
+  const { values: f } = parseFlags(process.argv.slice(2).filter((a) => a !== '--'), {
+    inventory: { type: 'string', default: 'cluster.yaml' },
+    quiet: { type: 'boolean', default: false },
+    'dry-run': { type: 'boolean', default: false },
+    concurrency: { type: 'string' },
+    'accept-new-host-keys': { type: 'boolean', default: false },
+  }, USAGE);
+  const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
+  const inv = loadInventory(f.inventory);
+  if (f.quiet) holdLog();
+  let result;
+  try {
+    if (!f['dry-run']) acquireLock(inv, 'renew.ts');
+    result = await renew(inv, { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'] });
+  } catch (e) {
+    if (f.quiet) releaseLog(true);
+    throw e;
+  }
+  if (f.quiet) releaseLog(result.happened || result.code !== 0);
+  if (result.code === 0 && !f['dry-run']) recordSuccess(inv);
+  return result.code;
+});
