@@ -1,0 +1,319 @@
+// kubetls lab: a master and K minions as Linux namespaces on loopback addresses, each with a real sshd, for
+// end-to-end tests and the demo. `scripts/lab.ts` is the CLI; this is the API.
+//
+//   const lab = await labUp({ name: 'e2e', minions: 2, profile: 'modern' });
+//   await lab.exec('kubemaster', ['ls', '/srv/kubernetes']);   // inside the host, no SSH
+//   lab.inventoryPath                                           // DIR/cluster.yaml for the tool
+//   await lab.down();
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { pickUids, prepareHostDirs, writeBaseEtc } from './base.ts';
+import { TSX_CACHE_DIR, clusterYaml, knownHosts, sshConfig, writeBinWrappers } from './files.ts';
+import { killHost, launchHost, nsExec, waitSshd, type ExecOptions, type ExecResult } from './host.ts';
+import { parseJournal, type JournalLine } from './journal.ts';
+import { ed25519KeyPair } from './sshkey.ts';
+import {
+  MARKER_FILE, claimBlock, pidAlive, readRegistry, readState, releaseBlock, updateRegistry, writeState,
+  type HostState, type LabState,
+} from './state.ts';
+import { UNITS } from './units.ts';
+import { VERSION_OF, type Profile } from './versions.ts';
+
+export type { ExecOptions, ExecResult, HostState, JournalLine, LabState, Profile };
+export { parseJournal };
+export { pidAlive } from './state.ts';
+
+export interface LabOptions {
+  name?: string;
+  minions?: number;
+  /** state folder; default `.lab/NAME` relative to the current directory */
+  out?: string;
+  profile?: Profile;
+}
+
+export class LabError extends Error {}
+
+const NAME_RE = /^[a-z0-9][a-z0-9-]{0,40}$/;
+export const defaultDir = (name: string) => resolve('.lab', name);
+
+/** One line saying why the lab cannot run here, or undefined when it can (root + mount/UTS/PID namespaces). */
+export function labUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'lab: needs Linux namespaces (this is ' + process.platform + ')';
+  if (process.getuid?.() !== 0) return 'lab: needs root (unshare --mount --uts --pid, overlay mounts)';
+  try {
+    execFileSync('unshare', ['--mount', '--uts', '--pid', '--fork', '--mount-proc', 'true'], { stdio: 'pipe', timeout: 5000 });
+  } catch (e) {
+    const why = String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim().split('\n')[0];
+    return `lab: needs Linux namespaces, unshare failed: ${why}`;
+  }
+  if (!existsSync('/usr/sbin/sshd')) return 'lab: needs OpenSSH server (/usr/sbin/sshd): apt-get install -y openssh-server';
+  return undefined;
+}
+
+export class Lab {
+  constructor(public state: LabState) {}
+
+  get name() { return this.state.name; }
+  get dir() { return this.state.dir; }
+  get block() { return this.state.block; }
+  get profile() { return this.state.profile; }
+  get version() { return this.state.version; }
+  get inventoryPath() { return join(this.dir, 'cluster.yaml'); }
+  get sshConfigPath() { return join(this.dir, 'ssh_config'); }
+  get knownHostsPath() { return join(this.dir, 'known_hosts'); }
+  get identityFile() { return join(this.dir, 'id_ed25519'); }
+  get pkiDir() { return join(this.dir, 'pki'); }
+  get hosts(): HostState[] { return this.state.hosts; }
+  get master(): HostState { return this.state.hosts.find((h) => h.role === 'master')!; }
+  get minions(): HostState[] { return this.state.hosts.filter((h) => h.role === 'minion'); }
+  /** UIDs inside the hosts (the real machine has no such users). */
+  get uids() { return { kube: this.state.kubeUid, jijisa: this.state.jijisaUid, nogroup: 65534 }; }
+
+  host(name: string): HostState {
+    const h = this.state.hosts.find((x) => x.name === name || x.address === name);
+    if (!h) throw new LabError(`lab ${this.name}: no host ${name} (hosts: ${this.hosts.map((x) => x.name).join(', ')})`);
+    return h;
+  }
+
+  /** Run argv inside the host's namespaces (nsenter, as root unless opts.user). Never throws on a non-zero exit. */
+  async exec(host: string, argv: string[], opts?: ExecOptions): Promise<ExecResult> {
+    const h = this.host(host);
+    if (!h.pid || !pidAlive(h.pid)) throw new LabError(`lab ${this.name}: ${h.name} is not running`);
+    return nsExec(h.pid, argv, opts);
+  }
+
+  /** The argv to reach a host over real SSH with the lab's config: ['ssh', '-F', …, host, …command]. */
+  sshArgv(host: string, command: string[] = [], user?: string): string[] {
+    return ['ssh', '-F', this.sshConfigPath, ...(user ? ['-l', user] : []), this.host(host).name, ...command];
+  }
+
+  /** Path on the real machine of a file as a running host sees it (through /proc/PID/root: its mounts). */
+  hostPath(host: string, path: string): string {
+    const h = this.host(host);
+    if (!h.pid || !pidAlive(h.pid)) throw new LabError(`lab ${this.name}: ${h.name} is not running`);
+    return join(`/proc/${h.pid}/root`, path);
+  }
+
+  /** Write a file inside a host with an owner and mode (numeric ids: see `uids`), creating parent folders. */
+  writeFile(host: string, path: string, data: string | Buffer, opts: { mode?: number; uid?: number; gid?: number } = {}): void {
+    const p = this.hostPath(host, path);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, data, { mode: opts.mode ?? 0o644 });
+    chmodSync(p, opts.mode ?? 0o644);
+    chownSync(p, opts.uid ?? 0, opts.gid ?? 0);
+  }
+
+  readFile(host: string, path: string): string {
+    return readFileSync(this.hostPath(host, path), 'utf8');
+  }
+
+  /** Path on the real machine of a file in a host's /var/log (bind-mounted from DIR/hosts/H/log). */
+  logPath(host: string, file: string): string {
+    return join(this.dir, 'hosts', this.host(host).name, 'log', file);
+  }
+
+  /** The stand-in journal of a host: every start/restart/stop/failed of a unit. */
+  journal(host: string): JournalLine[] {
+    try {
+      return parseJournal(readFileSync(this.logPath(host, 'kubetls-lab/journal'), 'utf8'));
+    } catch {
+      return [];
+    }
+  }
+
+  /** A unit's log as its stand-in wrote it (/var/log/kubetls-lab/UNIT.log inside the host). */
+  unitLog(host: string, unit: string): string {
+    try {
+      return readFileSync(this.logPath(host, `kubetls-lab/${unit}.log`), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Stand-in services running on a host: unit → PID inside the host (read through /proc/PID/root). */
+  services(host: string): Record<string, number> {
+    const h = this.host(host);
+    const out: Record<string, number> = {};
+    if (!h.pid || !pidAlive(h.pid)) return out;
+    const root = `/proc/${h.pid}/root`;
+    for (const unit of Object.keys(UNITS)) {
+      try {
+        const pid = Number(readFileSync(`${root}/run/kubetls-lab/${unit}.pid`, 'utf8').trim());
+        const stat = readFileSync(`${root}/proc/${pid}/stat`, 'utf8');
+        if (stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z') out[unit] = pid;
+      } catch { /* not running */ }
+    }
+    return out;
+  }
+
+  /** Simulate a down host: the whole host (all its processes die, like a power cut), or only its sshd. */
+  async stopHost(name: string, opts: { sshdOnly?: boolean } = {}): Promise<void> {
+    const h = this.host(name);
+    if (opts.sshdOnly) {
+      await this.exec(h.name, ['sh', '-c', 'kill $(cat /run/sshd.pid)']);
+      await waitSshd([h.address], false, 5000);
+      return;
+    }
+    await killHost([h.pid], [h.unsharePid]);
+    h.pid = 0;
+    h.unsharePid = 0;
+    this.save();
+  }
+
+  /** Bring a host back with the same host key, address and files (/run starts empty, as after a reboot). */
+  async startHost(name: string): Promise<void> {
+    const h = this.host(name);
+    if (h.pid && pidAlive(h.pid)) {
+      const r = await this.exec(h.name, ['/usr/sbin/sshd', '-f', '/etc/ssh/sshd_config', '-E', '/var/log/sshd.log']);
+      if (r.exitCode !== 0) throw new LabError(`lab ${this.name}: ${h.name}: sshd did not start: ${r.stderr.trim()}`);
+    } else {
+      Object.assign(h, await launchHost(this.dir, h.name));
+      this.save();
+    }
+    await waitSshd([h.address], true, 10000, () => (pidAlive(h.pid) ? undefined : `lab: ${h.name} died: ${this.consoleTail(h.name)}`));
+  }
+
+  consoleTail(host: string): string {
+    try {
+      return readFileSync(join(this.dir, 'hosts', host, 'console.log'), 'utf8').trim().split('\n').slice(-3).join(' | ');
+    } catch {
+      return '(no console.log)';
+    }
+  }
+
+  save(): void {
+    writeState(this.state);
+    updateRegistry(this.state);
+  }
+
+  async down(): Promise<void> {
+    await labDown(this.dir);
+  }
+}
+
+/** Bring a lab up. Throws LabError with the reason (no root, block exhausted, host did not start …). */
+export async function labUp(opts: LabOptions = {}): Promise<Lab> {
+  const name = opts.name ?? 'lab';
+  const minions = opts.minions ?? 3;
+  const profile = opts.profile ?? 'legacy';
+  if (!NAME_RE.test(name)) throw new LabError(`lab: bad name ${JSON.stringify(name)} (lowercase letters, digits, -)`);
+  if (!Number.isInteger(minions) || minions < 0 || minions > 250) throw new LabError(`lab: --minions must be 0..250, got ${minions}`);
+  if (profile !== 'legacy' && profile !== 'modern') throw new LabError(`lab: --profile must be legacy or modern, got ${profile}`);
+  const why = labUnavailable();
+  if (why) throw new LabError(why);
+  const dir = resolve(opts.out ?? defaultDir(name));
+  if (/[:,\s]/.test(dir)) throw new LabError(`lab: the lab folder must not contain ':', ',' or spaces: ${dir}`);
+  const old = readState(dir);
+  if (old && old.hosts.some((h) => pidAlive(h.pid))) {
+    throw new LabError(`lab ${old.name} is already up in ${dir} (run \`lab.ts down --out ${dir}\` first)`);
+  }
+  if (old) await labDown(dir); // leftovers of a lab that died
+  if (existsSync(dir) && readdirSync(dir).length > 0 && !existsSync(join(dir, MARKER_FILE))) {
+    throw new LabError(`lab: ${dir} exists and is not a lab folder; refusing to use it`);
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  writeFileSync(join(dir, MARKER_FILE), `kubetls lab ${name}\n`);
+  const block = claimBlock(name, dir);
+  const { kubeUid, jijisaUid } = pickUids();
+  const hosts: HostState[] = [
+    { name: 'kubemaster', role: 'master' as const, address: `127.${block}.0.1`, pid: 0, unsharePid: 0 },
+    ...Array.from({ length: minions }, (_, i) => ({
+      name: `kubeminion${i + 1}`, role: 'minion' as const, address: `127.${block}.0.${i + 2}`, pid: 0, unsharePid: 0,
+    })),
+  ];
+  const state: LabState = {
+    name, dir, block, profile, version: VERSION_OF[profile], kubeUid, jijisaUid, createdAt: new Date().toISOString(),
+    ownerPid: process.pid, hosts,
+  };
+  const lab = new Lab(state);
+  try {
+    const client = ed25519KeyPair(`kubetls-lab-${name}`);
+    writeFileSync(join(dir, 'id_ed25519'), client.privateKey, { mode: 0o600 });
+    writeFileSync(join(dir, 'id_ed25519.pub'), client.publicKey, { mode: 0o644 });
+    mkdirSync(join(dir, 'bin'), { recursive: true });
+    writeBinWrappers(join(dir, 'bin'));
+    mkdirSync(TSX_CACHE_DIR, { recursive: true, mode: 0o1777 });
+    execFileSync('chmod', ['1777', TSX_CACHE_DIR]);
+    writeBaseEtc(join(dir, 'base', 'etc'), { name, profile, hosts, kubeUid, jijisaUid });
+    const hostKeys = new Map<string, string>();
+    for (const h of hosts) {
+      const key = ed25519KeyPair(`root@${h.name}`);
+      hostKeys.set(h.name, key.publicKey);
+      prepareHostDirs(join(dir, 'hosts', h.name), {
+        name: h.name, address: h.address, hostKey: key.privateKey, hostKeyPub: key.publicKey, clientPub: client.publicKey, jijisaUid,
+      });
+    }
+    writeFileSync(join(dir, 'known_hosts'), knownHosts(hosts.map((h) => ({ ...h, hostKeyPub: hostKeys.get(h.name)! }))), { mode: 0o644 });
+    writeFileSync(join(dir, 'ssh_config'), sshConfig(dir, hosts), { mode: 0o644 });
+    writeFileSync(join(dir, 'cluster.yaml'), clusterYaml(name, profile, hosts), { mode: 0o644 });
+    await Promise.all(hosts.map(async (h) => Object.assign(h, await launchHost(dir, h.name))));
+    lab.save();
+    await waitSshd(hosts.map((h) => h.address), true, 15000, () => {
+      const dead = hosts.find((h) => !pidAlive(h.pid));
+      return dead ? `lab: ${dead.name} died while starting: ${lab.consoleTail(dead.name)}` : undefined;
+    });
+  } catch (e) {
+    await labDown(dir).catch(() => {});
+    throw e instanceof LabError ? e : new LabError((e as Error).message);
+  }
+  return lab;
+}
+
+/** The lab recorded in a folder, or undefined. */
+export function openLab(dirOrName: string): Lab | undefined {
+  const state = readState(resolveLabDir(dirOrName));
+  return state ? new Lab(state) : undefined;
+}
+
+/** A name (no '/') means the running lab registered under that name, else `.lab/NAME`; anything else is a folder. */
+export function resolveLabDir(dirOrName: string): string {
+  if (dirOrName.includes('/') || dirOrName.startsWith('.')) return resolve(dirOrName);
+  for (const entry of readRegistry().values()) if (entry.name === dirOrName && existsSync(entry.dir)) return entry.dir;
+  return defaultDir(dirOrName);
+}
+
+/** Kill every process of the lab (by PID), check nothing stays mounted, remove its folder. Safe to run twice. */
+export async function labDown(dirOrName: string): Promise<boolean> {
+  const dir = resolveLabDir(dirOrName);
+  const state = readState(dir);
+  const registered = [...readRegistry().entries()].filter(([, e]) => e.dir === dir);
+  const inits = new Set<number>();
+  const unshares = new Set<number>();
+  for (const h of state?.hosts ?? []) {
+    if (h.pid) inits.add(h.pid);
+    if (h.unsharePid) unshares.add(h.unsharePid);
+  }
+  for (const [, e] of registered) for (const p of e.pids) if (!unshares.has(p)) inits.add(p);
+  await killHost([...inits], [...unshares]);
+  // Nothing is mounted outside the namespaces; anything under DIR found here is a bug: detach it before removing.
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+    .map((l) => l.split(' ')[4]).filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')));
+  for (const m of mounts.reverse()) {
+    try { execFileSync('umount', ['-l', m], { stdio: 'pipe' }); } catch { /* already gone */ }
+  }
+  if (state) releaseBlock(state.block, dir);
+  for (const [n] of registered) releaseBlock(n, dir);
+  if (!existsSync(dir)) return !!state;
+  const cwd = process.cwd();
+  if (!existsSync(join(dir, MARKER_FILE))) {
+    if (state) throw new LabError(`lab: ${dir} has no ${MARKER_FILE}; not removing it`);
+    return false;
+  }
+  if (dir === '/' || cwd === dir || !relative(dir, cwd).startsWith('..')) {
+    throw new LabError(`lab: refusing to remove ${dir}: it holds the current directory`);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return true;
+}
+
+export interface HostStatus { name: string; address: string; pid: number; up: boolean; services: Record<string, number> }
+
+export function labStatus(dirOrName: string): { lab: Lab; hosts: HostStatus[] } | undefined {
+  const lab = openLab(dirOrName);
+  if (!lab) return undefined;
+  return {
+    lab,
+    hosts: lab.hosts.map((h) => ({ name: h.name, address: h.address, pid: h.pid, up: pidAlive(h.pid), services: lab.services(h.name) })),
+  };
+}
