@@ -20,7 +20,13 @@ import { parseCert } from './pki.ts';
 import { table } from './table.ts';
 import { connect, dryRemote, type Remote } from './remote.ts';
 
-export interface RolloutOptions { dryRun?: boolean; concurrency?: number; acceptNewHostKeys?: boolean }
+export interface RolloutOptions {
+  dryRun?: boolean;
+  concurrency?: number;
+  acceptNewHostKeys?: boolean;
+  /** false for read-only passes (verify, status): no per-host "done" line */
+  report?: boolean;
+}
 
 export interface HostOutcome {
   host: string;
@@ -50,7 +56,7 @@ export async function forHosts(inv: Inventory, hosts: Host[], o: RolloutOptions,
     try {
       r = o.dryRun ? dryRemote(host, inv.ssh.sudo) : await connect(inv, host, { acceptNewHostKeys: o.acceptNewHostKeys });
       await fn(r, step, out);
-      if (!o.dryRun) log.info(out.writes || out.restarts.length ? `done: ${out.writes} file(s) written, ${out.restarts.length} restart(s)` : 'done: already up to date', host.name);
+      if (!o.dryRun && o.report !== false) log.info(out.writes || out.restarts.length ? `done: ${out.writes} file(s) written, ${out.restarts.length} restart(s)` : 'done: already up to date', host.name);
     } catch (e) {
       out.failed = current;
       out.error = (e as Error).message;

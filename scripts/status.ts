@@ -40,7 +40,7 @@ await main(async () => {
   const rows: StatusRow[] = localStatus(inv);
   if (f.remote) {
     rows.push(await servedStatus(inv));
-    const outcomes = await forHosts(inv, selectHosts(allHosts(inv), f.only), { concurrency, acceptNewHostKeys: f['accept-new-host-keys'] },
+    const outcomes = await forHosts(inv, selectHosts(allHosts(inv), f.only), { concurrency, acceptNewHostKeys: f['accept-new-host-keys'], report: false },
       async (r, step) => { rows.push(...await step('read', () => remoteStatus(inv, r))); });
     for (const o of outcomes.filter((x) => x.failed)) rows.push({ name: '-', where: o.host, subject: '-', sans: '-', issuer: '-', status: `unreachable: ${o.error}` });
   }

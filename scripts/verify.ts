@@ -41,7 +41,7 @@ await main(async () => {
   log.phase('the apiserver, as the recipe\'s curl commands see it (CA-verified, no -k)');
   const results: Result[] = await apiChecks(inv, minions);
   log.phase('what is deployed on each host');
-  const outcomes = await forHosts(inv, hosts, { concurrency, acceptNewHostKeys: f['accept-new-host-keys'] }, async (r, step) => {
+  const outcomes = await forHosts(inv, hosts, { concurrency, acceptNewHostKeys: f['accept-new-host-keys'], report: false }, async (r, step) => {
     results.push(...await step('inspect', () => deployedChecks(inv, r)));
   });
   for (const o of outcomes.filter((x) => x.failed)) results.push({ check: 'ssh', target: o.host, ok: false, detail: o.error ?? 'failed' });

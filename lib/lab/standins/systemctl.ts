@@ -104,6 +104,17 @@ async function start(u: Unit, event: 'start' | 'restart', wait: boolean): Promis
   mkdirSync(RUN_DIR, { recursive: true });
   mkdirSync(LOG_DIR, { recursive: true });
   rmSync(failedFile(u), { force: true });
+  // Fault injection for tests (no real systemd has this): the next start of UNIT fails once, as a service that
+  // cannot come up does. Used to prove that renew.ts rolls a host back. `touch /etc/kubetls-lab/fail-next-start/UNIT`.
+  const inject = `/etc/kubetls-lab/fail-next-start/${u.name}`;
+  if (existsSync(inject)) {
+    rmSync(inject, { force: true });
+    journal(u, 'failed', 0);
+    writeFileSync(failedFile(u), 'injected\n');
+    console.error(`Job for ${u.name}.service failed because the control process exited with error code.`);
+    console.error(`  (lab) start failure injected by ${inject}`);
+    return false;
+  }
   const env = loadEnv(u);
   const [binary, ...args] = expandExec(u.exec, env);
   const exe = `${BIN_DIR}/${binary}`;

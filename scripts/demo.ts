@@ -1,0 +1,55 @@
+#!/usr/bin/env -S npx zx
+/**
+ * `npm run demo`: the whole recipe on a lab of real OpenSSH hosts on this machine (1 master + 3 minions on 127.x
+ * loopback addresses): lab up → master.ts → minions.ts → verify.ts → status.ts --remote → lab down.
+ *   npm run demo [-- --keep] [--profile legacy|modern]
+ */
+import { execa } from 'execa';
+import path from 'node:path';
+import { main, parseFlags, usageError } from '../lib/cli.ts';
+import { labDown, labUnavailable, labUp } from '../lib/lab/index.ts';
+import { log } from '../lib/log.ts';
+
+const USAGE = `
+usage: npm run demo [-- --keep] [--profile legacy|modern] [--minions K]
+
+  --keep             leave the lab running afterwards (stop it with: npx zx scripts/lab.ts down --name demo)
+  --profile P        legacy (the recipe's Kubernetes 1.4 flags, default) or modern (Kubernetes >= 1.28)
+  --minions K        how many minions (default 3)
+`;
+
+await main(async () => {
+  const { values: f } = parseFlags(process.argv.slice(2).filter((a) => a !== '--'), {
+    keep: { type: 'boolean', default: false },
+    profile: { type: 'string', default: 'legacy' },
+    minions: { type: 'string', default: '3' },
+  }, USAGE);
+  if (f.profile !== 'legacy' && f.profile !== 'modern') usageError(`--profile expects legacy or modern, found '${f.profile}'`, USAGE);
+  const why = labUnavailable();
+  if (why) throw new Error(why);
+  const name = `demo-${f.profile}`;
+  await labDown(name).catch(() => undefined);
+  log.phase(`lab up: kubemaster + ${f.minions} minions (${f.profile})`);
+  const lab = await labUp({ name, minions: Number(f.minions), profile: f.profile });
+  for (const h of lab.hosts) log.info(`${h.name} ${h.address}:22 (ssh -F ${path.relative(process.cwd(), lab.sshConfigPath)} ${h.name})`);
+  const inv = path.relative(process.cwd(), lab.inventoryPath);
+  let code = 0;
+  try {
+    for (const [script, ...args] of [['master.ts'], ['minions.ts'], ['verify.ts'], ['status.ts', '--remote']]) {
+      log.phase(`npx zx scripts/${script} --inventory ${inv}${args.length ? ` ${args.join(' ')}` : ''}`);
+      const r = await execa(process.execPath, ['--import=tsx', path.join('scripts', script), '--inventory', inv, ...args], { stdio: 'inherit', reject: false });
+      if (r.exitCode !== 0) {
+        code = r.exitCode ?? 1;
+        log.error(`scripts/${script} exited ${r.exitCode}`);
+        break;
+      }
+    }
+  } finally {
+    if (f.keep) log.info(`lab left running: npx zx scripts/lab.ts down --name ${name}`);
+    else {
+      log.phase('lab down');
+      await lab.down();
+    }
+  }
+  return code;
+});
