@@ -1,0 +1,31 @@
+/** Helpers for the end-to-end tests that run our scripts against a lab. */
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
+import type { Lab } from '../../lib/lab/index.ts';
+
+export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+/** owner:group mode sha256 of a file inside a lab host, or undefined when it is missing. */
+export async function remoteFile(lab: Lab, host: string, file: string): Promise<{ owner: string; mode: string; sha: string } | undefined> {
+  const r = await lab.exec(host, ['sh', '-c', 'stat -c "%U:%G %a" "$1" && sha256sum < "$1"', 'sh', file]);
+  if (r.exitCode !== 0) return undefined;
+  const [st, sum] = r.stdout.trim().split('\n');
+  const [owner, mode] = st.split(' ');
+  return { owner, mode, sha: sum.split(' ')[0] };
+}
+
+/** How many times each unit was started or restarted on a host, from the stand-in journal. */
+export function restarts(lab: Lab, host: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of lab.journal(host)) if (l.event === 'start' || l.event === 'restart') out[l.unit] = (out[l.unit] ?? 0) + 1;
+  return out;
+}
+
+/** Change the lab's cluster.yaml in place (a function of the parsed document). */
+export function editInventory(lab: Lab, edit: (doc: Record<string, any>) => void, file = lab.inventoryPath): string {
+  const doc = parse(readFileSync(lab.inventoryPath, 'utf8')) as Record<string, any>;
+  edit(doc);
+  writeFileSync(file, stringify(doc));
+  return file;
+}
