@@ -1,0 +1,73 @@
+/**
+ * The modern profile over the recipe's sudo flow: connect as the non-root user jijisa, stage files in its home,
+ * install them with one `sudo -n` command each. Kubernetes >= 1.28 flags, node identities, a dedicated SA key pair.
+ */
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { useLab } from './helpers/lab.ts';
+import { editInventory, remoteFile, restarts, sha256 } from './helpers/e2e.ts';
+import { runScript } from './helpers/run.ts';
+
+const labP = useLab(test, { minions: 2, profile: 'modern' });
+const sudoInventory = async () => {
+  const lab = await labP;
+  return editInventory(lab, (d) => { d.ssh.user = 'jijisa'; d.ssh.sudo = true; }, path.join(lab.dir, 'sudo.yaml'));
+};
+
+test.serial('master.ts, minions.ts and verify.ts succeed as a sudo user on the modern profile', async (t) => {
+  const lab = await labP;
+  const inv = await sudoInventory();
+  const m = await runScript('master.ts', ['--inventory', inv]);
+  t.is(m.code, 0, m.all);
+  t.regex(m.stdout, /\[kubemaster\] \$ sudo -n systemctl restart kube-apiserver/);
+  const n = await runScript('minions.ts', ['--inventory', inv]);
+  t.is(n.code, 0, n.all);
+  const v = await runScript('verify.ts', ['--inventory', inv, '--json']);
+  t.is(v.code, 0, v.all);
+  const results = JSON.parse(v.stdout).results as { check: string; target: string; detail: string }[];
+  t.regex(results.find((x) => x.check === 'whoami' && x.target === 'cert kubeminion1')!.detail, /^system:node:kubeminion1 \[.*system:nodes/);
+  t.deepEqual(restarts(lab, 'kubemaster'), { 'kube-apiserver': 1, 'kube-controller-manager': 1 });
+});
+
+test.serial('files installed through sudo have the recipe\'s owners and modes, and staging stays private', async (t) => {
+  const lab = await labP;
+  const pki = (f: string) => sha256(readFileSync(path.join(lab.pkiDir, f)));
+  for (const f of ['sa.key', 'sa.pub', 'server.key', 'tokens.csv']) {
+    t.deepEqual(await remoteFile(lab, 'kubemaster', `/srv/kubernetes/${f}`), { owner: 'kube:nogroup', mode: '600', sha: pki(f) }, f);
+  }
+  t.deepEqual(await remoteFile(lab, 'kubeminion1', '/srv/kubernetes/kubeminion1.key'), { owner: 'root:root', mode: '600', sha: pki('kubeminion1.key') });
+  const staging = await lab.exec('kubeminion1', ['sh', '-c', 'stat -c "%U %a" /home/jijisa/.kubetls-staging; ls -A /home/jijisa/.kubetls-staging | wc -l']);
+  t.deepEqual(staging.stdout.trim().split('\n'), ['jijisa 700', '0']);
+});
+
+test.serial('the modern profile writes no removed flag and uses the SA key pair', async (t) => {
+  const lab = await labP;
+  const api = lab.readFile('kubemaster', '/etc/kubernetes/apiserver');
+  t.notRegex(api, /--kubelet-https/);
+  t.regex(api, /--service-account-issuer=https:\/\/kubernetes\.default\.svc\.kubic\.local --service-account-key-file=\/srv\/kubernetes\/sa\.pub --service-account-signing-key-file=\/srv\/kubernetes\/sa\.key/);
+  t.regex(lab.readFile('kubemaster', '/etc/kubernetes/controller-manager'), /--service-account-private-key-file=\/srv\/kubernetes\/sa\.key --node-monitor-grace-period=20s"$/m);
+  const kubelet = lab.readFile('kubeminion2', '/etc/kubernetes/kubelet');
+  t.regex(kubelet, /^KUBELET_API_SERVER=""$/m);
+  t.notRegex(kubelet, /--enable_server|--api-servers/);
+  t.regex(lab.unitLog('kubeminion2', 'kubelet'), /authenticated as system:node:kubeminion2/);
+});
+
+test.serial('a second run through sudo writes nothing', async (t) => {
+  const inv = await sudoInventory();
+  const m = await runScript('master.ts', ['--inventory', inv]);
+  const n = await runScript('minions.ts', ['--inventory', inv]);
+  t.is(m.code + n.code, 0, m.all + n.all);
+  t.regex(m.stdout, /nothing to do: every host already up to date/);
+  t.regex(n.stdout, /nothing to do: every host already up to date/);
+});
+
+test.serial('when sudo asks for a password the host fails with a clear message and the others go on', async (t) => {
+  const lab = await labP;
+  await lab.exec('kubeminion2', ['sh', '-c', 'echo "jijisa ALL=(ALL) ALL" > /etc/sudoers.d/jijisa']);
+  const inv = await sudoInventory();
+  const r = await runScript('verify.ts', ['--inventory', inv]);
+  t.is(r.code, 1);
+  t.regex(r.stdout, /ssh\s+kubeminion2\s+FAIL\s+sudo asks for a password for jijisa: allow it with NOPASSWD in sudoers \(kubetls runs 'sudo -n'\)/);
+  t.regex(r.stdout, /deployed\s+kubeminion1:\/srv\/kubernetes\/kubeminion1\.key\s+ok/);
+});
