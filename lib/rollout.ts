@@ -48,6 +48,7 @@ export async function forHosts(inv: Inventory, hosts: Host[], o: RolloutOptions,
     let current = 'connect';
     const step: Step = async (name, f) => {
       current = name;
+      if (log.tty) log.info(`▸ ${name}${out.done.length ? ` (${out.done.length} done)` : ''}`, host.name); // progress per host on a terminal
       const v = await f();
       out.done.push(name);
       return v;
@@ -130,8 +131,8 @@ async function restart(inv: Inventory, r: Remote, role: 'master' | 'minion', cha
   await r.run(['mkdir', '-p', PENDING_DIR], { quiet: true });
   await r.run(['touch', ...hit.map((u) => `${PENDING_DIR}/restart.${u.unit}`)], { quiet: true });
   for (const u of hit) {
+    out.restarts.push(u.unit); // counted when attempted: a rollback restarts it again even if this restart failed
     await r.run(['systemctl', 'restart', u.unit]);
-    out.restarts.push(u.unit);
     await gate(u.unit);
     await r.run(['rm', '-f', `${PENDING_DIR}/restart.${u.unit}`], { quiet: true });
   }

@@ -1,0 +1,140 @@
+/**
+ * renew.ts on a legacy lab with short-lived certificates: renewal rolled out and served, exactly one restart per
+ * affected service, idempotent second run, drift fixed, a broken apiserver rolled back, and the lock.
+ * The tests share one lab and run in order.
+ */
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseCert } from '../lib/pki.ts';
+import { useLab } from './helpers/lab.ts';
+import { editInventory, restarts } from './helpers/e2e.ts';
+import { runScript } from './helpers/run.ts';
+
+const labP = useLab(test, { minions: 2, profile: 'legacy' });
+
+/** Serial of the certificate the lab's apiserver serves right now. */
+async function servedSerial(lab: Awaited<typeof labP>): Promise<string> {
+  const { servedCert } = await import('../lib/rollout.ts');
+  const { loadInventory } = await import('../lib/inventory.ts');
+  return (await servedCert(loadInventory(lab.inventoryPath))).serial;
+}
+const localSerial = (lab: Awaited<typeof labP>, f: string) => parseCert(readFileSync(path.join(lab.pkiDir, f))).serial;
+const allRestarts = (lab: Awaited<typeof labP>) => Object.fromEntries(lab.hosts.map((h) => [h.name, restarts(lab, h.name)]));
+
+test.serial('certificates issued for 2 days are renewed once the inventory asks for 365, and the new ones are served', async (t) => {
+  const lab = await labP;
+  editInventory(lab, (d) => { d.pki.days = 2; d.pki.renew_before_days = 1; });
+  for (const s of ['master.ts', 'minions.ts']) {
+    const r = await runScript(s, ['--inventory', lab.inventoryPath]);
+    t.is(r.code, 0, r.all);
+  }
+  const oldServed = await servedSerial(lab);
+  const oldKubeconfig = lab.readFile('kubeminion1', '/var/lib/kubelet/kubeconfig');
+  const before = allRestarts(lab);
+
+  editInventory(lab, (d) => { d.pki.days = 365; d.pki.renew_before_days = 30; });
+  const r = await runScript('renew.ts', ['--inventory', lab.inventoryPath]);
+  t.is(r.code, 0, r.all);
+  t.regex(r.stdout, /== check\n.*server\.crt: expires in 1 d/);
+  t.regex(r.stdout, /== renew\n/);
+  t.regex(r.stdout, /== restart \(/);
+  const served = await servedSerial(lab);
+  t.not(served, oldServed);
+  t.is(served, localSerial(lab, 'server.crt'));
+  t.true(parseCert(readFileSync(path.join(lab.pkiDir, 'kubeminion1.crt'))).notAfter.getTime() - Date.now() > 300 * 86_400_000);
+  t.not(lab.readFile('kubeminion1', '/var/lib/kubelet/kubeconfig'), oldKubeconfig);
+
+  // each affected service restarted exactly once
+  const after = allRestarts(lab);
+  t.is(after.kubemaster['kube-apiserver'] - before.kubemaster['kube-apiserver'], 1);
+  t.is(after.kubemaster['kube-controller-manager'] - before.kubemaster['kube-controller-manager'], 1);
+  for (const m of ['kubeminion1', 'kubeminion2']) {
+    t.is(after[m].kubelet - before[m].kubelet, 1, m);
+    t.is(after[m]['kube-proxy'] - before[m]['kube-proxy'], 1, m);
+  }
+});
+
+test.serial('every kubelet authenticates with its renewed certificate', async (t) => {
+  const lab = await labP;
+  const v = await runScript('verify.ts', ['--inventory', lab.inventoryPath, '--json']);
+  t.is(v.code, 0, v.all);
+  for (const m of ['kubeminion1', 'kubeminion2']) {
+    // the stand-in kubelet logs each review; the last lines after its restart must be a success
+    let log = '';
+    for (let i = 0; i < 40; i++) {
+      log = lab.unitLog(m, 'kubelet');
+      const tail = log.trim().split('\n').slice(-3).join('\n');
+      if (/authenticated as/.test(tail)) break;
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    t.regex(log.trim().split('\n').slice(-3).join('\n'), new RegExp(`authenticated as ${m}`));
+  }
+});
+
+test.serial('a second renewal run renews nothing, restarts nothing and exits 0', async (t) => {
+  const lab = await labP;
+  const before = allRestarts(lab);
+  const r = await runScript('renew.ts', ['--inventory', lab.inventoryPath]);
+  t.is(r.code, 0, r.all);
+  t.regex(r.stdout, /nothing to renew; next due: \S+\.crt in 33[34] d/);
+  t.notRegex(r.all, /\$ (openssl|sftp|systemctl)/);
+  t.deepEqual(allRestarts(lab), before);
+});
+
+test.serial('a SAN added to the inventory shows as drift in status and renew fixes it', async (t) => {
+  const lab = await labP;
+  editInventory(lab, (d) => { d.apiserver.dns.push('api.kubic.local'); });
+  const s = await runScript('status.ts', ['--inventory', lab.inventoryPath, '--remote']);
+  t.is(s.code, 1, s.all);
+  t.regex(s.stdout, /^server\.crt .*drift: SAN added: DNS:api\.kubic\.local$/m);
+  const before = allRestarts(lab);
+  const r = await runScript('renew.ts', ['--inventory', lab.inventoryPath]);
+  t.is(r.code, 0, r.all);
+  t.regex(r.stdout, /server\.crt: SAN added: DNS:api\.kubic\.local/);
+  t.regex(r.stdout, /== restart \(kubemaster\)/, 'only the master is touched');
+  const after = allRestarts(lab);
+  t.deepEqual(after.kubeminion1, before.kubeminion1);
+  t.is(after.kubemaster['kube-apiserver'] - before.kubemaster['kube-apiserver'], 1);
+  const again = await runScript('status.ts', ['--inventory', lab.inventoryPath, '--remote']);
+  t.is(again.code, 0, again.all);
+});
+
+test.serial('a renewal whose apiserver does not come back is rolled back and the old certificate is served again', async (t) => {
+  const lab = await labP;
+  const oldServed = await servedSerial(lab);
+  editInventory(lab, (d) => { d.apiserver.ip.push('10.24.0.2'); });
+  await lab.exec('kubemaster', ['sh', '-c', 'mkdir -p /etc/kubetls-lab/fail-next-start && touch /etc/kubetls-lab/fail-next-start/kube-apiserver']);
+  const minionBefore = lab.readFile('kubeminion1', '/var/lib/kubelet/kubeconfig');
+  const r = await runScript('renew.ts', ['--inventory', lab.inventoryPath]);
+  t.is(r.code, 1, r.all);
+  t.regex(r.all, /\[kubemaster\] WARNING: rolling back \d+ file\(s\)/);
+  t.regex(r.all, /after rollback 127\.\d+\.0\.1:6443 serves serial [0-9A-F]+ again/);
+  t.regex(r.stdout, /^kubemaster\s+FAILED\s+.*restart\s+.*\(rolled back\)/m);
+  t.is(await servedSerial(lab), oldServed);
+  t.not(localSerial(lab, 'server.crt'), oldServed, 'the local PKI keeps the new certificate');
+  t.is(lab.readFile('kubeminion1', '/var/lib/kubelet/kubeconfig'), minionBefore, 'minions were not touched');
+
+  // the next run finishes the job: the host that failed is still owed the new files
+  const next = await runScript('renew.ts', ['--inventory', lab.inventoryPath]);
+  t.is(next.code, 0, next.all);
+  t.regex(next.stdout, /left behind by an earlier run: kubemaster/);
+  t.is(await servedSerial(lab), localSerial(lab, 'server.crt'));
+});
+
+test.serial('two renewal runs at once: one does the work, the other exits 75 naming the holder', async (t) => {
+  const lab = await labP;
+  editInventory(lab, (d) => { d.apiserver.ip.push('10.24.0.3'); });
+  const [a, b] = await Promise.all([runScript('renew.ts', ['--inventory', lab.inventoryPath]), runScript('renew.ts', ['--inventory', lab.inventoryPath])]);
+  t.deepEqual([a.code, b.code].sort(), [0, 75], a.all + b.all);
+  t.regex((a.code === 75 ? a : b).stderr, /another kubetls run holds .*\.kubetls\.lock: pid \d+ \(renew\.ts\)/);
+});
+
+test.serial('--prometheus reports the last successful renewal run', async (t) => {
+  const lab = await labP;
+  const out = path.join(lab.dir, 'kubetls.prom');
+  const r = await runScript('status.ts', ['--inventory', lab.inventoryPath, '--prometheus', out]);
+  t.is(r.code, 0, r.all);
+  const last = Number(/^kubetls_renew_last_success_timestamp_seconds (\d+)$/m.exec(readFileSync(out, 'utf8'))![1]);
+  t.true(Date.now() / 1000 - last < 600);
+});
