@@ -15,7 +15,33 @@ export class ExitError extends Error {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-export function parseFlags<O extends Options>(argv: string[], options: O, usage: string) {
+/** The flags several scripts share, and their help lines. */
+export const common = {
+  inventory: { type: 'string', default: 'cluster.yaml' },
+  'dry-run': { type: 'boolean', default: false },
+  only: { type: 'string' },
+  concurrency: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  'accept-new-host-keys': { type: 'boolean', default: false },
+} as const;
+
+const commonHelp: Record<keyof typeof common, string> = {
+  inventory: '--inventory PATH   the inventory (default ./cluster.yaml)',
+  'dry-run': '--dry-run          print every action as a shell line; write nothing, connect nowhere',
+  only: '--only NAME[,NAME] only these hosts',
+  concurrency: '--concurrency N    hosts handled at once (default 16)',
+  json: '--json             print the result as JSON (logs go to stderr)',
+  'accept-new-host-keys': '--accept-new-host-keys  add unknown host keys to known_hosts (never replaces a changed key)',
+};
+
+/** Help lines for the shared flags a script takes, plus -h. */
+export function helpFor(...names: (keyof typeof common)[]): string {
+  return [...names.map((n) => `  ${commonHelp[n]}`), '  -h, --help         this text'].join('\n');
+}
+
+/** Parse this process's flags strictly (`npx zx script.ts -- …` passes a lone `--`: ignored). */
+export function parseFlags<O extends Options>(options: O, usage: string) {
+  const argv = process.argv.slice(2).filter((a) => a !== '--');
   try {
     const { values, positionals } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
     if ((values as { help?: boolean }).help) {

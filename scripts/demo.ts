@@ -19,7 +19,7 @@ usage: npm run demo [-- --keep] [--profile legacy|modern] [--minions K]
 `;
 
 await main(async () => {
-  const { values: f } = parseFlags(process.argv.slice(2).filter((a) => a !== '--'), {
+  const { values: f } = parseFlags({
     keep: { type: 'boolean', default: false },
     profile: { type: 'string', default: 'legacy' },
     minions: { type: 'string', default: '3' },

@@ -3,7 +3,7 @@
  * SEED.md steps 1–13: build or refresh the PKI, then put it on the master and the minions.
  *   npx zx scripts/master.ts [--inventory cluster.yaml] [--pki-only] [--dry-run] [--only NAME[,NAME]] [--concurrency N]
  */
-import { intFlag, main, parseFlags, usageError } from '../lib/cli.ts';
+import { common, helpFor, intFlag, main, parseFlags, usageError } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { log } from '../lib/log.ts';
 import { applyPki, planPki, summary } from '../lib/pki.ts';
@@ -16,23 +16,18 @@ usage: npx zx scripts/master.ts [options]
 Builds the cluster's PKI with openssl in pki.dir (CA, apiserver cert, token, one cert per minion), then installs it
 on the master and the minions and restarts what changed.
 
-  --inventory PATH   the inventory (default ./cluster.yaml)
   --pki-only         build/refresh the local PKI only; no SSH
-  --dry-run          print every command it would run; write nothing, connect nowhere
-  --only NAME[,NAME] limit the remote steps to these hosts
-  --concurrency N    hosts handled at once (default 16)
-  --accept-new-host-keys  add unknown host keys to known_hosts (never replaces a changed key)
-  -h, --help         this text
+${helpFor('inventory', 'dry-run', 'only', 'concurrency', 'accept-new-host-keys')}
 `;
 
 await main(async () => {
-  const { values: f } = parseFlags(process.argv.slice(2).filter((a) => a !== '--'), {
-    inventory: { type: 'string', default: 'cluster.yaml' },
+  const { values: f } = parseFlags({
+    inventory: common.inventory,
     'pki-only': { type: 'boolean', default: false },
-    'dry-run': { type: 'boolean', default: false },
-    only: { type: 'string' },
-    concurrency: { type: 'string' },
-    'accept-new-host-keys': { type: 'boolean', default: false },
+    'dry-run': common['dry-run'],
+    only: common.only,
+    concurrency: common.concurrency,
+    'accept-new-host-keys': common['accept-new-host-keys'],
   }, USAGE);
   if (f['pki-only'] && f.only) usageError('--pki-only and --only cannot be used together', USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { intFlag, main, parseFlags } from '../lib/cli.ts';
+import { common, helpFor, intFlag, main, parseFlags } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { log } from '../lib/log.ts';
 import { forHosts, minionSteps, selectHosts, summarize } from '../lib/rollout.ts';
@@ -17,21 +17,16 @@ usage: npx zx scripts/minions.ts [options]
 Configures every minion to talk TLS to the apiserver: the kubelet kubeconfig (CA, the minion's certificate and key, the
 token), the KUBE_MASTER / KUBELET_* / KUBE_PROXY_ARGS variables, and restarts of what changed. Run master.ts first.
 
-  --inventory PATH   the inventory (default ./cluster.yaml)
-  --dry-run          print every remote action as a shell line; connect nowhere
-  --only NAME[,NAME] only these minions
-  --concurrency N    hosts handled at once (default 16)
-  --accept-new-host-keys  add unknown host keys to known_hosts (never replaces a changed key)
-  -h, --help         this text
+${helpFor('inventory', 'dry-run', 'only', 'concurrency', 'accept-new-host-keys')}
 `;
 
 await main(async () => {
-  const { values: f } = parseFlags(process.argv.slice(2).filter((a) => a !== '--'), {
-    inventory: { type: 'string', default: 'cluster.yaml' },
-    'dry-run': { type: 'boolean', default: false },
-    only: { type: 'string' },
-    concurrency: { type: 'string' },
-    'accept-new-host-keys': { type: 'boolean', default: false },
+  const { values: f } = parseFlags({
+    inventory: common.inventory,
+    'dry-run': common['dry-run'],
+    only: common.only,
+    concurrency: common.concurrency,
+    'accept-new-host-keys': common['accept-new-host-keys'],
   }, USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   const inv = loadInventory(f.inventory);

@@ -4,7 +4,7 @@
  *   npx zx scripts/renew.ts [--inventory cluster.yaml] [--quiet] [--dry-run] [--concurrency N]
  * Exit 0: nothing due, or renewed and verified · 1: something failed, or the CA is inside its window · 75: locked.
  */
-import { intFlag, main, parseFlags } from '../lib/cli.ts';
+import { common, helpFor, intFlag, main, parseFlags } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { holdLog, releaseLog } from '../lib/log.ts';
@@ -17,21 +17,17 @@ Checks every leaf certificate; when nothing is due prints one line and exits 0. 
 drifted (same CA, new keys), installs it on the hosts it touches, restarts their services, waits until the new
 certificates are served and accepted, and rolls a host back if they are not.
 
-  --inventory PATH   the inventory (default ./cluster.yaml)
   --quiet            print nothing unless something was renewed or failed (cron mails only then)
-  --dry-run          print what would be done; write nothing, connect nowhere
-  --concurrency N    minions handled at once (default 16)
-  --accept-new-host-keys  add unknown host keys to known_hosts (never replaces a changed key)
-  -h, --help         this text
+${helpFor('inventory', 'dry-run', 'concurrency', 'accept-new-host-keys')}
 `;
 
 await main(async () => {
-  const { values: f } = parseFlags(process.argv.slice(2).filter((a) => a !== '--'), {
-    inventory: { type: 'string', default: 'cluster.yaml' },
+  const { values: f } = parseFlags({
+    inventory: common.inventory,
     quiet: { type: 'boolean', default: false },
-    'dry-run': { type: 'boolean', default: false },
-    concurrency: { type: 'string' },
-    'accept-new-host-keys': { type: 'boolean', default: false },
+    'dry-run': common['dry-run'],
+    concurrency: common.concurrency,
+    'accept-new-host-keys': common['accept-new-host-keys'],
   }, USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   const inv = loadInventory(f.inventory);

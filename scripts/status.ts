@@ -4,7 +4,7 @@
  *   npx zx scripts/status.ts [--inventory cluster.yaml] [--remote] [--json] [--prometheus FILE]
  * Exit 0 when everything is ok, 1 when anything is due, expired, drifted or missing.
  */
-import { intFlag, main, parseFlags } from '../lib/cli.ts';
+import { common, helpFor, intFlag, main, parseFlags } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { configureLog, log } from '../lib/log.ts';
 import { forHosts, selectHosts } from '../lib/rollout.ts';
@@ -14,25 +14,20 @@ import { table } from '../lib/table.ts';
 const USAGE = `
 usage: npx zx scripts/status.ts [options]
 
-  --inventory PATH   the inventory (default ./cluster.yaml)
   --remote           also read what is deployed on each host (one SSH connection per host) and what 6443 serves
-  --only NAME[,NAME] with --remote: only these hosts
-  --json             print the rows as JSON (logs go to stderr)
   --prometheus FILE  also write node_exporter textfile metrics to FILE (atomically)
-  --concurrency N    hosts read at once (default 16)
-  --accept-new-host-keys  add unknown host keys to known_hosts (never replaces a changed key)
-  -h, --help         this text
+${helpFor('inventory', 'only', 'concurrency', 'json', 'accept-new-host-keys')}
 `;
 
 await main(async () => {
-  const { values: f } = parseFlags(process.argv.slice(2).filter((a) => a !== '--'), {
-    inventory: { type: 'string', default: 'cluster.yaml' },
+  const { values: f } = parseFlags({
+    inventory: common.inventory,
     remote: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    json: { type: 'boolean', default: false },
+    only: common.only,
+    json: common.json,
     prometheus: { type: 'string' },
-    concurrency: { type: 'string' },
-    'accept-new-host-keys': { type: 'boolean', default: false },
+    concurrency: common.concurrency,
+    'accept-new-host-keys': common['accept-new-host-keys'],
   }, USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   if (f.json) configureLog({ sink: (s) => process.stderr.write(`${s}\n`) });

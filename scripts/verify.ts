@@ -4,7 +4,7 @@
  * against ca.crt; who the apiserver says they are; the served certificate; what is deployed on each host.
  *   npx zx scripts/verify.ts [--inventory cluster.yaml] [--only NAME[,NAME]] [--json] [--concurrency N]
  */
-import { intFlag, main, parseFlags } from '../lib/cli.ts';
+import { common, helpFor, intFlag, main, parseFlags } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { configureLog, log } from '../lib/log.ts';
 import { forHosts, selectHosts } from '../lib/rollout.ts';
@@ -16,21 +16,16 @@ usage: npx zx scripts/verify.ts [options]
 
 Checks the cluster's TLS end to end and prints one row per check; exit 0 only if every check passes.
 
-  --inventory PATH   the inventory (default ./cluster.yaml)
-  --only NAME[,NAME] only these hosts (and these minions' certificates)
-  --json             print the results as JSON (logs go to stderr)
-  --concurrency N    hosts inspected at once (default 16)
-  --accept-new-host-keys  add unknown host keys to known_hosts (never replaces a changed key)
-  -h, --help         this text
+${helpFor('inventory', 'only', 'concurrency', 'json', 'accept-new-host-keys')}
 `;
 
 await main(async () => {
-  const { values: f } = parseFlags(process.argv.slice(2).filter((a) => a !== '--'), {
-    inventory: { type: 'string', default: 'cluster.yaml' },
-    only: { type: 'string' },
-    json: { type: 'boolean', default: false },
-    concurrency: { type: 'string' },
-    'accept-new-host-keys': { type: 'boolean', default: false },
+  const { values: f } = parseFlags({
+    inventory: common.inventory,
+    only: common.only,
+    json: common.json,
+    concurrency: common.concurrency,
+    'accept-new-host-keys': common['accept-new-host-keys'],
   }, USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   if (f.json) configureLog({ sink: (s) => process.stderr.write(`${s}\n`) });

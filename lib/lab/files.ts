@@ -65,9 +65,16 @@ export function sshConfig(dir: string, hosts: AddrHost[]): string {
 `).join('\n');
 }
 
-/** Absolute paths for the wrappers: tsx's loader and the stand-ins (the repo is world-readable). */
-export const TSX_LOADER = import.meta.resolve('tsx');
-export const STANDINS_DIR = fileURLToPath(new URL('./standins/', import.meta.url));
+/**
+ * The checkout this code runs from, and where every host sees it: bound at CODE_MOUNT by host-init.sh, because the
+ * checkout's own path may be hidden inside a host (a clone under /tmp, /root, /home, /srv or /var/lib). The wrappers
+ * name tsx's loader and the stand-ins by that path (the checkout must be world-readable: services run as kube).
+ */
+export const CODE_DIR = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
+export const CODE_MOUNT = '/run/kubetls-lab/code';
+const inHost = (p: string) => (p.startsWith(`${CODE_DIR}/`) ? `${CODE_MOUNT}${p.slice(CODE_DIR.length)}` : p);
+export const TSX_LOADER = inHost(fileURLToPath(import.meta.resolve('tsx')));
+export const STANDINS_DIR = inHost(fileURLToPath(new URL('./standins/', import.meta.url)));
 /** tsx caches compiled files under os.tmpdir(); hosts have a private /tmp, so share one cache folder. */
 export const TSX_CACHE_DIR = '/var/tmp/kubetls-lab-tsx';
 
