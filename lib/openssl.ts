@@ -21,7 +21,9 @@ export class OpensslError extends Error {
 async function openssl(argv: string[], o: RunOptions = {}): Promise<void> {
   log.cmd(['openssl', ...argv]);
   if (o.dryRun) return;
-  const r = await execa('openssl', argv, { reject: false, stdin: 'ignore' });
+  // umask 077 for this child only: what openssl creates itself (csr, crt, ca.srl) is 0600 from the first byte too.
+  // `sh -c` gets the argv as "$@", never as text to parse.
+  const r = await execa('sh', ['-c', 'umask 077 && exec openssl "$@"', 'openssl', ...argv], { reject: false, stdin: 'ignore' });
   if (r.exitCode !== 0) throw new OpensslError(argv, r.exitCode, r.stderr);
 }
 

@@ -264,80 +264,75 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
   const work = plan.items.filter((i) => i.action !== 'keep');
   if (!work.length && !plan.config.changed) return { plan, written };
 
-  const oldUmask = process.umask(0o077); // openssl's own outputs (csr, crt, ca.srl) are 0600 from the first byte too
-  try {
-    ensureDir(dir, o.dryRun);
-    const cnf = plan.config.file;
-    if (plan.config.changed) {
-      log.action(`cat > ${shown(cnf)}  # generated from ${shown(inv.file)} and config/openssl.ts`);
-      if (!o.dryRun) writeAtomic(cnf, plan.config.text, localModes.public);
-      written.push('openssl.cnf');
-    }
-    const p = (f: string) => path.join(dir, f);
-    const tmp = (f: string) => `${p(f)}.new`;
-    const commit = (item: PlanItem) => {
-      for (const f of item.files) {
-        if (!o.dryRun && !existsSync(tmp(f))) continue;
-        log.cmd(['mv', tmp(f), p(f)]);
-        if (!o.dryRun) renameSync(tmp(f), p(f));
-        written.push(f);
-      }
-    };
-    if (!o.dryRun) for (const item of work) for (const f of item.files) rmSync(tmp(f), { force: true }); // leftovers of a killed run
-    const keys = pLimit(o.concurrency ?? availableParallelism());
-    const signing = pLimit(1);
-    const caItem = plan.items.find((i) => i.kind === 'ca')!;
-    // The CA's files while it is being made: its .new names; after that, the real ones.
-    const caReady = caItem.action === 'create'
-      ? keys(async () => {
-        await openssl.genkey(tmp('ca.key'), inv.pki.key, inv.pki.caBits, dry);
-        await openssl.reqX509({ key: tmp('ca.key'), subj: openssl.subj(inv.master.name), days: inv.pki.caDays, out: tmp('ca.crt'), config: cnf }, dry);
-        commit(caItem);
-      })
-      : Promise.resolve();
-
-    const jobs = work.map(async (item) => {
-      const spec = item.spec;
-      if (item.kind === 'ca') return caReady;
-      if (item.kind === 'token') {
-        log.action(`echo "\${TOKEN},${TOKEN_USER},${TOKEN_USER}" > ${shown(tmp('tokens.csv'))}  # TOKEN: 32 chars of base64(128 random bytes) without =+/`);
-        if (!o.dryRun) {
-          const token = newToken();
-          registerSecret(token);
-          writeAtomic(p('tokens.csv'), `${token},${TOKEN_USER},${TOKEN_USER}\n`, localModes.secret, false);
-        }
-        return commit(item);
-      }
-      if (item.kind === 'sa') {
-        await keys(async () => {
-          await openssl.genkey(tmp('sa.key'), inv.pki.key, inv.pki.bits, dry);
-          await openssl.pubout({ key: tmp('sa.key'), out: tmp('sa.pub') }, dry);
-        });
-        return commit(item);
-      }
-      if (!spec) return;
-      const [key, csr, crt] = item.files.map(tmp);
-      const subj = openssl.subj(spec.cn, spec.o);
-      await keys(async () => {
-        if (spec.kind === 'server') {
-          await openssl.genkey(key, inv.pki.key, inv.pki.bits, dry); // step 3
-          await openssl.reqNew({ key, subj, reqexts: 'SAN', config: cnf, out: csr }, dry); // step 4
-        } else {
-          await openssl.reqNewkey({ type: inv.pki.key, bits: inv.pki.bits, keyout: key, subj, config: cnf, out: csr }, dry); // step 12
-        }
-      });
-      await caReady;
-      await signing(() => openssl.x509Req({ csr, ca: p('ca.crt'), caKey: p('ca.key'), serial: p('ca.srl'), extensions: spec.section,
-        extfile: cnf, days: inv.pki.days, out: crt }, dry)); // steps 5 and 12
-      commit(item);
-    });
-    const results = await Promise.allSettled([caReady, ...jobs]);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    return { plan, written };
-  } finally {
-    process.umask(oldUmask);
+  ensureDir(dir, o.dryRun);
+  const cnf = plan.config.file;
+  if (plan.config.changed) {
+    log.action(`cat > ${shown(cnf)}  # generated from ${shown(inv.file)} and config/openssl.ts`);
+    if (!o.dryRun) writeAtomic(cnf, plan.config.text, localModes.public);
+    written.push('openssl.cnf');
   }
+  const p = (f: string) => path.join(dir, f);
+  const tmp = (f: string) => `${p(f)}.new`;
+  const commit = (item: PlanItem) => {
+    for (const f of item.files) {
+      if (!o.dryRun && !existsSync(tmp(f))) continue;
+      log.cmd(['mv', tmp(f), p(f)]);
+      if (!o.dryRun) renameSync(tmp(f), p(f));
+      written.push(f);
+    }
+  };
+  if (!o.dryRun) for (const item of work) for (const f of item.files) rmSync(tmp(f), { force: true }); // leftovers of a killed run
+  const keys = pLimit(o.concurrency ?? availableParallelism());
+  const signing = pLimit(1);
+  const caItem = plan.items.find((i) => i.kind === 'ca')!;
+  // The CA's files while it is being made: its .new names; after that, the real ones.
+  const caReady = caItem.action === 'create'
+    ? keys(async () => {
+      await openssl.genkey(tmp('ca.key'), inv.pki.key, inv.pki.caBits, dry);
+      await openssl.reqX509({ key: tmp('ca.key'), subj: openssl.subj(inv.master.name), days: inv.pki.caDays, out: tmp('ca.crt'), config: cnf }, dry);
+      commit(caItem);
+    })
+    : Promise.resolve();
+
+  const jobs = work.map(async (item) => {
+    const spec = item.spec;
+    if (item.kind === 'ca') return caReady;
+    if (item.kind === 'token') {
+      log.action(`echo "\${TOKEN},${TOKEN_USER},${TOKEN_USER}" > ${shown(tmp('tokens.csv'))}  # TOKEN: 32 chars of base64(128 random bytes) without =+/`);
+      if (!o.dryRun) {
+        const token = newToken();
+        registerSecret(token);
+        writeAtomic(p('tokens.csv'), `${token},${TOKEN_USER},${TOKEN_USER}\n`, localModes.secret, false);
+      }
+      return commit(item);
+    }
+    if (item.kind === 'sa') {
+      await keys(async () => {
+        await openssl.genkey(tmp('sa.key'), inv.pki.key, inv.pki.bits, dry);
+        await openssl.pubout({ key: tmp('sa.key'), out: tmp('sa.pub') }, dry);
+      });
+      return commit(item);
+    }
+    if (!spec) return;
+    const [key, csr, crt] = item.files.map(tmp);
+    const subj = openssl.subj(spec.cn, spec.o);
+    await keys(async () => {
+      if (spec.kind === 'server') {
+        await openssl.genkey(key, inv.pki.key, inv.pki.bits, dry); // step 3
+        await openssl.reqNew({ key, subj, reqexts: 'SAN', config: cnf, out: csr }, dry); // step 4
+      } else {
+        await openssl.reqNewkey({ type: inv.pki.key, bits: inv.pki.bits, keyout: key, subj, config: cnf, out: csr }, dry); // step 12
+      }
+    });
+    await caReady;
+    await signing(() => openssl.x509Req({ csr, ca: p('ca.crt'), caKey: p('ca.key'), serial: p('ca.srl'), extensions: spec.section,
+      extfile: cnf, days: inv.pki.days, out: crt }, dry)); // steps 5 and 12
+    commit(item);
+  });
+  const results = await Promise.allSettled([caReady, ...jobs]);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return { plan, written };
 }
 
 function ensureDir(dir: string, dryRun?: boolean): void {
