@@ -5,6 +5,7 @@
  */
 import { common, helpFor, intFlag, main, parseFlags, usageError } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
+import { acquireLock } from '../lib/lock.ts';
 import { log } from '../lib/log.ts';
 import { applyPki, planPki, summary } from '../lib/pki.ts';
 import { forHosts, masterSteps, pkiToMinion, selectHosts, summarize } from '../lib/rollout.ts';
@@ -33,6 +34,7 @@ await main(async () => {
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   const inv = loadInventory(f.inventory);
   const dryRun = f['dry-run'];
+  if (!dryRun) acquireLock(inv, 'master.ts'); // one writer at a time: renew.ts from cron may be running
 
   const plan = planPki(inv);
   log.phase(`PKI in ${inv.pki.dir} (${inv.profile} profile)`);

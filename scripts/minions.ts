@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { common, helpFor, intFlag, main, parseFlags } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
+import { acquireLock } from '../lib/lock.ts';
 import { log } from '../lib/log.ts';
 import { forHosts, minionSteps, selectHosts, summarize } from '../lib/rollout.ts';
 
@@ -31,6 +32,7 @@ await main(async () => {
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   const inv = loadInventory(f.inventory);
   const o = { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'] };
+  if (!o.dryRun) acquireLock(inv, 'minions.ts'); // one writer at a time: renew.ts from cron may be running
   const minions = selectHosts(inv.minions, f.only);
   const missing = minions.map((m) => `${m.name}.crt`).concat('ca.crt', 'tokens.csv').filter((n) => !existsSync(path.join(inv.pki.dir, n)));
   if (missing.length && !o.dryRun) throw new Error(`${missing.join(', ')} missing in ${inv.pki.dir}: run scripts/master.ts first`);
