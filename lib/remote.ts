@@ -70,11 +70,11 @@ function inspectScript(paths: string[]): string {
 }
 
 /** Back up `file` (a hard link keeps the old inode, owner and mode), keep the newest BACKUPS_KEPT, rename tmp over it. */
-function installScript(tmp: string, file: string, backup: string, m: FileMode, from?: string): string {
+function installScript(tmp: string, file: string, backup: string | undefined, m: FileMode, from?: string): string {
   const q = quote;
   return [
     from ? `install -o ${q(m.owner)} -g ${q(m.group)} -m ${modeStr(m.mode)} ${q(from)} ${q(tmp)}` : `chown ${q(`${m.owner}:${m.group}`)} ${q(tmp)} && chmod ${modeStr(m.mode)} ${q(tmp)}`,
-    `{ [ ! -e ${q(file)} ] || ln -f ${q(file)} ${q(backup)}; }`,
+    ...(backup ? [`{ [ ! -e ${q(file)} ] || ln -f ${q(file)} ${q(backup)}; }`] : []),
     `{ set -- ${q(file)}.bak-*; [ -e "$1" ] || set --; while [ $# -gt ${BACKUPS_KEPT} ]; do rm -f -- "$1"; shift; done; }`,
     ...(from ? [`mv -f ${q(tmp)} ${q(file)}`, `rm -f ${q(from)}`] : []),
   ].join(' && ');
@@ -157,10 +157,10 @@ class SshRemote implements Remote {
       if (this.sudo) {
         const staged = `${await this.stagingDir()}/${base}.${process.pid}`;
         await this.sftp.put(content, staged, { writeStreamOptions: { mode: 0o600, flags: 'w' } });
-        await this.must(installScript(tmp, file, backup ?? '/dev/null', m, staged), `install ${file}`);
+        await this.must(installScript(tmp, file, backup, m, staged), `install ${file}`);
       } else {
         await this.sftp.put(content, tmp, { writeStreamOptions: { mode: 0o600, flags: 'w' } });
-        await this.must(installScript(tmp, file, backup ?? '/dev/null', m), `chown/chmod ${tmp}`);
+        await this.must(installScript(tmp, file, backup, m), `chown/chmod ${tmp}`);
         await this.sftp.posixRename(tmp, file);
       }
     } catch (e) {
