@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import pLimit from 'p-limit';
 import * as modes from '../config/files.ts';
 import { masterEnv, minionEnv, units, type FlagContext } from '../config/profiles.ts';
+import { ExitError } from './cli.ts';
 import { quoteValue, setVars } from './envfile.ts';
 import type { Host, Inventory } from './inventory.ts';
 import { kubeconfig } from './kubeconfig.ts';
@@ -236,7 +237,7 @@ export function selectHosts(all: Host[], only?: string): Host[] {
   if (!only) return all;
   const names = only.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = names.filter((n) => !all.some((h) => h.name === n));
-  if (unknown.length) throw new Error(`--only names hosts not in the inventory: ${unknown.join(', ')}`);
+  if (unknown.length) throw new ExitError(`--only names hosts not in the inventory: ${unknown.join(', ')}`, 2);
   return all.filter((h) => names.includes(h.name));
 }
 

@@ -206,6 +206,9 @@ test('bad flags print the usage and exit 2', async (t) => {
   const both = await runScript('master.ts', ['--pki-only', '--only', 'kubeminion1']);
   t.is(both.code, 2);
   t.regex(both.stderr, /--pki-only and --only cannot be used together/);
+  const unknown = await runScript('minions.ts', ['--only', 'kubeminion9', '--dry-run']);
+  t.is(unknown.code, 2);
+  t.regex(unknown.stderr, /--only names hosts not in the inventory: kubeminion9/);
 });
 
 test('a certificate read back reports subject, SANs, expiry and key type', async (t) => {
