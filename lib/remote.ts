@@ -33,7 +33,7 @@ export interface Remote {
   /** True for --dry-run: nothing is read or sent, so callers need not prepare content. */
   readonly dry: boolean;
   /** Run an argv (quoted for sh, with sudo when needed); logs it; throws RemoteError on a non-zero exit unless `ok` allows it. */
-  run(argv: string[], o?: { ok?: number[]; quiet?: boolean }): Promise<ExecResult>;
+  run(argv: string[], o?: { ok?: number[]; quiet?: boolean; timeoutMs?: number }): Promise<ExecResult>;
   /** Owner, group, mode and sha256 of each path (undefined when absent), in one round trip. */
   inspect(paths: string[]): Promise<Map<string, FileState | undefined>>;
   read(file: string): Promise<Buffer | undefined>;
@@ -56,6 +56,9 @@ export class RemoteError extends Error {
 export interface ConnectOptions { acceptNewHostKeys?: boolean; readyTimeoutMs?: number; attempts?: number }
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** The longest a remote command may run: above systemd's default start timeout (90 s), so a slow restart still fits. */
+export const EXEC_TIMEOUT_MS = 120_000;
 
 /** `<file>.bak-20261128T220000Z`: the UTC time of this run, so a run's backups sort together and after older ones. */
 export const backupStamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
@@ -88,16 +91,22 @@ class SshRemote implements Remote {
   private staging?: string;
   constructor(readonly host: Host, private sftp: SftpClient, private sudo: boolean) {}
 
-  private exec(script: string, asRoot = true): Promise<ExecResult> {
+  private exec(script: string, asRoot = true, timeoutMs = EXEC_TIMEOUT_MS): Promise<ExecResult> {
     const cmd = asRoot && this.sudo ? `sudo -n sh -c ${quote(script)}` : script;
     return new Promise((resolve, reject) => {
       (this.sftp as unknown as { client: Client }).client.exec(cmd, (err: Error | undefined, stream: ClientChannel) => {
         if (err) return reject(new RemoteError(this.host.name, `exec: ${err.message}`));
+        // a command that never ends (a hung `systemctl restart`) must not hold a cron run forever
+        const timer = setTimeout(() => {
+          reject(new RemoteError(this.host.name, `no answer after ${timeoutMs / 1000} s from: ${script.slice(0, 120)}`));
+          stream.close();
+        }, timeoutMs);
         const out: Buffer[] = [];
         const errs: Buffer[] = [];
         stream.on('data', (d: Buffer) => out.push(d));
         stream.stderr.on('data', (d: Buffer) => errs.push(d));
         stream.on('close', (code: number | null) => {
+          clearTimeout(timer);
           const stderr = Buffer.concat(errs).toString();
           if (this.sudo && asRoot && /a password is required|a terminal is required/.test(stderr)) {
             return reject(new RemoteError(this.host.name, `sudo asks for a password for ${this.host.user}: allow it with NOPASSWD in sudoers (kubetls runs 'sudo -n')`));
@@ -108,9 +117,9 @@ class SshRemote implements Remote {
     });
   }
 
-  async run(argv: string[], o: { ok?: number[]; quiet?: boolean } = {}): Promise<ExecResult> {
+  async run(argv: string[], o: { ok?: number[]; quiet?: boolean; timeoutMs?: number } = {}): Promise<ExecResult> {
     if (!o.quiet) log.cmd(this.sudo ? ['sudo', '-n', ...argv] : argv, this.host.name);
-    const r = await this.exec(command(argv));
+    const r = await this.exec(command(argv), true, o.timeoutMs);
     if (!(o.ok ?? [0]).includes(r.code)) {
       throw new RemoteError(this.host.name, `${command(argv)} exited ${r.code}: ${(r.stderr || r.stdout).trim().split('\n').slice(-4).join(' | ')}`);
     }
@@ -211,6 +220,9 @@ export async function connect(inv: Inventory, host: Host, o: ConnectOptions = {}
     port: host.port,
     username: host.user,
     readyTimeout: o.readyTimeoutMs ?? 10_000,
+    // a peer that vanishes mid-run (host down, network cut) is noticed within a minute instead of hanging the run
+    keepaliveInterval: 15_000,
+    keepaliveCountMax: 4,
     privateKey: existsSync(inv.ssh.identityFile) ? readFileSync(inv.ssh.identityFile) : undefined,
     agent: process.env.SSH_AUTH_SOCK,
     algorithms: types.length ? { serverHostKey: types.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t])) as never } : undefined,

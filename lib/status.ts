@@ -2,17 +2,16 @@
  * The expiry report (status.ts): one row per certificate, token and kubeconfig, local and (with --remote) deployed,
  * each with a status: ok · renew due · expired · drift: <what> · missing · not signed by CA · key mismatch.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { KUBECONFIG_PATH } from '../config/files.ts';
 import type { Inventory } from './inventory.ts';
 import { readKubeconfig } from './kubeconfig.ts';
 import { shown } from './log.ts';
-import { checkCa, checkLeaf, leafSpecs, parseCert, readToken, type CertInfo, type Check } from './pki.ts';
+import { checkCa, checkLeaf, leafSpecs, parseCert, readToken, writeAtomic, type CertInfo, type Check } from './pki.ts';
 import type { Remote } from './remote.ts';
 import { pkiFilesFor, servedCert } from './rollout.ts';
-import { createHash } from 'node:crypto';
-import { writeAtomic } from './pki.ts';
 
 export interface StatusRow {
   name: string; // ca.crt, server.crt, kubeminion1.crt, tokens.csv, kubeconfig

@@ -209,3 +209,20 @@ test.serial('--dry-run prints every remote action as a shell line, with no secre
   t.is(sha256(lab.readFile('kubemaster', '/srv/kubernetes/server.crt')), served);
   t.deepEqual(restarts(lab, 'kubemaster'), before);
 });
+
+test.serial('a remote command that never answers fails after its timeout instead of hanging the run', async (t) => {
+  const lab = await labP;
+  const { connect } = await import('../lib/remote.ts');
+  const { loadInventory } = await import('../lib/inventory.ts');
+  const inv = loadInventory(lab.inventoryPath);
+  const r = await connect(inv, inv.minions[0]);
+  try {
+    const started = Date.now();
+    const e = await t.throwsAsync(r.run(['sleep', '30'], { quiet: true, timeoutMs: 500 }));
+    t.regex(e!.message, /no answer after 0\.5 s from: sleep 30/);
+    t.true(Date.now() - started < 10_000);
+    t.is((await r.run(['hostname'], { quiet: true })).stdout.trim(), 'kubeminion1', 'the connection is still usable');
+  } finally {
+    await r.close();
+  }
+});
