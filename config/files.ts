@@ -28,9 +28,20 @@ export const kubeconfig: FileMode = { owner: 'root', group: 'root', mode: 0o600 
 /** /etc/kubernetes/* environment files: no secrets in them, readable like the distro ships them. */
 export const envFile: FileMode = { owner: 'root', group: 'root', mode: 0o644 };
 
-/** The remote folders we create, if missing. */
-export const masterPkiDir: FileMode = { owner: 'kube', group: 'nogroup', mode: 0o700 };
+/**
+ * The remote folders we create, if missing. Every folder root writes into belongs to root (lib/remote.ts dirProblem):
+ * the recipe's `chown -R kube:nogroup /srv/kubernetes` also gave `kube` the folder, and with it the power to plant a
+ * symlink where root writes next. The files stay `kube:nogroup 0600`; the master's folder is `root:root 0755` so that
+ * `kube` can reach them (it lists only names), a minion's `root:root 0700` (only root reads there).
+ */
+export const masterPkiDir: FileMode = { owner: 'root', group: 'root', mode: 0o755 };
 export const minionPkiDir: FileMode = { owner: 'root', group: 'root', mode: 0o700 };
+/** The account that the recipe's step 7 made owner of pki.remote_dir: the one owner kubetls takes the folder back from. */
+export const SERVICE_USER = masterPki.owner;
+/** /var/lib/kubetls: where a host remembers the restarts it still owes (root only). */
+export const stateDir: FileMode = { owner: 'root', group: 'root', mode: 0o700 };
+/** /etc/kubernetes, when a host lacks it (the distro packages ship it root:root 0755). */
+export const envDir: FileMode = { owner: 'root', group: 'root', mode: 0o755 };
 
 /** Where the kubelet kubeconfig lives on every minion (step 14). */
 export const KUBECONFIG_PATH = '/var/lib/kubelet/kubeconfig';

@@ -3,8 +3,9 @@
  * known errors into one clear line and an exit code, and never print a stack trace to an operator.
  *   exit 0 ok · 1 something failed · 2 bad flags or bad inventory · 75 another run holds the lock (EX_TEMPFAIL)
  */
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { InventoryError } from './inventory.ts';
+import { InventoryError, oneLine } from './inventory.ts';
 import { log, mask } from './log.ts';
 
 export class UsageError extends Error {}
@@ -39,26 +40,51 @@ export function helpFor(...names: (keyof typeof common)[]): string {
   return [...names.map((n) => `  ${commonHelp[n]}`), '  -h, --help         this text'].join('\n');
 }
 
-/** Parse this process's flags strictly (`npx zx script.ts -- …` passes a lone `--`: ignored). */
+/**
+ * Parse this process's flags strictly (`npx zx script.ts -- …` passes a lone `--`: ignored). No script takes a
+ * positional argument: `master.ts other.yaml` is refused (exit 2), never run against ./cluster.yaml.
+ */
 export function parseFlags<O extends Options>(options: O, usage: string) {
-  const argv = process.argv.slice(2).filter((a) => a !== '--');
+  const argv = scriptArgs(process.argv).filter((a) => a !== '--');
   try {
-    const { values, positionals } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    const { values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
     if ((values as { help?: boolean }).help) {
       process.stdout.write(`${usage.trim()}\n`);
       process.exit(0);
     }
-    return { values, positionals };
+    return { values };
   } catch (e) {
-    process.stderr.write(`ERROR: ${(e as Error).message}\n\n${usage.trim()}\n`);
-    process.exit(2);
+    const positional = (e as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
+    usageError(`${(e as Error).message}${positional ? ' (an inventory is given as --inventory PATH)' : ''}`, usage);
   }
+}
+
+/**
+ * The script's own arguments: what follows its path. `node scripts/x.ts …` puts the path at argv[1]; `npx zx
+ * scripts/x.ts …` at argv[2] (after zx, and after zx's own options if any), so the path is looked up, not counted.
+ */
+export function scriptArgs(argv: readonly string[]): string[] {
+  const scripts = path.resolve(import.meta.dirname, '../scripts') + path.sep;
+  const at = argv.findIndex((a, i) => i >= 1 && path.resolve(a).startsWith(scripts));
+  return argv.slice(at >= 1 ? at + 1 : 2);
 }
 
 /** Reject a bad combination of flags at once: `ERROR: --pki-only and --only cannot be used together`. */
 export function usageError(message: string, usage: string): never {
-  process.stderr.write(`ERROR: ${message}\n\n${usage.trim()}\n`);
+  process.stderr.write(`ERROR: ${oneLine(message)}\n\n${usage.trim()}\n`);
   process.exit(2);
+}
+
+/**
+ * `--only NAME[,NAME]`, checked before anything else happens: an empty list (`--only ,`) or an empty name is a bad
+ * flag (exit 2), never "no host" or "every host". Whether each name is a host of the inventory is checked by
+ * lib/rollout.ts (selectHosts), which scripts call before any work.
+ */
+export function onlyFlag(v: string | undefined, usage: string): string | undefined {
+  if (v === undefined) return undefined;
+  const names = v.split(',').map((s) => s.trim());
+  if (names.some((n) => n === '')) usageError(`--only expects NAME[,NAME] (no empty name), found '${v}'`, usage);
+  return names.join(',');
 }
 
 export function intFlag(v: string | undefined, name: string, dflt: number, usage: string): number {

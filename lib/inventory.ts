@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
 
 export type Profile = 'legacy' | 'modern';
@@ -45,27 +45,111 @@ export interface Inventory {
 }
 
 export class InventoryError extends Error {
-  constructor(readonly problems: string[]) {
-    super(problems.map((p) => `ERROR: ${p}`).join('\n'));
+  readonly problems: string[];
+  /** Each problem becomes exactly one line: a value can never add a line of its own (a forged `ERROR:` line). */
+  constructor(problems: string[]) {
+    const lines = problems.map(oneLine);
+    super(lines.map((p) => `ERROR: ${p}`).join('\n'));
+    this.problems = lines;
     this.name = 'InventoryError';
   }
+}
+
+/**
+ * Control characters (C0, DEL, C1), the Unicode line and paragraph separators and the bidi overrides, written as
+ * `\n`, `\t` or `\u{…}`: what a value holds stays visible, and a message stays one line that reads as it is.
+ */
+export function oneLine(s: string): string {
+  const named: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => named[c] ?? `\\u{${c.codePointAt(0)!.toString(16)}}`);
 }
 
 // ---- the schema: what each key must be, said the way the error message will say it -------------------------------
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * A subject's common name. openssl's `-subj` treats `/`, `+` and `=` as structure and X.500 names give `,` `+` `"` `\`
+ * `<` `>` `;` a meaning, so a CN is kept to letters, digits, space and `. _ : @ -` (enough for `kubernetes.default.svc`
+ * or `system:kube-apiserver`), starts and ends with no space, and has at most 64 characters (X.520's upper bound,
+ * which openssl enforces: "string too long"). lib/openssl.ts escapes subjects anyway; this is the first line.
+ */
+const COMMON_NAME = /^[A-Za-z0-9._:@-](?:[A-Za-z0-9 ._:@-]{0,62}[A-Za-z0-9._:@-])?$/;
+
+/**
+ * File base names kubetls uses, or will use, in pki.dir and pki.remote_dir. A host named like one of them would get
+ * `<name>.key/.csr/.crt` on top of another file of the PKI (a minion `ca` overwrites the CA). The list holds today's
+ * files (ca, server, sa, tokens, openssl) and kubeadm's names for the ones a later profile may add, reserved now so
+ * that no inventory that is valid today breaks then. lib/pki.ts (planPki) also refuses any plan whose files collide.
+ */
+export const RESERVED_NAMES = [
+  'ca', 'server', 'sa', 'tokens', 'openssl', 'admin',
+  'apiserver', 'apiserver-kubelet-client', 'apiserver-etcd-client', 'front-proxy-ca', 'front-proxy-client',
+  'etcd-ca', 'etcd-server', 'etcd-peer', 'etcd-healthcheck-client', 'kubelet', 'controller-manager', 'scheduler', 'super-admin',
+] as const;
+
+/**
+ * Folders that are never `pki.remote_dir` or `pki.dir`: the installing account makes pki.remote_dir `kube:nogroup 0700`
+ * (master) or `root:root 0700` (minions), which would lock the system out of these. The list is the FHS top level,
+ * the standard folders one level below `/usr`, `/usr/local` and `/var`, the folders of `/etc` that other software or
+ * kubetls itself owns (`/etc/kubernetes` holds the env files, /var/lib/kubelet the kubeconfig, /var/lib/kubetls the
+ * restart records), and every user's home folder (`/home/<user>`). Below the folders in UNDER_SYSTEM nothing is
+ * allowed at all: they are virtual (/proc, /sys, /dev), emptied at boot (/run, /tmp, /var/tmp, /var/run) or writable
+ * by every user, who could plant the folder first. Any other absolute path (e.g. /srv/kubernetes, /etc/kubernetes/pki,
+ * /opt/kubetls/pki) is taken as a folder of its own.
+ */
+const SYSTEM_DIRS = new Set([
+  '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/libx32', '/lost+found', '/media', '/mnt',
+  '/opt', '/proc', '/root', '/run', '/sbin', '/snap', '/srv', '/sys', '/tmp', '/usr', '/var',
+  ...['bin', 'games', 'include', 'lib', 'lib32', 'lib64', 'libexec', 'local', 'sbin', 'share', 'src'].map((d) => `/usr/${d}`),
+  ...['bin', 'etc', 'games', 'include', 'lib', 'libexec', 'sbin', 'share', 'src'].map((d) => `/usr/local/${d}`),
+  ...['backups', 'cache', 'lib', 'local', 'lock', 'log', 'mail', 'opt', 'run', 'spool', 'tmp', 'www'].map((d) => `/var/${d}`),
+  '/var/lib/kubelet', '/var/lib/kubetls',
+  ...['cron.d', 'default', 'kubernetes', 'pki', 'ssh', 'ssl', 'ssl/certs', 'ssl/private', 'sudoers.d', 'systemd'].map((d) => `/etc/${d}`),
+]);
+const UNDER_SYSTEM = ['/proc/', '/sys/', '/dev/', '/run/', '/tmp/', '/var/tmp/', '/var/run/', '/var/lock/'];
+
+/**
+ * Why `dir` (absolute, normalised) is not a folder of its own, or undefined. UNDER_SYSTEM applies to the remote folder
+ * only: a local PKI in a private temporary folder (mktemp -d) is a fair choice on the operator's own machine.
+ */
+export function systemDirProblem(dir: string, remote: boolean): string | undefined {
+  if (SYSTEM_DIRS.has(dir)) return `a folder of its own, not the system folder ${dir}`;
+  const under = remote ? UNDER_SYSTEM.find((p) => dir.startsWith(p)) : undefined;
+  if (under) return `a folder of its own, not one under ${under.slice(0, -1)} (virtual, emptied at boot or writable by all)`;
+  if (/^\/home\/[^/]+$/.test(dir)) return 'a folder of its own, not a home folder';
+  return undefined;
+}
+
+/**
+ * pki.remote_dir reaches remote shell commands (quoted), the apiserver's flags (`--tls-cert-file=DIR/server.crt`, split
+ * on spaces by the unit) and `install -d -o … -m 0700`. So: absolute, only letters, digits and `. _ -` between slashes
+ * (no space, no shell character, no `//`), no `.` or `..` part, and not a system folder.
+ */
+function remoteDirProblem(s: string): string | undefined {
+  if (s === '/' || /^\/+$/.test(s)) return 'a folder of its own, not /';
+  if (!s.startsWith('/')) return 'an absolute path';
+  if (!/^(\/[A-Za-z0-9._-]+)+\/?$/.test(s)) return 'an absolute path of letters, digits and . _ - between single slashes (no space or shell character)';
+  if (s.split('/').some((part) => part === '.' || part === '..')) return 'an absolute path without . or .. parts';
+  return systemDirProblem(s.replace(/\/$/, ''), true);
+}
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER, what = `an integer from ${min} to ${max}`) =>
   z.number({ invalid_type_error: what }).int(what).min(min, what).max(max, what);
 const label = z.string({ invalid_type_error: 'a DNS label' }).regex(DNS_LABEL, 'a DNS label (a-z, 0-9, -; at most 63)');
 const dnsName = z.string({ invalid_type_error: 'a DNS name' }).regex(DNS_NAME, 'a DNS name (lower case, dots between labels)');
-const ip = z.string({ invalid_type_error: 'an IPv4 or IPv6 address' }).refine((s) => isIP(s) !== 0, 'an IPv4 or IPv6 address');
+// A zone id (`fe80::1%eth0`) names an interface of one machine: it has no meaning in a certificate or a flag.
+const ip = z.string({ invalid_type_error: 'an IPv4 or IPv6 address' }).refine((s) => isIP(s) !== 0, 'an IPv4 or IPv6 address')
+  .refine((s) => !s.includes('%'), 'an IPv4 or IPv6 address without a zone id (%...)');
 const address = z.string({ invalid_type_error: 'an IP address or a DNS name' })
   .refine((s) => isIP(s) !== 0 || DNS_NAME.test(s), 'an IP address or a DNS name');
 const user = z.string({ invalid_type_error: 'a user name' }).regex(/^[a-z_][a-z0-9_-]*[$]?$/, 'a user name');
 const port = int(1, 65535, 'a port from 1 to 65535');
-const filePath = z.string({ invalid_type_error: 'a file path' }).min(1, 'a file path');
+const filePath = z.string({ invalid_type_error: 'a file path' }).min(1, 'a file path')
+  .refine((s) => !CONTROL.test(s), 'a file path without control characters');
 
 /** A bare name means `{ name }` (address = name). */
 const hostEntry = z.preprocess(
@@ -81,7 +165,10 @@ const schema = z.object({
   profile: z.enum(['legacy', 'modern'], { errorMap: () => ({ message: 'legacy or modern' }) }),
   pki: z.object({
     dir: filePath.default('pki'),
-    remote_dir: z.string({ invalid_type_error: 'an absolute path' }).regex(/^\/[^\0]*$/, 'an absolute path'),
+    remote_dir: z.string({ invalid_type_error: 'an absolute path' }).superRefine((s, ctx) => {
+      const problem = remoteDirProblem(s);
+      if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+    }),
     key: z.enum(['rsa', 'ecdsa-p256', 'ecdsa-p384'], { errorMap: () => ({ message: 'rsa, ecdsa-p256 or ecdsa-p384' }) })
       .default('rsa'),
     ca_bits: int(2048, 16384, 'an integer >= 2048').default(4096),
@@ -89,13 +176,14 @@ const schema = z.object({
     ca_days: int(1, 100000, 'a number of days > 0').default(3650),
     days: int(1, 100000, 'a number of days > 0').default(365),
     renew_before_days: int(0, 100000, 'a number of days >= 0').default(30),
-  }).strict(),
+  }, { invalid_type_error: 'a mapping of settings' }).strict(),
   apiserver: z.object({
-    cn: z.string({ invalid_type_error: 'a common name' }).min(1, 'a common name'),
+    cn: z.string({ invalid_type_error: 'a common name' })
+      .regex(COMMON_NAME, 'a common name (letters, digits, space, . _ : @ -; at most 64; no / = + ,)'),
     dns: z.array(dnsName, { invalid_type_error: 'a list of DNS names' }).default([]),
     ip: z.array(ip, { invalid_type_error: 'a list of IP addresses' }).default([]),
     port: port.default(6443),
-  }).strict(),
+  }, { invalid_type_error: 'a mapping of settings' }).strict(),
   cluster_dns: ip.default('10.24.0.10'),
   cluster_domain: dnsName.default('kubic.local'),
   ssh: z.object({
@@ -104,7 +192,7 @@ const schema = z.object({
     identity_file: filePath.default('~/.ssh/id_ed25519'),
     known_hosts: filePath.default('~/.ssh/known_hosts'),
     sudo: z.boolean({ invalid_type_error: 'true or false' }).default(false),
-  }).strict().default({}),
+  }, { invalid_type_error: 'a mapping of settings' }).strict().default({}),
   master: hostEntry,
   minions: z.array(hostEntry, { invalid_type_error: 'a list of hosts' }).default([]),
 }, { required_error: 'a mapping of settings', invalid_type_error: 'a mapping of settings' }).strict();
@@ -138,13 +226,25 @@ export function loadInventory(file = 'cluster.yaml'): Inventory {
 /** Validate inventory text; `shown` is the file name used in messages. */
 export function parseInventory(text: string, abs: string, shown = abs): Inventory {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  // logLevel 'error': yaml's warnings (e.g. a collection used as a key) go nowhere; such a key is refused as unknown anyway
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, logLevel: 'error' });
   const lineOf = (offset: number | undefined) => (offset === undefined ? 1 : lines.linePos(offset).line);
   if (doc.errors.length) {
     const e = doc.errors[0]; // the first syntax error: the ones after it are usually its echoes
     throw new InventoryError([`${shown}:${lineOf(e.pos[0])}: YAML syntax: ${e.message.split('\n')[0]}`]);
   }
-  const result = schema.safeParse(doc.toJS());
+  let data: unknown;
+  try {
+    // yaml counts alias expansions and throws past the limit: a "billion laughs" file is refused, not expanded.
+    data = doc.toJS({ maxAliasCount: MAX_ALIASES });
+  } catch (e) {
+    const alias = firstAlias(doc);
+    const what = /alias/i.test(String((e as Error).message))
+      ? `YAML aliases: expected at most ${MAX_ALIASES} alias expansions, found more (an alias bomb?)`
+      : `YAML: ${String((e as Error).message).split('\n')[0]}`;
+    throw new InventoryError([`${shown}:${lineOf(alias)}: ${what}`]);
+  }
+  const result = schema.safeParse(data);
   if (!result.success) {
     const problems = result.error.issues.flatMap((issue) => {
       const keys = issue.code === z.ZodIssueCode.unrecognized_keys ? issue.keys : [undefined];
@@ -161,10 +261,20 @@ export function parseInventory(text: string, abs: string, shown = abs): Inventor
   return resolve(result.data, abs, shown, doc, lineOf);
 }
 
+/** How many alias expansions an inventory may use (yaml's own default, stated here so that it is a decision). */
+const MAX_ALIASES = 100;
+
+/** The source offset of the first alias (`*name`) in the document, if any. */
+function firstAlias(doc: Document): number | undefined {
+  let at: number | undefined;
+  visit(doc, { Alias(_, node) { at = node.range?.[0]; return visit.BREAK; } });
+  return at;
+}
+
 /** The checks that span several keys, then the typed object with paths resolved. */
 function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o?: number) => number): Inventory {
-  const problems: string[] = [];
-  const at = (p: (string | number)[], text: string) => problems.push(`${shown}:${lineOf(locate(doc, p))}: ${keyName(p)}: ${text}`);
+  const found: { line: number; text: string }[] = [];
+  const at = (p: (string | number)[], text: string) => found.push({ line: lineOf(locate(doc, p)), text: `${keyName(p)}: ${text}` });
   if (raw.pki.renew_before_days >= raw.pki.days) {
     at(['pki', 'renew_before_days'], `expected fewer days than pki.days (${raw.pki.days}), found ${raw.pki.renew_before_days}`);
   }
@@ -183,16 +293,48 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     if (first) at(['minions', i], `expected a unique host name, found '${m.name}' again (first at ${first})`);
     else seen.set(m.name, `minions[${i}]`);
   });
-  if (problems.length) throw new InventoryError(problems);
+  // A host's name becomes <name>.key/.csr/.crt beside the CA: it must not be the name of another file of the PKI.
+  // Modern minions are named CN=system:node:<name>, and a CN has at most 64 characters: 52 are left for the name.
+  const entries: [(string | number)[], Host][] = [[['master'], master], ...minions.map((m, i): [(string | number)[], Host] => [['minions', i], m])];
+  for (const [p, host] of entries) {
+    const namePath = [...p, 'name']; // as the schema names it, also for a bare name
+    if ((RESERVED_NAMES as readonly string[]).includes(host.name)) {
+      at(namePath, `expected a name that is not reserved for a file of the PKI (${RESERVED_NAMES.join(', ')}), found '${host.name}'`);
+    } else if (host.role === 'minion' && raw.profile === 'modern' && host.name.length > 52) {
+      at(namePath, `expected at most 52 characters (the modern profile's CN system:node:<name> has at most 64), found ${host.name.length}`);
+    }
+  }
+  // Two entries for one SSH endpoint would install two sets of files, with two owners, on one machine at once.
+  const endpoints = new Map<string, string>();
+  entries.forEach(([p, host]) => {
+    const key = `${isIP(host.address) === 6 ? canonicalV6(host.address) : host.address.toLowerCase()}:${host.port}`;
+    const first = endpoints.get(key);
+    if (first) at(p, `expected a host address and port of its own, found ${host.address} port ${host.port} again (first at ${first})`);
+    else endpoints.set(key, keyName(p));
+  });
+  // The server certificate must name something a client can check: the recipe's curl, kubectl and the kubelets verify it.
+  if (!raw.apiserver.dns.length && !raw.apiserver.ip.length) {
+    at(['apiserver'], 'expected at least one subjectAltName in apiserver.dns or apiserver.ip, found none');
+  }
 
   const dir = path.dirname(abs);
-  const filePathOf = (p: string) => (p.startsWith('~/') ? path.join(homedir(), p.slice(2)) : path.resolve(dir, p));
+  const filePathOf = (p: string) => (p === '~' ? homedir() : p.startsWith('~/') ? path.join(homedir(), p.slice(2)) : path.resolve(dir, p));
+  // pki.dir is made 0700 and filled with keys: never /, the home folder, a system folder or the inventory's own folder
+  // (which holds cluster.yaml and the lock file, and is often the checkout).
+  const pkiDir = filePathOf(raw.pki.dir);
+  const pkiProblem = pkiDir === '/' ? 'a folder of its own, not /'
+    : pkiDir === homedir() ? 'a folder of its own, not the home folder'
+      : pkiDir === dir ? 'a folder of its own, not the folder of the inventory'
+        : systemDirProblem(pkiDir, false);
+  if (pkiProblem) at(['pki', 'dir'], `expected ${pkiProblem}, found ${describe(raw.pki.dir)}`);
+  if (found.length) throw new InventoryError(found.sort((a, b) => a.line - b.line).map((f) => `${shown}:${f.line}: ${f.text}`));
+
   return {
     file: abs,
     cluster: raw.cluster,
     profile: raw.profile,
     pki: {
-      dir: path.resolve(dir, raw.pki.dir),
+      dir: pkiDir,
       remoteDir: raw.pki.remote_dir.replace(/\/+$/, '') || '/',
       key: raw.pki.key,
       caBits: raw.pki.ca_bits,
@@ -223,25 +365,45 @@ function valueAt(doc: Document, p: (string | number)[]): unknown {
   return v;
 }
 
+/** A value as a message shows it: strings quoted, control characters escaped (never a raw newline), at most 60 characters. */
 function describe(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (isScalar(v)) v = v.value;
+  if (v === null) return 'nothing'; // `key:` with no value, or an empty file
   if (v && typeof v === 'object' && 'toJSON' in v) v = (v as { toJSON(): unknown }).toJSON();
-  const s = typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v);
+  let s: string;
+  try {
+    s = oneLine(typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v));
+  } catch {
+    s = 'a value that cannot be shown'; // e.g. a BigInt or a cycle: the message still names the key and the line
+  }
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
-/** The source offset of the node at `p`, or of its nearest existing parent (for a missing key). */
+/** An IPv6 address in one spelling (fd00:0::1 and FD00::1 are the same host). */
+function canonicalV6(ip: string): string {
+  try {
+    return new URL(`http://[${ip}]/`).hostname;
+  } catch {
+    return ip.toLowerCase(); // with a zone id (fe80::1%eth0), which an SSH address may carry
+  }
+}
+
+/**
+ * The source offset of `p`: its key when it sits in a mapping (so `pki:` is named for a problem inside the pki block,
+ * not the line of its first child), else its node, else the nearest existing parent (for a missing key).
+ * `wantKey`: `p` names an unknown key itself, so only its key counts.
+ */
 function locate(doc: Document, p: (string | number)[], wantKey = false): number | undefined {
   for (let n = p.length; n >= 0; n--) {
     const sub = p.slice(0, n);
-    if (wantKey && n === p.length && n > 0) {
+    if (n > 0) {
       const parent = doc.getIn(sub.slice(0, -1), true);
       if (isMap(parent)) {
         const pair = parent.items.find((it) => isScalar(it.key) && it.key.value === sub[n - 1]);
-        if (pair && isScalar(pair.key)) return pair.key.range?.[0];
+        if (pair && isScalar(pair.key) && pair.key.range) return pair.key.range[0];
       }
-      continue;
+      if (wantKey && n === p.length) continue;
     }
     const node = n === 0 ? doc.contents : doc.getIn(sub, true);
     const range = (node as { range?: [number, number, number] } | null)?.range;

@@ -81,9 +81,19 @@ export async function verify(ca: string, cert: string, purpose?: 'sslserver' | '
   return { ok: r.exitCode === 0 && /: OK$/m.test(r.stdout), output: `${r.stdout}${r.stderr}`.trim() };
 }
 
-/** `-subj` for a subject: `/O=system:nodes/CN=system:node:kubeminion1`. */
+/**
+ * `-subj` for a subject: `/O=system:nodes/CN=system:node:kubeminion1`. openssl reads `/` as "next field", `+` as
+ * "next value of this field" and `=` as "type=value", and takes the character after a backslash literally
+ * (apps/lib/apps.c, parse_name). Every value is escaped, so no value can add a field (`/O=system:masters`) whatever
+ * the inventory let through: the structure of a subject comes from this function only.
+ */
 export function subj(cn: string, o?: string): string {
-  return `${o ? `/O=${o}` : ''}/CN=${cn}`;
+  return `${o ? `/O=${subjValue(o)}` : ''}/CN=${subjValue(cn)}`;
+}
+
+/** One value for `-subj`: `\`, `/`, `+` and `=` get a backslash. */
+export function subjValue(value: string): string {
+  return value.replace(/[\\/+=]/g, (c) => `\\${c}`);
 }
 
 /**

@@ -38,8 +38,13 @@ export interface CertInfo {
 
 const EKU: Record<string, string> = { '1.3.6.1.5.5.7.3.1': 'serverAuth', '1.3.6.1.5.5.7.3.2': 'clientAuth' };
 
-export function parseCert(pem: string | Buffer): CertInfo {
-  const x = new X509Certificate(pem);
+/**
+ * A certificate from PEM bytes. What cannot be read throws a PkiError that names `what` (a file, a kubeconfig) and says
+ * what the bytes are instead: `pki/server.crt: not a PEM certificate (truncated?)`, never a bare OpenSSL error.
+ */
+export function parseCert(pem: string | Buffer, what = 'certificate'): CertInfo {
+  let x: X509Certificate;
+  try { x = new X509Certificate(pem); } catch (e) { throw new UnreadableError(`${what}: ${pemProblem(pem, 'CERTIFICATE', 'a PEM certificate', e)}`); }
   const field = (dn: string, k: string) => dn.split('\n').find((l) => l.startsWith(`${k}=`))?.slice(k.length + 1);
   return {
     subject: { cn: field(x.subject, 'CN') ?? '', o: field(x.subject, 'O') },
@@ -55,8 +60,78 @@ export function parseCert(pem: string | Buffer): CertInfo {
   };
 }
 
+/** A PKI file that exists (undefined when it does not); anything else that stops reading it is a PkiError naming it. */
 export function readCert(file: string): CertInfo | undefined {
-  return existsSync(file) ? parseCert(readFileSync(file)) : undefined;
+  return existsSync(file) ? parseCert(readPkiFile(file), shown(file)) : undefined;
+}
+
+/** An unencrypted private key (ca.key, server.key, <minion>.key, sa.key), or a PkiError naming the file. */
+export function readKey(file: string): KeyObject {
+  const b = readPkiFile(file);
+  try { return createPrivateKey(b); } catch (e) { throw new UnreadableError(`${shown(file)}: ${pemProblem(b, 'PRIVATE KEY', 'a PEM private key', e, false)}`); }
+}
+
+/** A public key (sa.pub), or a PkiError naming the file. */
+export function readPublicKey(file: string): KeyObject {
+  const b = readPkiFile(file);
+  try { return createPublicKey(b); } catch (e) { throw new UnreadableError(`${shown(file)}: ${pemProblem(b, 'PUBLIC KEY', 'a PEM public key', e)}`); }
+}
+
+/** The bytes of a PKI file; a folder, a FIFO (which would block) or an unreadable file is a PkiError naming it. */
+function readPkiFile(file: string): Buffer {
+  try {
+    if (!statSync(file).isFile()) throw new UnreadableError(`${shown(file)}: not a regular file`);
+    return readFileSync(file);
+  } catch (e) {
+    if (e instanceof PkiError) throw e;
+    throw new UnreadableError(`${shown(file)}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/**
+ * What is wrong with bytes that should hold one PEM block of `label` (CERTIFICATE, PRIVATE KEY — which also matches
+ * `RSA PRIVATE KEY`, `EC PRIVATE KEY`). OpenSSL's own reason is added only for certificates and public keys, and only
+ * when the block looks whole: it never quotes the bytes, but a key's bytes are not ours to describe further.
+ */
+function pemProblem(data: string | Buffer, label: string, noun: string, err: unknown, detail = true): string {
+  const t = typeof data === 'string' ? data : data.toString('latin1');
+  if (!t.trim()) return `empty, not ${noun} (truncated?)`;
+  const begin = new RegExp(`-----BEGIN ([A-Z0-9 ]*${label})-----`).exec(t);
+  if (!begin) return `not ${noun}`;
+  if (/ENCRYPTED/.test(begin[1]) || /Proc-Type: 4,ENCRYPTED/.test(t)) return `${noun} protected by a passphrase: kubetls needs it unencrypted`;
+  if (!t.includes(`-----END ${begin[1]}-----`)) return `not ${noun} (truncated?)`;
+  return `not ${noun} (corrupt${detail ? `: ${(err as Error).message}` : ''})`;
+}
+
+/** The secrets kubetls keeps in pki.dir (keys and the token), as base names: owner-only (0600), always. */
+export function secretFiles(inv: Inventory): string[] {
+  return ['ca.key', ...leafSpecs(inv).map((s) => `${s.name}.key`), 'tokens.csv', ...(inv.profile === 'modern' ? ['sa.key'] : [])];
+}
+
+/** `0644` when others may read or write the file (any group or other bit), undefined when owner-only or absent. */
+export function insecureMode(file: string): string | undefined {
+  let mode: number;
+  try { mode = statSync(file).mode & 0o777; } catch { return undefined; }
+  return mode & 0o077 ? `0${mode.toString(8).padStart(3, '0')}` : undefined;
+}
+
+/**
+ * master.ts and renew.ts: a secret of ours that others can read (a copy with `cp`, an untar, a umask 022 editor) is set
+ * back to 0600, with a warning and the shell line; status.ts only reports it (`insecure mode 0644`), it writes nothing.
+ * Only the files kubetls owns are touched, never the folder or foreign files in it. Returns the base names fixed.
+ */
+export function tightenModes(inv: Inventory, dryRun = false): string[] {
+  const fixed: string[] = [];
+  for (const f of secretFiles(inv)) {
+    const file = path.join(inv.pki.dir, f);
+    const mode = insecureMode(file);
+    if (!mode) continue;
+    log.warn(`${shown(file)} had mode ${mode}: other accounts could read this secret; setting it to 0600`);
+    log.cmd(['chmod', '600', file]);
+    if (!dryRun) chmodSync(file, localModes.secret);
+    fixed.push(f);
+  }
+  return fixed;
 }
 
 function normaliseSan(entry: string): string {
@@ -114,14 +189,15 @@ export function checkLeaf(inv: Inventory, spec: LeafSpec, ca: CertInfo | undefin
   const keyFile = path.join(inv.pki.dir, `${spec.name}.key`);
   const info = readCert(crt);
   if (!info) return { status: 'missing', reasons: [existsSync(keyFile) ? 'certificate missing' : 'missing'] };
-  const daysLeft = Math.floor((info.notAfter.getTime() - now.getTime()) / DAY);
+  const left = info.notAfter.getTime() - now.getTime();
+  const daysLeft = Math.floor(left / DAY); // shown only; the window below compares exact durations
   const found: [Status, string][] = [];
   if (!ca || !info.x509.checkIssued(ca.x509) || !info.x509.verify(ca.x509.publicKey)) found.push(['not signed by CA', 'not signed by the current CA']);
   if (!existsSync(keyFile)) found.push(['key mismatch', 'key file missing']);
-  else if (!info.x509.checkPrivateKey(createPrivateKey(readFileSync(keyFile)))) found.push(['key mismatch', 'key does not match the certificate']);
-  if (daysLeft < 0 || info.notAfter <= now) found.push(['expired', `expired ${-daysLeft} d ago`]);
+  else if (!info.x509.checkPrivateKey(readKey(keyFile))) found.push(['key mismatch', 'key does not match the certificate']);
+  if (left <= 0) found.push(['expired', `expired ${-daysLeft} d ago`]);
   for (const d of drift(inv, spec, info)) found.push(['drift', d]);
-  if (daysLeft >= 0 && daysLeft <= inv.pki.renewBeforeDays) found.push(['renew due', `expires in ${daysLeft} d`]);
+  if (left > 0 && untilDue(inv, info.notAfter, now) <= 0) found.push(['renew due', `expires in ${daysLeft} d`]);
   const order: Status[] = ['not signed by CA', 'key mismatch', 'expired', 'drift', 'renew due'];
   const status = found.length ? order.find((s) => found.some(([f]) => f === s))! : 'ok';
   return { status, reasons: found.map(([, r]) => r), info, daysLeft };
@@ -151,26 +227,46 @@ export function checkCa(inv: Inventory, now = new Date()): Check {
   if (!info && !hasKey) return { status: 'missing', reasons: ['missing'] };
   if (!info) throw new PkiError(`${shown(keyFile)} exists without ca.crt: refusing to replace the CA silently. Restore ca.crt, or move ca.key away to create a new CA (every certificate is then reissued).`);
   if (!hasKey) throw new PkiError(`${shown(crt)} exists without ca.key: cannot sign with this CA. Restore ca.key, or move ca.crt away to create a new CA (every certificate is then reissued).`);
-  if (!info.x509.checkPrivateKey(createPrivateKey(readFileSync(keyFile)))) {
+  if (!info.x509.checkPrivateKey(readKey(keyFile))) {
     throw new PkiError(`${shown(keyFile)} does not match ${shown(crt)}: refusing to replace the CA silently. Restore the matching pair.`);
   }
   if (!info.isCa) throw new PkiError(`${shown(crt)} is not a CA certificate (basicConstraints CA:FALSE).`);
   const daysLeft = Math.floor((info.notAfter.getTime() - now.getTime()) / DAY);
   if (info.notAfter <= now) return { status: 'expired', reasons: [`CA expired ${-daysLeft} d ago`], info, daysLeft };
-  if (daysLeft <= inv.pki.renewBeforeDays) return { status: 'renew due', reasons: [`CA expires in ${daysLeft} d`], info, daysLeft };
+  if (untilDue(inv, info.notAfter, now) <= 0) return { status: 'renew due', reasons: [`CA expires in ${daysLeft} d`], info, daysLeft };
   return { status: 'ok', reasons: [], info, daysLeft };
+}
+
+/**
+ * Milliseconds until a certificate enters its renewal window (<= 0: due). Exact durations, not whole days: with
+ * `days: 2, renew_before_days: 1` a fresh certificate (2 d - a few seconds left) is not due, one with 23 h left is.
+ */
+export function untilDue(inv: Inventory, notAfter: Date, now = new Date()): number {
+  return notAfter.getTime() - now.getTime() - inv.pki.renewBeforeDays * DAY;
 }
 
 export class PkiError extends Error {
   constructor(message: string) { super(message); this.name = 'PkiError'; }
 }
+/** A PKI file that is there but cannot be read as what it should be: the message starts with the file's name. */
+export class UnreadableError extends PkiError {
+  constructor(message: string) { super(message); this.name = 'UnreadableError'; }
+}
 
-/** tokens.csv (step 8): `TOKEN,kubelet,kubelet`, TOKEN 32 characters of base64 without `=+/`. */
+/**
+ * tokens.csv (step 8): `TOKEN,kubelet,kubelet`, TOKEN 32 characters of base64 without `=+/`. Undefined when absent.
+ * A file that is there but unreadable is a PkiError naming it, never replaced silently: a new token would go to every
+ * host and lock out whatever else uses the old one. (The token itself is never quoted in the message.)
+ */
 export function readToken(inv: Inventory): string | undefined {
   const file = path.join(inv.pki.dir, 'tokens.csv');
   if (!existsSync(file)) return undefined;
-  const m = /^([A-Za-z0-9]{32}),([^,\n]+),([^,\n]+)/.exec(readFileSync(file, 'utf8'));
-  if (!m || m[2] !== TOKEN_USER) return undefined;
+  const text = readPkiFile(file).toString('latin1');
+  const m = /^([A-Za-z0-9]{32}),([^,\n]+),([^,\n]+)/.exec(text);
+  if (!m || m[2] !== TOKEN_USER) {
+    throw new UnreadableError(`${shown(file)}: ${text.trim() ? `not one "TOKEN,${TOKEN_USER},${TOKEN_USER}" line (truncated?)` : 'empty (truncated?)'}; `
+      + 'restore it, or move it away to make a new token (every host then gets the new one)');
+  }
   registerSecret(m[1]);
   return m[1];
 }
@@ -230,6 +326,17 @@ export function planPki(inv: Inventory, now = new Date()): Plan {
     items.push({ kind: 'sa', name: 'sa', files: ['sa.key', 'sa.pub'], action: sa === 'ok' ? 'keep' : sa === 'missing' ? 'create' : 'reissue',
       reason: sa === 'ok' || sa === 'missing' ? '' : sa });
   }
+  // By construction, not only by validation: no two parts of a plan may write one file (a minion named `ca` would
+  // replace the CA, `sa` the service-account key). Every item's files and their `.new` names are checked against each
+  // other and against the files kubetls keeps beside them.
+  const owners = new Map<string, string>(['openssl.cnf', 'ca.srl', '.renew-pending.json', '.last-renew', '.kubetls.lock'].map((f) => [f, 'kubetls']));
+  for (const item of items) {
+    for (const f of item.files.flatMap((x) => [x, `${x}.new`])) {
+      const first = owners.get(f.toLowerCase());
+      if (first) throw new PkiError(`${item.kind} ${item.name} would write ${f}, which belongs to ${first}: refusing a plan whose files collide`);
+      owners.set(f.toLowerCase(), `${item.kind} ${item.name}`);
+    }
+  }
   const known = new Set(['ca', 'server', ...inv.minions.map((m) => m.name)]);
   const orphans = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.crt') && !known.has(f.slice(0, -4))).sort() : [];
   const configFile = path.join(dir, 'openssl.cnf');
@@ -243,8 +350,8 @@ function saState(inv: Inventory): 'ok' | 'missing' | string {
   const pub = path.join(inv.pki.dir, 'sa.pub');
   if (!existsSync(key) && !existsSync(pub)) return 'missing';
   if (!existsSync(key) || !existsSync(pub)) return 'sa.key and sa.pub incomplete';
-  const derived = createPublicKey(createPrivateKey(readFileSync(key))).export({ type: 'spki', format: 'pem' });
-  return derived === createPublicKey(readFileSync(pub)).export({ type: 'spki', format: 'pem' }) ? 'ok' : 'sa.pub does not match sa.key';
+  const derived = createPublicKey(readKey(key)).export({ type: 'spki', format: 'pem' }); // unreadable: a PkiError naming the file
+  return derived === readPublicKey(pub).export({ type: 'spki', format: 'pem' }) ? 'ok' : 'sa.pub does not match sa.key';
 }
 
 // ---- doing it --------------------------------------------------------------------------------------------------------
@@ -335,15 +442,27 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
   return { plan, written };
 }
 
+/**
+ * pki.dir: created 0700, or an existing folder set to 0700, but only when it holds nothing but PKI files (a folder
+ * holding other files, e.g. a checkout pointed at by mistake, is someone else's: its mode is left alone with a
+ * warning; every key in it is 0600 anyway).
+ */
 function ensureDir(dir: string, dryRun?: boolean): void {
   if (!existsSync(dir)) {
     log.cmd(['mkdir', '-m', '700', dir]);
     if (!dryRun) mkdirSync(dir, { recursive: true, mode: localModes.dir });
   } else if ((statSync(dir).mode & 0o777) !== localModes.dir) {
+    const foreign = readdirSync(dir).filter((f) => !PKI_FILE.test(f));
+    if (foreign.length) {
+      log.warn(`${shown(dir)} holds files that are not part of the PKI (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}): its mode is left as it is (0${(statSync(dir).mode & 0o777).toString(8)}); give the PKI a folder of its own`);
+      return;
+    }
     log.cmd(['chmod', '700', dir]);
     if (!dryRun) chmodSync(dir, localModes.dir);
   }
 }
+/** What kubetls itself keeps in pki.dir: <name>.key/.csr/.crt, sa.pub, ca.srl, openssl.cnf, tokens.csv, `.new` leftovers, its state files. */
+const PKI_FILE = /^(?:[a-z0-9-]+\.(?:key|csr|crt|pub|srl|cnf|csv)|\.renew-pending\.json|\.last-renew|\.kubetls\.lock)(?:\.new)?$/;
 
 /**
  * Write a file atomically: a `.new` file created with its final mode (O_EXCL, so never through an old file or a link),

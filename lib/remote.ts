@@ -17,13 +17,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import SftpClient from 'ssh2-sftp-client';
 import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { BACKUPS_KEPT, type FileMode } from '../config/files.ts';
+import { faultIs } from './fault.ts';
 import type { Host, Inventory } from './inventory.ts';
 import * as knownHosts from './knownhosts.ts';
 import { log } from './log.ts';
 import { command, quote } from './sh.ts';
 
 export interface ExecResult { code: number; stdout: string; stderr: string }
-export interface FileState { owner: string; group: string; mode: number; sha256: string }
+/** What is at a remote path. `kind` is from lstat: a symlink is reported as one, never followed. */
+export interface FileState { kind: 'file' | 'link' | 'other'; owner: string; group: string; mode: number; size: number; sha256: string }
 /** A write done in this run: what to put back if the host must be rolled back. */
 export interface Written { path: string; backup?: string }
 
@@ -34,11 +36,18 @@ export interface Remote {
   readonly dry: boolean;
   /** Run an argv (quoted for sh, with sudo when needed); logs it; throws RemoteError on a non-zero exit unless `ok` allows it. */
   run(argv: string[], o?: { ok?: number[]; quiet?: boolean; timeoutMs?: number }): Promise<ExecResult>;
-  /** Owner, group, mode and sha256 of each path (undefined when absent), in one round trip. */
+  /** lstat + sha256 of each path (undefined when absent), in one round trip. Symlinks are reported, not followed. */
   inspect(paths: string[]): Promise<Map<string, FileState | undefined>>;
+  /** The content of a regular file (undefined when absent); refuses a symlink or anything else. */
   read(file: string): Promise<Buffer | undefined>;
-  /** `mkdir -p -m MODE` + chown, when the folder is missing or differs. Returns true when something changed. */
-  ensureDir(dir: string, m: FileMode): Promise<boolean>;
+  /**
+   * Make sure `dir` is a folder that only root can change, all the way from `/` (see `dirProblem`), creating it
+   * root-owned with `m.mode` when missing. An existing folder's owner and mode are never changed, except `takeOver`:
+   * the recipe's own `chown -R kube:nogroup /srv/kubernetes` left pki.remote_dir owned by the service account, which
+   * could then plant links where root writes; that one folder is given back to root (a tightening only).
+   * Returns true when something was created or changed.
+   */
+  ensureDir(dir: string, m: FileMode, takeOver?: string): Promise<boolean>;
   /** Write unless content, owner and mode already match. Returns true when written. */
   write(file: string, content: Buffer, m: FileMode, label: string, known?: FileState): Promise<boolean>;
   /** Put back what this run replaced on this host (newest first): the backup, or remove a file that was new. */
@@ -66,21 +75,112 @@ export const backupStamp = new Date().toISOString().replace(/[-:]/g, '').replace
 const modeStr = (m: number) => m.toString(8).padStart(4, '0');
 const describeMode = (m: FileMode) => `${m.owner}:${m.group} ${modeStr(m.mode)}`;
 
+/** Exit code of our install script when the staged file is not what was sent (full disk, a failed write). */
+const SHORT_WRITE = 97;
+
 // ---- scripts run on the far side (POSIX sh; every value passes through quote()) ---------------------------------------
 
-function inspectScript(paths: string[]): string {
-  return `for f in ${paths.map(quote).join(' ')}; do if [ -f "$f" ]; then printf '%s\\t%s\\t%s\\n' "$f" "$(stat -c '%U:%G:%a' -- "$f")" "$(sha256sum < "$f" | cut -d' ' -f1)"; else printf '%s\\t-\\n' "$f"; fi; done`;
+/** One line per path: `path<TAB>-` (absent), `path<TAB>L` (symlink), `path<TAB>O` (not a regular file), or lstat + hash. */
+export function inspectScript(paths: string[]): string {
+  return `for f in ${paths.map(quote).join(' ')}; do if [ -L "$f" ]; then printf '%s\\tL\\n' "$f"; elif [ -f "$f" ]; then printf '%s\\t%s\\t%s\\n' "$f" "$(stat -c '%U:%G:%a:%s' -- "$f")" "$(sha256sum < "$f" | cut -d' ' -f1)"; elif [ -e "$f" ]; then printf '%s\\tO\\n' "$f"; else printf '%s\\t-\\n' "$f"; fi; done`;
 }
 
-/** Back up `file` (a hard link keeps the old inode, owner and mode), keep the newest BACKUPS_KEPT, rename tmp over it. */
-function installScript(tmp: string, file: string, backup: string | undefined, m: FileMode, from?: string): string {
-  const q = quote;
+export function parseInspect(paths: string[], stdout: string): Map<string, FileState | undefined> {
+  const out = new Map<string, FileState | undefined>(paths.map((p) => [p, undefined]));
+  for (const line of stdout.split('\n')) {
+    const [f, st, hash] = line.split('\t');
+    if (!f || !st || st === '-' || !out.has(f)) continue;
+    if (st === 'L' || st === 'O') {
+      out.set(f, { kind: st === 'L' ? 'link' : 'other', owner: '?', group: '?', mode: 0, size: 0, sha256: '' });
+      continue;
+    }
+    const [owner, group, mode, size] = st.split(':');
+    out.set(f, { kind: 'file', owner, group, mode: parseInt(mode, 8), size: Number(size), sha256: hash });
+  }
+  return out;
+}
+
+/**
+ * For each folder: lstat of every prefix, from `/` down (stopping at the first missing one), then the same for its
+ * realpath when that differs (a root-owned symlink such as /var/run → /run is fine if where it leads is root's too).
+ * Lines: `D|<dir>`, `R|<realpath>`, `<uid>|<gid>|<octal mode>|<type>|<path>` or `-|-|-|missing|<path>`.
+ */
+export function dirScript(dirs: string[]): string {
   return [
-    from ? `install -o ${q(m.owner)} -g ${q(m.group)} -m ${modeStr(m.mode)} ${q(from)} ${q(tmp)}` : `chown ${q(`${m.owner}:${m.group}`)} ${q(tmp)} && chmod ${modeStr(m.mode)} ${q(tmp)}`,
-    ...(backup ? [`{ [ ! -e ${q(file)} ] || ln -f ${q(file)} ${q(backup)}; }`] : []),
-    `{ set -- ${q(file)}.bak-*; [ -e "$1" ] || set --; while [ $# -gt ${BACKUPS_KEPT} ]; do rm -f -- "$1"; shift; done; }`,
-    ...(from ? [`mv -f ${q(tmp)} ${q(file)}`, `rm -f ${q(from)}`] : []),
-  ].join(' && ');
+    `chk() { o=$IFS; IFS=/; set -f; set -- $1; IFS=$o; set +f; p=; stat -c '%u|%g|%a|%F|%n' -- /; for c; do [ -n "$c" ] || continue; p="$p/$c"; if [ -L "$p" ] || [ -e "$p" ]; then stat -c '%u|%g|%a|%F|%n' -- "$p"; else printf '%s\\n' "-|-|-|missing|$p"; return 0; fi; done; }`,
+    `for d in ${dirs.map(quote).join(' ')}; do printf 'D|%s\\n' "$d"; chk "$d"; r=$(realpath -e -- "$d" 2>/dev/null) && [ "$r" != "$d" ] && { printf 'R|%s\\n' "$r"; chk "$r"; }; done; true`,
+  ].join('\n');
+}
+
+interface DirEntry { uid: string; gid: string; mode: number; type: string; path: string }
+
+/**
+ * Why root must not write below `dir` (undefined: it may). Every existing prefix must be root's: a folder owned by
+ * uid 0 that no other user can write to (group-writable only for gid 0), or a symlink owned by root; the folder's
+ * realpath must pass the same test. `takeOver` names the one user allowed to own the last component (see ensureDir).
+ */
+export function dirProblem(dir: string, entries: DirEntry[], real: DirEntry[], takeOver?: { uid: string }): { problem?: string; missing: boolean; takeOver: boolean } {
+  let missing = false;
+  let over = false;
+  const judge = (list: DirEntry[], leaf: string, mayTakeOver: boolean): string | undefined => {
+    for (const e of list) {
+      if (e.type === 'missing') { missing = true; return undefined; }
+      const isLeaf = e.path === leaf;
+      if (e.type === 'symbolic link') {
+        if (e.uid !== '0') return `${e.path} is a symlink owned by uid ${e.uid}, not root`;
+        if (isLeaf && list === entries && !real.length) return `${e.path} is a symlink whose target does not exist`;
+        continue;
+      }
+      if (e.type !== 'directory') return `${e.path} is a ${e.type}, not a folder`;
+      if (e.uid !== '0') {
+        if (isLeaf && mayTakeOver && takeOver && e.uid === takeOver.uid) { over = true; continue; }
+        return `${e.path} belongs to uid ${e.uid}: a folder root writes into must belong to root`;
+      }
+      if (e.mode & 0o002 || (e.mode & 0o020 && e.gid !== '0')) return `${e.path} is writable by others (mode ${modeStr(e.mode)}): another user could plant links where root writes`;
+    }
+    return undefined;
+  };
+  const problem = judge(entries, dir, true) ?? (real.length ? judge(real, real.at(-1)!.path, false) : undefined);
+  return { problem, missing, takeOver: over };
+}
+
+function parseDirs(stdout: string): Map<string, { entries: DirEntry[]; real: DirEntry[] }> {
+  const out = new Map<string, { entries: DirEntry[]; real: DirEntry[] }>();
+  let cur: { entries: DirEntry[]; real: DirEntry[] } | undefined;
+  let list: DirEntry[] = [];
+  for (const line of stdout.split('\n')) {
+    if (!line) continue;
+    if (line.startsWith('D|')) { cur = { entries: [], real: [] }; out.set(line.slice(2), cur); list = cur.entries; continue; }
+    if (line.startsWith('R|')) { if (cur) list = cur.real; continue; }
+    const [uid, gid, mode, type, ...rest] = line.split('|');
+    list.push({ uid, gid, mode: parseInt(mode, 8) || 0, type, path: rest.join('|') });
+  }
+  return out;
+}
+
+/**
+ * Install a staged file: check it is exactly what was sent (size and sha256: a full disk or a failed write leaves a
+ * short file, and ssh2's put can resolve anyway), give it its owner and mode (`chown -h`: never through a link), back
+ * up the current file (a hard link: same inode, owner and mode; never an empty file, so a bad copy cannot rotate the
+ * good ones away), keep the newest BACKUPS_KEPT, and rename it over the target (atomic: the file is old or new).
+ * `tmp` lives in the target's own folder, which dirProblem has proven only root can write to.
+ * With sudo the upload went to the user's staging folder first (`from`); `install` copies it to `tmp` as root, and the
+ * staged copy is removed whatever happens (a key must not linger in a home folder).
+ */
+export function installScript(tmp: string, file: string, backup: string | undefined, m: FileMode, size: number, hash: string, from?: string): string {
+  const q = quote;
+  const dir = path.posix.dirname(file);
+  return [
+    'set -e',
+    ...(from ? [`trap 'rm -f -- ${q(from)}' EXIT`, `rm -f -- ${q(tmp)}`, `install -o ${q(m.owner)} -g ${q(m.group)} -m ${modeStr(m.mode)} -- ${q(from)} ${q(tmp)}`] : []),
+    `if [ -L ${q(tmp)} ] || [ ! -f ${q(tmp)} ]; then echo 'staged file is not a regular file' >&2; exit ${SHORT_WRITE}; fi`,
+    `got=$(stat -c %s -- ${q(tmp)})`,
+    `if [ "$got" != ${size} ] || [ "$(sha256sum < ${q(tmp)} | cut -d' ' -f1)" != ${hash} ]; then rm -f -- ${q(tmp)}; echo "landed $got of ${size} bytes; free: $(df -Pk -- ${q(dir)} | awk 'NR==2 {print $4}') KiB" >&2; exit ${SHORT_WRITE}; fi`,
+    ...(from ? [] : [`chown -h ${q(`${m.owner}:${m.group}`)} -- ${q(tmp)}`, `chmod ${modeStr(m.mode)} -- ${q(tmp)}`]),
+    ...(backup ? [`if [ -f ${q(file)} ] && [ ! -L ${q(file)} ] && [ -s ${q(file)} ]; then ln -fP -- ${q(file)} ${q(backup)}; fi`] : []),
+    `set -- ${q(file)}.bak-*; [ -e "$1" ] || set --; while [ $# -gt ${BACKUPS_KEPT} ]; do rm -f -- "$1"; shift; done`,
+    `mv -f -- ${q(tmp)} ${q(file)}`,
+  ].join('\n');
 }
 
 // ---- the real thing --------------------------------------------------------------------------------------------------
@@ -89,12 +189,17 @@ class SshRemote implements Remote {
   readonly writes: Written[] = [];
   readonly dry = false;
   private staging?: string;
+  /** Folders proven root-only in this connection (dirProblem), so each is checked once per run. */
+  private safe = new Set<string>();
   constructor(readonly host: Host, private sftp: SftpClient, private sudo: boolean) {}
 
   private exec(script: string, asRoot = true, timeoutMs = EXEC_TIMEOUT_MS): Promise<ExecResult> {
     const cmd = asRoot && this.sudo ? `sudo -n sh -c ${quote(script)}` : script;
     return new Promise((resolve, reject) => {
-      (this.sftp as unknown as { client: Client }).client.exec(cmd, (err: Error | undefined, stream: ClientChannel) => {
+      const client = (this.sftp as unknown as { client: Client }).client;
+      if (!client) return reject(new RemoteError(this.host.name, 'exec: the connection is gone'));
+      try {
+        client.exec(cmd, (err: Error | undefined, stream: ClientChannel) => {
         if (err) return reject(new RemoteError(this.host.name, `exec: ${err.message}`));
         // a command that never ends (a hung `systemctl restart`) must not hold a cron run forever
         const timer = setTimeout(() => {
@@ -113,7 +218,10 @@ class SshRemote implements Remote {
           }
           resolve({ code: code ?? 255, stdout: Buffer.concat(out).toString(), stderr });
         });
-      });
+        });
+      } catch (e) {
+        reject(new RemoteError(this.host.name, `exec: ${(e as Error).message}`)); // ssh2 throws when the connection is gone
+      }
     });
   }
 
@@ -127,69 +235,110 @@ class SshRemote implements Remote {
   }
 
   async inspect(paths: string[]): Promise<Map<string, FileState | undefined>> {
+    if (!paths.length) return new Map();
     const r = await this.exec(inspectScript(paths));
     if (r.code !== 0) throw new RemoteError(this.host.name, `inspect ${paths.join(' ')}: ${r.stderr.trim()}`);
-    const out = new Map<string, FileState | undefined>(paths.map((p) => [p, undefined]));
-    for (const line of r.stdout.split('\n')) {
-      const [f, st, hash] = line.split('\t');
-      if (!f || st === '-' || !st) continue;
-      const [owner, group, mode] = st.split(':');
-      out.set(f, { owner, group, mode: parseInt(mode, 8), sha256: hash });
-    }
-    return out;
+    return parseInspect(paths, r.stdout);
   }
 
   async read(file: string): Promise<Buffer | undefined> {
-    const r = await this.exec(`[ -f ${quote(file)} ] && base64 < ${quote(file)} || echo MISSING`);
+    const r = await this.exec(`if [ -L ${quote(file)} ]; then echo LINK; elif [ -f ${quote(file)} ]; then base64 < ${quote(file)}; elif [ -e ${quote(file)} ]; then echo OTHER; else echo MISSING; fi`);
     if (r.code !== 0) throw new RemoteError(this.host.name, `read ${file}: ${r.stderr.trim()}`);
-    return r.stdout.trim() === 'MISSING' ? undefined : Buffer.from(r.stdout.replace(/\s/g, ''), 'base64');
+    const o = r.stdout.trim();
+    if (o === 'LINK' || o === 'OTHER') throw new RemoteError(this.host.name, `${file} is ${o === 'LINK' ? 'a symlink' : 'not a regular file'}: kubetls reads and writes only regular files there; remove it`);
+    return o === 'MISSING' ? undefined : Buffer.from(r.stdout.replace(/\s/g, ''), 'base64');
   }
 
-  async ensureDir(dir: string, m: FileMode): Promise<boolean> {
-    const want = `${m.owner}:${m.group}:${m.mode.toString(8)}`;
-    const r = await this.exec(`stat -c '%U:%G:%a' -- ${quote(dir)} 2>/dev/null || true`);
-    if (r.stdout.trim() === want) return false;
-    const argv = ['install', '-d', '-o', m.owner, '-g', m.group, '-m', modeStr(m.mode), dir];
-    await this.run(argv);
-    return true;
+  async ensureDir(dir: string, m: FileMode, takeOver?: string): Promise<boolean> {
+    if (this.safe.has(dir)) return false;
+    const look = async () => {
+      const r = await this.exec(dirScript([dir]));
+      if (r.code !== 0) throw new RemoteError(this.host.name, `check ${dir}: ${r.stderr.trim()}`);
+      const e = parseDirs(r.stdout).get(dir) ?? { entries: [], real: [] };
+      return e;
+    };
+    let uid: string | undefined;
+    if (takeOver) uid = (await this.exec(`id -u ${quote(takeOver)} 2>/dev/null || true`)).stdout.trim() || undefined;
+    const e = await look();
+    const v = dirProblem(dir, e.entries, e.real, uid ? { uid } : undefined);
+    if (v.problem) throw new RemoteError(this.host.name, `refusing to write below ${dir}: ${v.problem}`);
+    let changed = false;
+    if (v.missing) {
+      await this.run(['install', '-d', '-o', 'root', '-g', 'root', '-m', modeStr(m.mode), '--', dir]);
+      changed = true;
+    } else if (v.takeOver) {
+      log.warn(`${dir} belongs to ${takeOver} (the recipe's chown -R): giving the folder back to root so that ${takeOver} cannot plant links where root writes; its files keep their owner`, this.host.name);
+      await this.run(['chown', '-h', 'root:root', '--', dir]);
+      await this.run(['chmod', modeStr(m.mode), '--', dir]);
+      // and whatever that user left at the names kubetls writes (temp files, backups) goes, if it is not a plain file
+      await this.run(['find', dir, '-maxdepth', '1', '(', '-name', '.*.kubetls-tmp', '-o', '-type', 'l', '-name', '*.bak-*', ')', '-delete']);
+      changed = true;
+    }
+    if (changed) {
+      const again = await look();
+      const w = dirProblem(dir, again.entries, again.real);
+      if (w.problem || w.missing) throw new RemoteError(this.host.name, `refusing to write below ${dir}: ${w.problem ?? 'still missing'}`);
+    }
+    this.safe.add(dir);
+    return changed;
   }
 
   async write(file: string, content: Buffer, m: FileMode, label: string, known?: FileState): Promise<boolean> {
     const state = known ?? (await this.inspect([file])).get(file);
-    if (state && state.sha256 === sha256(content) && state.owner === m.owner && state.group === m.group && state.mode === m.mode) return false;
+    const hash = sha256(content);
+    if (state?.kind === 'file' && state.sha256 === hash && state.owner === m.owner && state.group === m.group && state.mode === m.mode) return false;
+    if (state && state.kind !== 'file') throw new RemoteError(this.host.name, `${file} is ${state.kind === 'link' ? 'a symlink' : 'not a regular file'}: refusing to write through it; remove it`);
     const dir = path.posix.dirname(file);
     const base = path.posix.basename(file);
+    if (!this.safe.has(dir)) await this.ensureDir(dir, { owner: 'root', group: 'root', mode: 0o755 });
     const tmp = `${dir}/.${base}.kubetls-tmp`;
-    const backup = state ? `${file}.bak-${backupStamp}` : undefined;
+    const backup = state && state.size > 0 ? `${file}.bak-${backupStamp}` : undefined;
     log.action(`sftp put ${label} → ${file} (${describeMode(m)}${backup ? `, old one kept as ${path.posix.basename(backup)}` : ''})`, this.host.name);
+    let staged: string | undefined;
     try {
       if (this.sudo) {
-        const staged = `${await this.stagingDir()}/${base}.${process.pid}`;
+        staged = `${await this.stagingDir()}/${base}.${process.pid}`;
         await this.sftp.put(content, staged, { writeStreamOptions: { mode: 0o600, flags: 'w' } });
-        await this.must(installScript(tmp, file, backup, m, staged), `install ${file}`);
       } else {
-        await this.sftp.put(content, tmp, { writeStreamOptions: { mode: 0o600, flags: 'w' } });
-        await this.must(installScript(tmp, file, backup, m), `chown/chmod ${tmp}`);
-        await this.sftp.posixRename(tmp, file);
+        // O_EXCL: never open through a name someone else made (the folder is root's, so only a leftover of ours)
+        await this.exec(`rm -f -- ${quote(tmp)}`);
+        await this.sftp.put(content, tmp, { writeStreamOptions: { mode: 0o600, flags: 'wx' as 'w' } });
       }
     } catch (e) {
-      if (e instanceof RemoteError) throw e;
+      if (staged) await this.exec(`rm -f -- ${quote(staged)}`, false).catch(() => undefined);
+      else await this.exec(`rm -f -- ${quote(tmp)}`).catch(() => undefined);
+      const full = await this.freeKiB(staged ? path.posix.dirname(staged) : dir, !staged);
+      if (full !== undefined && full * 1024 < content.length) throw new RemoteError(this.host.name, `no space left on ${staged ? path.posix.dirname(staged) : dir}: ${file} was not replaced`);
       const code = (e as { code?: number }).code;
-      throw new RemoteError(this.host.name, `upload ${file}: ${(e as Error).message.replace(/^_?\w+: /, '')}${code ? ` (sftp code ${code})` : ''}`);
+      throw new RemoteError(this.host.name, `upload ${file}: ${(e as Error).message.replace(/^_?\w+: /, '')}${code ? ` (sftp code ${code})` : ''}; ${file} was not replaced`);
     }
+    if (faultIs('disconnect')) (this.sftp as unknown as { client: Client }).client.end();
+    const r = await this.exec(installScript(tmp, file, backup, m, content.length, hash, staged));
+    if (r.code === SHORT_WRITE) {
+      const landed = /landed (\d+) of/.exec(r.stderr)?.[1];
+      const free = Number(/free: (\d+) KiB/.exec(r.stderr)?.[1] ?? NaN);
+      const why = free * 1024 < content.length ? `no space left on ${dir}` : `the upload to ${dir} failed`;
+      throw new RemoteError(this.host.name, `${why}: ${landed ?? '?'} of ${content.length} bytes of ${base} landed; ${file} was not replaced`);
+    }
+    if (r.code !== 0) throw new RemoteError(this.host.name, `install ${file}: ${r.stderr.trim() || `exit ${r.code}`}`);
     this.writes.push({ path: file, backup });
     return true;
   }
 
-  private async must(script: string, what: string): Promise<void> {
-    const r = await this.exec(script);
-    if (r.code !== 0) throw new RemoteError(this.host.name, `${what}: ${r.stderr.trim() || `exit ${r.code}`}`);
+  /** Free space of the file system holding `dir`, in KiB (undefined when df cannot tell). */
+  private async freeKiB(dir: string, asRoot: boolean): Promise<number | undefined> {
+    const r = await this.exec(`df -Pk -- ${quote(dir)} | awk 'NR==2 {print $4}'`, asRoot).catch(() => undefined);
+    const n = Number(r?.stdout.trim());
+    return r && r.stdout.trim() && Number.isFinite(n) ? n : undefined;
   }
 
-  /** sudo mode: ~/.kubetls-staging, 0700, owned by the SSH user. */
+  /**
+   * sudo mode: ~/.kubetls-staging, 0700, owned by the SSH user (who can become root anyway, so trusting the folder
+   * gives nothing away). Leftovers of an earlier run that died are removed first: no key lingers there.
+   */
   private async stagingDir(): Promise<string> {
     if (!this.staging) {
-      const r = await this.exec('mkdir -p -m 700 "$HOME/.kubetls-staging" && chmod 700 "$HOME/.kubetls-staging" && cd "$HOME/.kubetls-staging" && pwd', false);
+      const r = await this.exec('d="$HOME/.kubetls-staging"; if [ -L "$d" ]; then echo "$d is a symlink" >&2; exit 1; fi; mkdir -p -m 700 "$d" && chmod 700 "$d" && find "$d" -mindepth 1 -maxdepth 1 -type f -delete && cd "$d" && pwd -P', false);
       if (r.code !== 0) throw new RemoteError(this.host.name, `staging folder: ${r.stderr.trim()}`);
       this.staging = r.stdout.trim();
     }
@@ -198,8 +347,8 @@ class SshRemote implements Remote {
 
   async rollback(): Promise<void> {
     for (const w of [...this.writes].reverse()) {
-      if (w.backup) await this.run(['mv', '-f', w.backup, w.path]);
-      else await this.run(['rm', '-f', w.path]);
+      if (w.backup) await this.run(['mv', '-f', '--', w.backup, w.path]);
+      else await this.run(['rm', '-f', '--', w.path]);
     }
     this.writes.length = 0;
   }
@@ -276,7 +425,7 @@ export function dryRemote(host: Host, sudo: boolean): Remote {
     async run(argv, o) { if (!o?.quiet) log.cmd(pre(argv), host.name); return { code: 0, stdout: '', stderr: '' }; },
     async inspect(paths) { return new Map(paths.map((p) => [p, undefined])); },
     async read() { return undefined; },
-    async ensureDir(dir, m) { log.cmd(pre(['install', '-d', '-o', m.owner, '-g', m.group, '-m', modeStr(m.mode), dir]), host.name); return true; },
+    async ensureDir(dir, m) { log.cmd(pre(['install', '-d', '-o', 'root', '-g', 'root', '-m', modeStr(m.mode), '--', dir]), host.name); return true; },
     async write(file, _content, m, label) { log.action(`sftp put ${label} → ${file} (${describeMode(m)})`, host.name); return true; },
     async rollback() {},
     async close() {},

@@ -7,15 +7,14 @@
  *   verify  — the recipe's checks against the new certificates
  * The CA is never renewed here: inside its window every run says so and exits 1.
  */
-import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { local as localModes } from '../config/files.ts';
 import type { Inventory } from './inventory.ts';
-import { log } from './log.ts';
-import { applyPki, PkiError, planPki, writeAtomic, type Plan, type PlanItem } from './pki.ts';
-import type { Remote } from './remote.ts';
-import { forHosts, masterSteps, minionSteps, pkiToMinion, servedCert, summarize, waitActive, type HostOutcome, type RolloutOptions } from './rollout.ts';
+import { faultPoint } from './fault.ts';
+import { log, shown } from './log.ts';
+import { applyPki, PkiError, planPki, readCert, untilDue, writeAtomic, type Plan, type PlanItem } from './pki.ts';
+import { forHosts, masterSteps, minionSteps, pkiToMinion, servedCert, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
 import { lastRenewFile } from './status.ts';
 import { apiChecks } from './verify.ts';
 
@@ -24,7 +23,13 @@ export interface RenewResult { code: number; happened: boolean; outcomes: HostOu
 /** Hosts that still need the renewed files (a failed or interrupted run): rolled out again by the next run. */
 const pendingFile = (inv: Inventory) => path.join(inv.pki.dir, '.renew-pending.json');
 function readPending(inv: Inventory): string[] {
-  try { return JSON.parse(readFileSync(pendingFile(inv), 'utf8')) as string[]; } catch { return []; }
+  let hosts: string[];
+  try { hosts = JSON.parse(readFileSync(pendingFile(inv), 'utf8')) as string[]; } catch { return []; }
+  // a host removed from the inventory since can never be finished: forget it (once, loudly) instead of failing forever
+  const known = new Set([inv.master.name, ...inv.minions.map((m) => m.name)]);
+  const gone = hosts.filter((h) => !known.has(h));
+  if (gone.length) log.warn(`${shown(pendingFile(inv))}: ${gone.join(', ')} no longer in the inventory: forgotten`);
+  return hosts.filter((h) => known.has(h));
 }
 function writePending(inv: Inventory, hosts: string[]): void {
   if (hosts.length) writeAtomic(pendingFile(inv), `${JSON.stringify([...new Set(hosts)].sort())}\n`, localModes.secret);
@@ -44,15 +49,15 @@ function hostsTouched(inv: Inventory, items: PlanItem[]): Set<string> {
 
 /** `nothing to renew; next due: server.crt in 287 d` — the leaf that becomes due first. */
 function nextDue(inv: Inventory, plan: Plan): string {
-  const now = Date.now();
+  const now = new Date();
   let best: [string, number] | undefined;
   for (const i of plan.items.filter((x) => x.kind === 'server' || x.kind === 'minion')) {
-    const crt = path.join(inv.pki.dir, `${i.name}.crt`);
-    if (!existsSync(crt)) continue;
-    const notAfter = new Date(new X509Certificate(readFileSync(crt)).validTo).getTime();
-    const days = Math.floor((notAfter - now) / 86_400_000) - inv.pki.renewBeforeDays;
-    if (!best || days < best[1]) best = [`${i.name}.crt`, days];
+    const info = readCert(path.join(inv.pki.dir, `${i.name}.crt`)); // unreadable: a PkiError naming the file
+    if (!info) continue;
+    const ms = untilDue(inv, info.notAfter, now); // exact, like checkLeaf; whole days only for the message
+    if (!best || ms < best[1]) best = [`${i.name}.crt`, ms];
   }
+  if (best) best[1] = Math.floor(best[1] / 86_400_000);
   return best ? `${best[0]} in ${best[1]} d` : 'nothing issued yet';
 }
 
@@ -64,6 +69,7 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}): Promise<Ren
   if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Plan a CA rotation now: every certificate and kubeconfig depends on it.`);
   const due = plan.items.filter((i) => i.kind !== 'ca' && i.action !== 'keep');
   const pending = readPending(inv);
+  if (!pending.includes(inv.master.name) && !o.dryRun && await servedIsStale(inv)) pending.push(inv.master.name);
   if (!due.length && !pending.length) {
     log.info(`nothing to renew; next due: ${nextDue(inv, plan)}`);
     return { code: caDue ? 1 : 0, happened: caDue, outcomes: [], renewed: [] };
@@ -73,15 +79,18 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}): Promise<Ren
 
   log.phase('renew');
   const renewPlan: Plan = { ...plan, items: plan.items.map((i) => (i.kind === 'ca' ? { ...i, action: 'keep' as const } : i)) };
-  await applyPki(inv, renewPlan, { dryRun: o.dryRun });
   const touched = new Set([...hostsTouched(inv, due), ...pending]);
+  // recorded before the first certificate is reissued: a run killed after reissuing leaves the hosts owed, so the
+  // next run rolls out what is already renewed here instead of saying "nothing to renew"
   if (!o.dryRun) writePending(inv, [...touched]);
+  await applyPki(inv, renewPlan, { dryRun: o.dryRun });
+  faultPoint('renewed');
 
   log.phase(`restart (${[...touched].join(', ')})`);
   const outcomes: HostOutcome[] = [];
   let stop = false;
   if (touched.has(inv.master.name)) {
-    outcomes.push(...await forHosts(inv, [inv.master], o, (r, step, out) => guarded(inv, r, out, o, async () => {
+    outcomes.push(...await forHosts(inv, [inv.master], o, (r, step, out) => withRollback(inv, r, out, o, async () => {
       await masterSteps(inv, r, step, out, o);
       if (!o.dryRun && out.restarts.includes('kube-apiserver')) {
         await step('verify', () => mustPass(apiChecks(inv, inv.minions.filter((m) => !touched.has(m.name)))));
@@ -94,8 +103,8 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}): Promise<Ren
   else if (minions.length) {
     outcomes.push(...await forHosts(inv, minions, o, (r, step, out) => {
       if (stop) throw new Error('skipped: an earlier host failed, this one keeps its current certificates');
-      return guarded(inv, r, out, o, async () => {
-        await pkiToMinion(inv, r, step, out);
+      return withRollback(inv, r, out, o, async () => {
+        await pkiToMinion(inv, r, step, out, o);
         await minionSteps(inv, r, step, out, o);
         if (!o.dryRun) await step('verify', () => mustPass(apiChecks(inv, [r.host]).then((res) => res.filter((x) => x.check !== 'served certificate'))));
       }).catch((e) => { stop = true; throw e; });
@@ -118,24 +127,22 @@ async function mustPass(p: Promise<{ ok: boolean; check: string; target: string;
 }
 
 /**
- * Run a host's steps; if they fail after something was written, put the backups back, restart what was restarted
- * (so the old certificates are served again), and fail with the original error.
+ * The check phase asks 6443 which certificate it serves (one TLS handshake, no SSH): an apiserver still serving an
+ * older server.crt than the local one owes a restart, whatever the files and the pending list say (a run killed
+ * between installing and restarting). An apiserver that does not answer is reported, not treated as due: monitoring
+ * (status.ts --prometheus) covers a down apiserver, and a cron run must stay a no-op when nothing is due.
  */
-async function guarded(inv: Inventory, r: Remote, out: HostOutcome, o: RolloutOptions, body: () => Promise<void>): Promise<void> {
+async function servedIsStale(inv: Inventory): Promise<boolean> {
+  const want = readCert(path.join(inv.pki.dir, 'server.crt'))?.serial;
+  if (!want) return false;
   try {
-    await body();
+    const got = await servedCert(inv, 3000);
+    if (got.serial === want) return false;
+    log.info(`${inv.master.address}:${inv.apiserver.port} serves server.crt serial ${got.serial}, the local one is ${want}: the master is due`);
+    return true;
   } catch (e) {
-    if (o.dryRun || !r.writes.length) throw e;
-    log.warn(`rolling back ${r.writes.length} file(s): ${(e as Error).message}`, r.host.name);
-    await r.rollback();
-    for (const unit of [...new Set(out.restarts)]) await r.run(['systemctl', 'restart', unit], { ok: [0, 1, 3] });
-    if (out.restarts.includes('kube-apiserver')) {
-      const served = await servedCert(inv).then((c) => `serves serial ${c.serial} again`, (err: Error) => `does not answer: ${err.message}`);
-      log.warn(`after rollback ${inv.master.address}:${inv.apiserver.port} ${served}`, r.host.name);
-    } else if (out.restarts.length) {
-      await waitActive(r, [...new Set(out.restarts)]).catch((err: Error) => log.warn(`after rollback: ${err.message}`, r.host.name));
-    }
-    throw new Error(`${(e as Error).message} (rolled back)`);
+    log.warn(`cannot ask ${inv.master.address}:${inv.apiserver.port} which certificate it serves: ${(e as Error).message}`);
+    return false;
   }
 }
 

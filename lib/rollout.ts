@@ -5,21 +5,23 @@
  *   forHosts(inv, hosts, opts, async (r, step) => { … })   // bounded parallelism, one connection per host, summary
  *   masterSteps / pkiToMinion / minionSteps                  // SEED.md 7–11, 13 and 14–18 for one host
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import pLimit from 'p-limit';
 import * as modes from '../config/files.ts';
-import { masterEnv, minionEnv, units, type FlagContext } from '../config/profiles.ts';
+import { masterEnv, minionEnv, units, type EnvEdit, type FlagContext } from '../config/profiles.ts';
 import { ExitError } from './cli.ts';
-import { quoteValue, setVars } from './envfile.ts';
+import { quoteValue, setVarsBuffer } from './envfile.ts';
 import type { Host, Inventory } from './inventory.ts';
 import { kubeconfig } from './kubeconfig.ts';
 import { log, shown } from './log.ts';
-import { parseCert } from './pki.ts';
+import { faultPoint } from './fault.ts';
+import { parseCert, readCert } from './pki.ts';
 import { table } from './table.ts';
-import { connect, dryRemote, type Remote } from './remote.ts';
+import { connect, dryRemote, type FileState, type Remote } from './remote.ts';
 
 export interface RolloutOptions {
   dryRun?: boolean;
@@ -27,6 +29,8 @@ export interface RolloutOptions {
   acceptNewHostKeys?: boolean;
   /** false for read-only passes (verify, status): no per-host "done" line */
   report?: boolean;
+  /** --replace-ca: send the local CA to hosts that hold another one (see checkSameCa) */
+  replaceCa?: boolean;
 }
 
 export interface HostOutcome {
@@ -89,97 +93,213 @@ export function pkiFilesFor(inv: Inventory, host: Host): [string, string][] {
   return names.map((n) => [path.join(inv.pki.dir, n), `${inv.pki.remoteDir}/${n}`]);
 }
 
-/** Upload files with one inspect round trip; returns the remote paths written. */
-async function upload(r: Remote, files: [string, string][], m: modes.FileMode, out: HostOutcome): Promise<string[]> {
-  const state = await r.inspect(files.map(([, remote]) => remote));
-  const written: string[] = [];
-  for (const [local, remote] of files) {
-    const content = r.dry ? Buffer.alloc(0) : readFileSync(local);
-    if (await r.write(remote, content, m, shown(local), state.get(remote))) written.push(remote);
-  }
-  out.writes += written.length;
-  return written;
-}
-
-/** Set our variables in each environment file, keeping every other line; returns the paths written. */
-async function editEnv(r: Remote, edits: { path: string; vars: Record<string, string> }[], out: HostOutcome): Promise<string[]> {
-  const written: string[] = [];
-  const state = await r.inspect(edits.map((e) => e.path));
-  for (const e of edits) {
-    const before = (await r.read(e.path))?.toString() ?? '';
-    const { text } = setVars(before, e.vars);
-    const label = `<${path.posix.basename(e.path)} with ${Object.entries(e.vars).map(([k, v]) => `${k}=${quoteValue(v)}`).join(' ')}>`;
-    if (await r.write(e.path, Buffer.from(text), modes.envFile, label, state.get(e.path))) written.push(e.path);
-  }
-  out.writes += written.length;
-  return written;
-}
-
 /**
- * Where a host remembers a restart it still owes: written before `systemctl restart`, removed once the unit is back,
- * so that a run that died in between (or whose restart failed) restarts the unit on the next run even though no
- * file changes then.
+ * Where a host remembers a restart it still owes: `restart.<unit>` is written BEFORE the first file that unit reads
+ * is replaced, and removed only once the unit passed its health gate. A run killed anywhere in between, or whose
+ * restart or gate failed, leaves it behind, and the next run restarts that unit although no file changes then.
  */
 export const PENDING_DIR = '/var/lib/kubetls';
 
-/** Restart, in the order of config/profiles.ts, the units that read a changed path or still owe a restart. */
-async function restart(inv: Inventory, r: Remote, role: 'master' | 'minion', changed: string[], out: HostOutcome,
-  gate: (unit: string) => Promise<void>): Promise<string[]> {
-  const owed = (await r.run(['ls', '-1', PENDING_DIR], { ok: [0, 1, 2], quiet: true })).stdout.split('\n')
-    .filter((f) => f.startsWith('restart.')).map((f) => f.slice('restart.'.length));
-  const hit = units[role].filter((u) => owed.includes(u.unit) || u.reads.some((p) => changed.includes(p.replace('{remote}', inv.pki.remoteDir))));
-  if (!hit.length) return [];
-  await r.run(['mkdir', '-p', PENDING_DIR], { quiet: true });
-  await r.run(['touch', ...hit.map((u) => `${PENDING_DIR}/restart.${u.unit}`)], { quiet: true });
-  for (const u of hit) {
-    out.restarts.push(u.unit); // counted when attempted: a rollback restarts it again even if this restart failed
-    await r.run(['systemctl', 'restart', u.unit]);
-    await gate(u.unit);
-    await r.run(['rm', '-f', `${PENDING_DIR}/restart.${u.unit}`], { quiet: true });
-  }
-  return hit.map((u) => u.unit);
+/** One file a host should hold. `content` is called only when not a dry run. */
+interface Desired { path: string; content: () => Buffer; mode: modes.FileMode; label: string }
+
+/** Everything one host should look like after a step of the recipe, and what to restart when it changes. */
+interface HostJob {
+  dirs: { dir: string; mode: modes.FileMode; takeOver?: string }[];
+  files: Desired[];
+  env: EnvEdit[];
+  /** the units of config/profiles.ts that may restart; none for a step that only copies files (step 13) */
+  role?: 'master' | 'minion';
+  /** units that must restart although none of their files changed (what they serve differs from the PKI); asked only when no file forces the restart anyway */
+  stale?: () => Promise<string[]>;
+  gate: (unit: string) => Promise<void>;
 }
 
-/** SEED.md steps 7, 9, 10 and 11 on the master. `gate` waits until 6443 serves the local server.crt. */
-export async function masterSteps(inv: Inventory, r: Remote, step: Step, out: HostOutcome, o: RolloutOptions = {}): Promise<void> {
-  const files = await step('install PKI', async () => {
-    const dir = await r.ensureDir(inv.pki.remoteDir, modes.masterPkiDir);
-    return [...await upload(r, pkiFilesFor(inv, inv.master), modes.masterPki, out), ...(dir ? [inv.pki.remoteDir] : [])];
+/**
+ * Bring one host to `job`: check the folders (root's only), look at every target in one round trip, refuse a host
+ * that holds another CA, then record the restarts it will owe, replace what differs, restart what reads it, gate.
+ */
+async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome, job: HostJob, o: RolloutOptions, names: { files: string; env: string }): Promise<void> {
+  const caPath = `${inv.pki.remoteDir}/ca.crt`;
+  const planned = await step('inspect', async () => {
+    for (const d of job.dirs) await r.ensureDir(d.dir, d.mode, d.takeOver);
+    const state = await r.inspect([...new Set([caPath, ...job.files.map((f) => f.path), ...job.env.map((e) => e.path)])]);
+    if (!r.dry) await checkSameCa(inv, r, state.get(caPath), o);
+    const want: { d: Desired; bytes: Buffer; kind: 'files' | 'env' }[] = [];
+    for (const f of job.files) want.push({ d: f, bytes: r.dry ? Buffer.alloc(0) : f.content(), kind: 'files' });
+    for (const e of job.env) {
+      // as bytes: every line but ours stays exactly as it was, whatever its encoding or line ending
+      const before = (state.get(e.path) ? await r.read(e.path) : undefined) ?? Buffer.alloc(0);
+      const { bytes } = setVarsBuffer(before, e.vars);
+      const label = `<${path.posix.basename(e.path)} with ${Object.entries(e.vars).map(([k, v]) => `${k}=${quoteValue(v)}`).join(' ')}>`;
+      want.push({ d: { path: e.path, content: () => bytes, mode: modes.envFile, label }, bytes, kind: 'env' });
+    }
+    return want.filter(({ d, bytes }) => r.dry || differs(state.get(d.path), bytes, d.mode)).map((w) => ({ ...w, state: state.get(w.d.path) }));
   });
-  const env = await step('configure', () => editEnv(r, masterEnv(inv.profile, flagContext(inv)), out));
-  // apiserver first, then controller-manager; after the apiserver, wait until 6443 serves the new server.crt
-  await step('restart', () => restart(inv, r, 'master', [...files, ...env], out,
-    async (unit) => { if (unit === 'kube-apiserver' && !o.dryRun) await waitServing(inv); }));
+  const changed = planned.map((p) => p.d.path);
+  let hit = job.role ? await owedUnits(inv, r, job.role, changed, []) : [];
+  if (job.role && job.stale && !r.dry) {
+    const stale = (await job.stale()).filter((u) => !hit.includes(u));
+    if (stale.length) hit = await owedUnits(inv, r, job.role, changed, stale, true);
+  }
+  if (hit.length) {
+    await step('record restarts', () => r.run(['sh', '-c', 'mkdir -p -m 0700 "$1" && shift && touch -- "$@"', 'sh', PENDING_DIR, ...hit.map((u) => `${PENDING_DIR}/restart.${u}`)], { quiet: true }));
+    faultPoint('marked');
+  }
+  for (const kind of ['files', 'env'] as const) {
+    const batch = planned.filter((p) => p.kind === kind);
+    if (!batch.length) continue;
+    await step(kind === 'files' ? names.files : names.env, async () => {
+      for (const p of batch) {
+        if (await r.write(p.d.path, p.bytes, p.d.mode, p.d.label, p.state)) out.writes++;
+        faultPoint('wrote-1');
+      }
+    });
+  }
+  if (planned.length) faultPoint('wrote-all');
+  if (!hit.length) return;
+  await step('restart', async () => {
+    for (const unit of hit) {
+      out.restarts.push(unit); // counted when attempted: a rollback restarts it again even if this restart failed
+      await r.run(['systemctl', 'restart', unit]);
+      faultPoint('restarted');
+      if (!o.dryRun) await job.gate(unit);
+      faultPoint('gated');
+      await r.run(['rm', '-f', '--', `${PENDING_DIR}/restart.${unit}`], { quiet: true });
+    }
+  });
+}
+
+function differs(st: FileState | undefined, bytes: Buffer, m: modes.FileMode): boolean {
+  return !st || st.kind !== 'file' || st.sha256 !== createHash('sha256').update(bytes).digest('hex') || st.owner !== m.owner || st.group !== m.group || st.mode !== m.mode;
+}
+
+/** The units to restart, in the order of config/profiles.ts: those reading a changed path, owed by an earlier run, or stale. */
+async function owedUnits(inv: Inventory, r: Remote, role: 'master' | 'minion', changed: string[], stale: string[], quiet = false): Promise<string[]> {
+  const owed = r.dry ? [] : (await r.run(['ls', '-1', '--', PENDING_DIR], { ok: [0, 1, 2], quiet: true })).stdout.split('\n')
+    .filter((f) => f.startsWith('restart.')).map((f) => f.slice('restart.'.length));
+  if (!quiet) for (const u of owed) log.info(`${u} still owes a restart from an earlier run`, r.host.name);
+  return units[role].filter((u) => owed.includes(u.unit) || stale.includes(u.unit)
+    || u.reads.some((p) => changed.includes(p.replace('{remote}', inv.pki.remoteDir)))).map((u) => u.unit);
+}
+
+/**
+ * A host that already holds a CA other than the local one was built from another pki/ (a new checkout, the wrong
+ * folder): sending ours would cut every node off. Stop before anything is sent, unless --replace-ca says to.
+ */
+async function checkSameCa(inv: Inventory, r: Remote, st: FileState | undefined, o: RolloutOptions): Promise<void> {
+  if (!st) return;
+  const local = readFileSync(path.join(inv.pki.dir, 'ca.crt'));
+  if (st.kind === 'file' && st.sha256 === createHash('sha256').update(local).digest('hex')) return;
+  let theirs = `${st.kind === 'file' ? 'a different file' : 'not a regular file'}`;
+  try {
+    const remote = st.kind === 'file' ? await r.read(`${inv.pki.remoteDir}/ca.crt`) : undefined;
+    if (remote) {
+      const c = parseCert(remote);
+      if (c.fingerprint === parseCert(local).fingerprint) return; // the same certificate, written differently
+      theirs = `CA '${c.subject.cn}' (SHA-256 ${c.fingerprint.slice(0, 23)}…, not after ${c.notAfter.toISOString().slice(0, 10)})`;
+    }
+  } catch { /* not a certificate: say so below */ }
+  const msg = `${inv.pki.remoteDir}/ca.crt holds ${theirs}, not the local ${shown(path.join(inv.pki.dir, 'ca.crt'))}`;
+  if (o.replaceCa) { log.warn(`${msg}: replacing it (--replace-ca)`, r.host.name); return; }
+  throw new Error(`${msg}. This cluster was built with another PKI folder: nothing was sent. Restore that folder (pki.dir in ${shown(inv.file)}), or run again with --replace-ca to replace the cluster's CA, which invalidates every certificate, kubeconfig and service-account token signed by the old one.`);
+}
+
+/** The gate after restarting a unit: the apiserver must serve the local server.crt, anything else must be active. */
+function gateFor(inv: Inventory, r: Remote): (unit: string) => Promise<void> {
+  return async (unit) => (unit === 'kube-apiserver' ? waitServing(inv) : waitActive(r, [unit]));
+}
+
+/** SEED.md steps 7, 9, 10 and 11 on the master. The gate waits until 6443 serves the local server.crt. */
+export async function masterSteps(inv: Inventory, r: Remote, step: Step, out: HostOutcome, o: RolloutOptions = {}): Promise<void> {
+  await converge(inv, r, step, out, {
+    dirs: [{ dir: inv.pki.remoteDir, mode: modes.masterPkiDir, takeOver: modes.SERVICE_USER }, { dir: '/etc/kubernetes', mode: modes.envDir }],
+    files: pkiFilesFor(inv, inv.master).map(([local, remote]) => ({ path: remote, content: () => readLocal(local), mode: modes.masterPki, label: shown(local) })),
+    env: masterEnv(inv.profile, flagContext(inv)),
+    role: 'master',
+    stale: () => staleApiserver(inv, r),
+    gate: gateFor(inv, r),
+  }, o, { files: 'install PKI', env: 'configure' });
+}
+
+/**
+ * What 6443 serves, compared with the local server.crt on every run: a run that died after installing the files but
+ * before the restart (or an apiserver restarted by hand with old files) is work to do, whatever the files say.
+ */
+async function staleApiserver(inv: Inventory, r: Remote): Promise<string[]> {
+  const want = readCert(path.join(inv.pki.dir, 'server.crt'))?.serial;
+  if (!want) return [];
+  try {
+    const got = await servedCert(inv, 3000);
+    if (got.serial === want) return [];
+    log.info(`${inv.master.address}:${inv.apiserver.port} serves serial ${got.serial}, the local server.crt is ${want}: kube-apiserver owes a restart`, r.host.name);
+    return ['kube-apiserver'];
+  } catch (e) {
+    log.warn(`cannot ask ${inv.master.address}:${inv.apiserver.port} which certificate it serves: ${(e as Error).message}`, r.host.name);
+    return [];
+  }
 }
 
 /** SEED.md step 13 for one minion: ca.crt, <minion>.crt, <minion>.key as root:root 0600 (no `rm -fr` of the folder). */
-export async function pkiToMinion(inv: Inventory, r: Remote, step: Step, out: HostOutcome): Promise<void> {
-  await step('install PKI', async () => {
-    await r.ensureDir(inv.pki.remoteDir, modes.minionPkiDir);
-    await upload(r, pkiFilesFor(inv, r.host), modes.minionPki, out);
-  });
+export async function pkiToMinion(inv: Inventory, r: Remote, step: Step, out: HostOutcome, o: RolloutOptions = {}): Promise<void> {
+  await converge(inv, r, step, out, {
+    dirs: [{ dir: inv.pki.remoteDir, mode: modes.minionPkiDir }],
+    files: pkiFilesFor(inv, r.host).map(([local, remote]) => ({ path: remote, content: () => readLocal(local), mode: modes.minionPki, label: shown(local) })),
+    env: [],
+    gate: async () => {},
+  }, o, { files: 'install PKI', env: 'configure' });
 }
 
 /** SEED.md steps 14–18 for one minion: kubeconfig, /etc/kubernetes/{config,kubelet,proxy}, restarts, active gate. */
 export async function minionSteps(inv: Inventory, r: Remote, step: Step, out: HostOutcome, o: RolloutOptions = {}): Promise<void> {
-  const kc = await step('kubeconfig', async () => {
-    await r.ensureDir(path.posix.dirname(modes.KUBECONFIG_PATH), { ...modes.kubeconfig, mode: 0o700 });
-    const written = await r.write(modes.KUBECONFIG_PATH, r.dry ? Buffer.alloc(0) : kubeletKubeconfig(inv, r.host), modes.kubeconfig, `<kubeconfig: ${inv.cluster}, user kubelet, ${r.host.name}.crt + token embedded>`);
-    out.writes += written ? 1 : 0;
-    return written ? [modes.KUBECONFIG_PATH] : [];
-  });
-  const env = await step('configure', () => editEnv(r, minionEnv(inv.profile, flagContext(inv)), out));
-  await step('restart', () => restart(inv, r, 'minion', [...kc, ...env], out,
-    async (unit) => { if (!o.dryRun) await waitActive(r, [unit]); }));
+  await converge(inv, r, step, out, {
+    dirs: [{ dir: path.posix.dirname(modes.KUBECONFIG_PATH), mode: { ...modes.kubeconfig, mode: 0o700 } }, { dir: '/etc/kubernetes', mode: modes.envDir }],
+    files: [{ path: modes.KUBECONFIG_PATH, content: () => kubeletKubeconfig(inv, r.host), mode: modes.kubeconfig, label: `<kubeconfig: ${inv.cluster}, user kubelet, ${r.host.name}.crt + token embedded>` }],
+    env: minionEnv(inv.profile, flagContext(inv)),
+    role: 'minion',
+    gate: gateFor(inv, r),
+  }, o, { files: 'kubeconfig', env: 'configure' });
 }
 
 /** Step 14: the kubelet kubeconfig of one minion, with its cert, key and the token embedded. */
 export function kubeletKubeconfig(inv: Inventory, host: Host): Buffer {
-  const pki = (f: string) => readFileSync(path.join(inv.pki.dir, f));
-  const token = readFileSync(path.join(inv.pki.dir, 'tokens.csv'), 'utf8').split(',')[0];
+  const pki = (f: string) => readLocal(path.join(inv.pki.dir, f));
+  const token = pki('tokens.csv').toString('utf8').split(',')[0];
   return Buffer.from(kubeconfig({
     cluster: inv.cluster, server: flagContext(inv).masterUrl, ca: pki('ca.crt'), cert: pki(`${host.name}.crt`), key: pki(`${host.name}.key`), token,
   }));
+}
+
+/** A local PKI file, named in the error when it cannot be read. */
+function readLocal(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new Error(`${shown(file)}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing: run scripts/master.ts first' : (e as Error).message}`);
+  }
+}
+
+/**
+ * Run a host's steps; if they fail after something was written, put the backups back, restart what was restarted
+ * (so the old certificates are served again), and fail with the original error. master.ts, minions.ts and renew.ts
+ * all go through here: a master whose apiserver does not come back with the new files is not left down.
+ */
+export async function withRollback(inv: Inventory, r: Remote, out: HostOutcome, o: RolloutOptions, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    if (o.dryRun || !r.writes.length) throw e;
+    log.warn(`rolling back ${r.writes.length} file(s): ${(e as Error).message}`, r.host.name);
+    await r.rollback();
+    for (const unit of [...new Set(out.restarts)]) await r.run(['systemctl', 'restart', unit], { ok: [0, 1, 3] });
+    if (out.restarts.includes('kube-apiserver')) {
+      const served = await servedCert(inv).then((c) => `serves serial ${c.serial} again`, (err: Error) => `does not answer: ${err.message}`);
+      log.warn(`after rollback ${inv.master.address}:${inv.apiserver.port} ${served}`, r.host.name);
+    } else if (out.restarts.length) {
+      await waitActive(r, [...new Set(out.restarts)]).catch((err: Error) => log.warn(`after rollback: ${err.message}`, r.host.name));
+    }
+    throw new Error(`${(e as Error).message} (rolled back)`);
+  }
 }
 
 /** After `systemctl restart`, wait (bounded) until each unit reports active. */

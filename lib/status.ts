@@ -1,20 +1,28 @@
 /**
  * The expiry report (status.ts): one row per certificate, token and kubeconfig, local and (with --remote) deployed,
- * each with a status: ok · renew due · expired · drift: <what> · missing · not signed by CA · key mismatch.
+ * each with a status: ok · renew due · expired · drift: <what> · missing · not signed by CA · key mismatch ·
+ * unreadable: <file>: <what is wrong> · insecure mode 0644: <file>.
+ *
+ * Every row is computed on its own: one truncated or garbage file makes its row `unreadable` and the report (and the
+ * Prometheus textfile, with that row's ok=0) is still written, so monitoring never keeps a stale "ok".
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { KUBECONFIG_PATH } from '../config/files.ts';
 import type { Inventory } from './inventory.ts';
 import { readKubeconfig } from './kubeconfig.ts';
 import { shown } from './log.ts';
-import { checkCa, checkLeaf, leafSpecs, parseCert, readToken, writeAtomic, type CertInfo, type Check } from './pki.ts';
+import {
+  checkCa, checkLeaf, insecureMode, leafSpecs, parseCert, readCert, readKey, readPublicKey, readToken, UnreadableError, untilDue, writeAtomic,
+  type CertInfo, type Check,
+} from './pki.ts';
 import type { Remote } from './remote.ts';
-import { pkiFilesFor, servedCert } from './rollout.ts';
+import { pkiFilesFor } from './rollout.ts';
 
 export interface StatusRow {
-  name: string; // ca.crt, server.crt, kubeminion1.crt, tokens.csv, kubeconfig
+  name: string; // ca.crt, server.crt, kubeminion1.crt, tokens.csv, sa.key, kubeconfig
   where: string;
   subject: string;
   sans: string;
@@ -22,11 +30,14 @@ export interface StatusRow {
   daysLeft?: number;
   issuer: string;
   status: string;
+  /** Rows read from a TLS port rather than a file: which certificate ('apiserver'); notAfter is what the port served. */
+  served?: string;
 }
 
 const DAY = 86_400_000;
 const dn = (i: CertInfo) => `${i.subject.o ? `O=${i.subject.o}, ` : ''}CN=${i.subject.cn}`;
 const statusText = (c: Check) => (c.status === 'drift' ? `drift: ${c.reasons.filter((r) => !/^expires in/.test(r)).join('; ')}` : c.status);
+const blank = { subject: '-', sans: '-', issuer: '-' };
 
 function certRow(name: string, where: string, c: Check): StatusRow {
   const i = c.info;
@@ -36,28 +47,70 @@ function certRow(name: string, where: string, c: Check): StatusRow {
   };
 }
 
+/** The row of a file that is there but cannot be read; anything else thrown is not ours to hide. */
+function unreadable(name: string, where: string, e: unknown): StatusRow {
+  if (!(e instanceof UnreadableError)) throw e;
+  return { name, where, ...blank, status: `unreadable: ${e.message}` };
+}
+
+/** A secret that others may read is not ok, whatever else its row says (only `unreadable` says more). */
+function withMode(row: StatusRow, secret: string): StatusRow {
+  const mode = insecureMode(secret);
+  return mode && !row.status.startsWith('unreadable') ? { ...row, status: `insecure mode ${mode}: ${shown(secret)}` } : row;
+}
+
 /** What the local PKI holds, judged against the inventory and the clock. Reads only. */
 export function localStatus(inv: Inventory, now = new Date()): StatusRow[] {
-  const at = (f: string) => shown(path.join(inv.pki.dir, f));
-  let ca: Check;
-  try { ca = checkCa(inv, now); } catch (e) { ca = { status: 'key mismatch', reasons: [(e as Error).message] }; }
-  const rows = [certRow('ca.crt', at('ca.crt'), ca)];
-  for (const spec of leafSpecs(inv)) {
-    const c = checkLeaf(inv, spec, ca.info, now);
-    rows.push(certRow(`${spec.name}.crt`, at(`${spec.name}.crt`), c));
-    if (spec.kind === 'minion') rows.push({ ...certRow('kubeconfig', `${spec.name}:${KUBECONFIG_PATH}`, c), name: 'kubeconfig' });
+  const file = (f: string) => path.join(inv.pki.dir, f);
+  const at = (f: string) => shown(file(f));
+  const rows: StatusRow[] = [];
+  let ca: Check | undefined;
+  try {
+    ca = checkCa(inv, now);
+    rows.push(withMode(certRow('ca.crt', at('ca.crt'), ca), file('ca.key')));
+  } catch (e) {
+    if (e instanceof UnreadableError) rows.push(unreadable('ca.crt', at('ca.crt'), e));
+    else rows.push(withMode({ name: 'ca.crt', where: at('ca.crt'), ...blank, status: `key mismatch: ${(e as Error).message}` }, file('ca.key')));
   }
-  const tokenFile = path.join(inv.pki.dir, 'tokens.csv');
-  const token = readToken(inv);
-  rows.push({
-    name: 'tokens.csv', where: at('tokens.csv'), subject: token ? 'user kubelet' : '-', sans: '-', issuer: '-',
-    status: token ? 'ok' : existsSync(tokenFile) ? 'drift: malformed tokens.csv' : 'missing',
-    notAfter: undefined, daysLeft: undefined,
-  });
+  for (const spec of leafSpecs(inv)) {
+    const crt = `${spec.name}.crt`;
+    const kubeconfigAt = `${spec.name}:${KUBECONFIG_PATH}`;
+    try {
+      const c = checkLeaf(inv, spec, ca?.info, now);
+      rows.push(withMode(certRow(crt, at(crt), c), file(`${spec.name}.key`)));
+      if (spec.kind === 'minion') rows.push({ ...certRow('kubeconfig', kubeconfigAt, c), name: 'kubeconfig' });
+    } catch (e) {
+      rows.push(unreadable(crt, at(crt), e));
+      if (spec.kind === 'minion') rows.push(unreadable('kubeconfig', kubeconfigAt, e)); // it would embed that file
+    }
+  }
+  try {
+    const token = readToken(inv);
+    rows.push(withMode({ name: 'tokens.csv', where: at('tokens.csv'), ...blank, subject: token ? 'user kubelet' : '-', status: token ? 'ok' : 'missing' }, file('tokens.csv')));
+  } catch (e) {
+    rows.push(unreadable('tokens.csv', at('tokens.csv'), e));
+  }
+  if (inv.profile === 'modern') rows.push(saRow(inv));
   return rows;
 }
 
+/** The modern profile's service-account key pair: never rotated by kubetls, so status is where damage shows. */
+function saRow(inv: Inventory): StatusRow {
+  const key = path.join(inv.pki.dir, 'sa.key');
+  const pub = path.join(inv.pki.dir, 'sa.pub');
+  const base = { name: 'sa.key', where: shown(key), ...blank };
+  if (!existsSync(key) || !existsSync(pub)) return { ...base, status: existsSync(key) || existsSync(pub) ? 'missing: sa.key and sa.pub incomplete' : 'missing' };
+  try {
+    const spki = (k: ReturnType<typeof readKey>) => k.export({ type: 'spki', format: 'pem' });
+    const match = spki(readPublicKey(pub)) === spki(readKey(key));
+    return withMode({ ...base, status: match ? 'ok' : 'key mismatch: sa.pub does not match sa.key' }, key);
+  } catch (e) {
+    return unreadable('sa.key', shown(key), e);
+  }
+}
+
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const daysTo = (d: Date, now: Date) => Math.floor((d.getTime() - now.getTime()) / DAY);
 
 /** --remote: each deployed copy against the local PKI (one connection per host), and each kubeconfig's embedded cert. */
 export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()): Promise<StatusRow[]> {
@@ -67,41 +120,84 @@ export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()):
   for (const [local, remote] of files) {
     const st = state.get(remote);
     const where = `${r.host.name}:${remote}`;
-    const info = local.endsWith('.crt') && existsSync(local) ? parseCert(readFileSync(local)) : undefined;
+    let info: CertInfo | undefined;
+    let localError: string | undefined;
+    try { info = local.endsWith('.crt') ? readCert(local) : undefined; } catch (e) { localError = unreadable(path.basename(local), where, e).status; }
     const base = { name: path.basename(local), where, subject: info ? dn(info) : '-', sans: info?.sans.join(',') || '-', issuer: info?.issuer ?? '-' };
     if (!st) { rows.push({ ...base, status: 'missing' }); continue; }
     const same = existsSync(local) && st.sha256 === sha(readFileSync(local));
-    rows.push({ ...base, notAfter: info?.notAfter.toISOString(), daysLeft: info ? Math.floor((info.notAfter.getTime() - now.getTime()) / DAY) : undefined,
-      status: same ? 'ok' : 'drift: differs from the local PKI' });
+    rows.push({ ...base, notAfter: info?.notAfter.toISOString(), daysLeft: info ? daysTo(info.notAfter, now) : undefined,
+      status: !same ? 'drift: differs from the local PKI' : localError ?? 'ok' });
   }
   if (r.host.role === 'minion') {
     const where = `${r.host.name}:${KUBECONFIG_PATH}`;
     const raw = await r.read(KUBECONFIG_PATH);
-    if (!raw) rows.push({ name: 'kubeconfig', where, subject: '-', sans: '-', issuer: '-', status: 'missing' });
+    if (!raw) rows.push({ name: 'kubeconfig', where, ...blank, status: 'missing' });
     else {
-      const kc = readKubeconfig(raw.toString());
-      const info = kc.cert ? parseCert(kc.cert) : undefined;
-      const local = path.join(inv.pki.dir, `${r.host.name}.crt`);
-      const same = info && existsSync(local) && info.fingerprint === parseCert(readFileSync(local)).fingerprint;
-      rows.push({ name: 'kubeconfig', where, subject: info ? dn(info) : '-', sans: '-', issuer: info?.issuer ?? '-',
-        notAfter: info?.notAfter.toISOString(), daysLeft: info ? Math.floor((info.notAfter.getTime() - now.getTime()) / DAY) : undefined,
-        status: !info ? 'drift: no client certificate' : same ? 'ok' : 'drift: embeds another certificate than the local PKI' });
+      try {
+        let kc: ReturnType<typeof readKubeconfig>;
+        try { kc = readKubeconfig(raw.toString()); } catch (e) { throw new UnreadableError(`${where}: ${(e as Error).message}`); }
+        const info = kc.cert ? parseCert(kc.cert, `${where} (client-certificate-data)`) : undefined;
+        const local = readCert(path.join(inv.pki.dir, `${r.host.name}.crt`));
+        const same = info && local && info.fingerprint === local.fingerprint;
+        rows.push({ name: 'kubeconfig', where, subject: info ? dn(info) : '-', sans: '-', issuer: info?.issuer ?? '-',
+          notAfter: info?.notAfter.toISOString(), daysLeft: info ? daysTo(info.notAfter, now) : undefined,
+          status: !info ? 'drift: no client certificate' : same ? 'ok' : 'drift: embeds another certificate than the local PKI' });
+      } catch (e) {
+        rows.push(unreadable('kubeconfig', where, e));
+      }
     }
   }
   return rows;
 }
 
-/** The certificate 6443 serves, against the local server.crt. */
-export async function servedStatus(inv: Inventory): Promise<StatusRow> {
-  const where = `${inv.master.address}:${inv.apiserver.port} (served)`;
+export interface Served { info: CertInfo; authorized: boolean; error?: string }
+
+/**
+ * The certificate a TLS port serves, read from the handshake whatever it is: expired, from another CA or for another
+ * name, because those are exactly what status must report (the trust verdict is returned beside it, the connection
+ * is closed before anything is sent). Verified against `ca` for `servername`, as the kubelets do.
+ */
+export function readServed(host: string, port: number, servername: string, ca: Buffer | undefined, timeoutMs = 5000): Promise<Served> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host, port, servername, ca, rejectUnauthorized: false, timeout: timeoutMs }, () => {
+      const raw = s.getPeerCertificate().raw;
+      const authorized = s.authorized;
+      const error = s.authorizationError ? String(s.authorizationError) : undefined;
+      s.destroy();
+      try { resolve({ info: parseCert(raw, `${host}:${port} (served)`), authorized, error }); } catch (e) { reject(e); }
+    });
+    s.on('timeout', () => { s.destroy(); reject(new Error(`${host}:${port}: no TLS answer in ${timeoutMs} ms`)); });
+    s.on('error', reject);
+  });
+}
+
+/**
+ * The certificate 6443 serves: its own subject and expiry, from the wire (not the local file, which may have been
+ * renewed while the apiserver still serves the old one), judged against the local ca.crt and server.crt.
+ */
+export async function servedStatus(inv: Inventory, now = new Date()): Promise<StatusRow> {
+  const a = inv.master.address;
+  const base = { name: 'server.crt', where: `${a.includes(':') ? `[${a}]` : a}:${inv.apiserver.port} (served)`, served: 'apiserver' };
+  const caFile = path.join(inv.pki.dir, 'ca.crt');
+  let ca: Buffer | undefined;
+  try { if (readCert(caFile)) ca = readFileSync(caFile); } catch { /* its own row says unreadable; then nothing is trusted */ }
+  let got: Served;
   try {
-    const got = await servedCert(inv);
-    const local = parseCert(readFileSync(path.join(inv.pki.dir, 'server.crt')));
-    return { name: 'server.crt', where, subject: dn(local), sans: local.sans.join(','), issuer: local.issuer, notAfter: local.notAfter.toISOString(),
-      daysLeft: Math.floor((local.notAfter.getTime() - Date.now()) / DAY), status: got.fingerprint === local.fingerprint ? 'ok' : `drift: serves serial ${got.serial}, local is ${local.serial}` };
+    got = await readServed(a, inv.apiserver.port, inv.master.name, ca);
   } catch (e) {
-    return { name: 'server.crt', where, subject: '-', sans: '-', issuer: '-', status: `missing: ${(e as Error).message}` };
+    return { ...base, ...blank, status: `missing: ${(e as Error).message}` };
   }
+  const i = got.info;
+  let local: CertInfo | undefined;
+  try { local = readCert(path.join(inv.pki.dir, 'server.crt')); } catch { /* reported on its own row */ }
+  const left = i.notAfter.getTime() - now.getTime();
+  const status = left <= 0 ? 'expired'
+    : !got.authorized ? `drift: not trusted with the local ca.crt for ${inv.master.name} (${got.error ?? 'unverified'})`
+    : local && local.fingerprint !== i.fingerprint ? `drift: serves serial ${i.serial}, local is ${local.serial}`
+    : untilDue(inv, i.notAfter, now) <= 0 ? 'renew due'
+    : 'ok';
+  return { ...base, subject: dn(i), sans: i.sans.join(','), issuer: i.issuer, notAfter: i.notAfter.toISOString(), daysLeft: daysTo(i.notAfter, now), status };
 }
 
 /** Where renew.ts records the time of its last successful run (for --prometheus). */
@@ -112,15 +208,28 @@ export function lastRenew(inv: Inventory): Date | undefined {
   return existsSync(f) ? statSync(f).mtime : undefined;
 }
 
-/** node_exporter textfile format: one series per certificate, plus the last successful renewal run. */
+/**
+ * node_exporter textfile format. Label sets are the same for every series of a family and unique per series:
+ *   kubetls_certificate_not_after_seconds{name,where,subject}   every certificate file, local and deployed
+ *   kubetls_served_certificate_not_after_seconds{cert,where}     what a port serves, from the wire (cert="apiserver",
+ *                                                                where="<master address>:<port>"): alert on this one
+ *                                                                and a renewal that was never served still shows
+ *   kubetls_certificate_ok{name,where,subject,status}            every row, 0 unless ok (unreadable rows included)
+ *   kubetls_renew_last_success_timestamp_seconds
+ */
 export function prometheus(rows: StatusRow[], last?: Date): string {
   const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
   const labels = (r: StatusRow) => `name="${esc(r.name)}",where="${esc(r.where)}",subject="${esc(r.subject)}"`;
-  const certs = rows.filter((r) => r.notAfter);
+  const seconds = (r: StatusRow) => Math.floor(Date.parse(r.notAfter!) / 1000);
+  const files = rows.filter((r) => r.notAfter && !r.served);
+  const served = rows.filter((r) => r.notAfter && r.served);
   return [
-    '# HELP kubetls_certificate_not_after_seconds When the certificate expires (Unix time).',
+    '# HELP kubetls_certificate_not_after_seconds When the certificate file expires (Unix time).',
     '# TYPE kubetls_certificate_not_after_seconds gauge',
-    ...certs.map((r) => `kubetls_certificate_not_after_seconds{${labels(r)}} ${Math.floor(Date.parse(r.notAfter!) / 1000)}`),
+    ...files.map((r) => `kubetls_certificate_not_after_seconds{${labels(r)}} ${seconds(r)}`),
+    '# HELP kubetls_served_certificate_not_after_seconds When the certificate a port serves right now expires (Unix time), read from the TLS handshake.',
+    '# TYPE kubetls_served_certificate_not_after_seconds gauge',
+    ...served.map((r) => `kubetls_served_certificate_not_after_seconds{cert="${esc(r.served!)}",where="${esc(r.where.replace(/ \(served\)$/, ''))}"} ${seconds(r)}`),
     '# HELP kubetls_certificate_ok 1 when the certificate is in date, not due and matches the inventory.',
     '# TYPE kubetls_certificate_ok gauge',
     ...rows.map((r) => `kubetls_certificate_ok{${labels(r)},status="${esc(r.status)}"} ${r.status === 'ok' ? 1 : 0}`),

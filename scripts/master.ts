@@ -3,12 +3,12 @@
  * SEED.md steps 1–13: build or refresh the PKI, then put it on the master and the minions.
  *   npx zx scripts/master.ts [--inventory cluster.yaml] [--pki-only] [--dry-run] [--only NAME[,NAME]] [--concurrency N]
  */
-import { common, helpFor, intFlag, main, parseFlags, usageError } from '../lib/cli.ts';
+import { common, ExitError, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { log } from '../lib/log.ts';
-import { applyPki, planPki, summary } from '../lib/pki.ts';
-import { forHosts, masterSteps, pkiToMinion, selectHosts, summarize } from '../lib/rollout.ts';
+import { applyPki, planPki, summary, tightenModes } from '../lib/pki.ts';
+import { forHosts, masterSteps, pkiToMinion, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
 import { table } from '../lib/table.ts';
 
 const USAGE = `
@@ -18,6 +18,8 @@ Builds the cluster's PKI with openssl in pki.dir (CA, apiserver cert, token, one
 on the master and the minions and restarts what changed.
 
   --pki-only         build/refresh the local PKI only; no SSH
+  --replace-ca       send the local CA to hosts that hold another one (every certificate, kubeconfig and
+                     service-account token signed by the old CA stops working); without it such a host is refused
 ${helpFor('inventory', 'dry-run', 'only', 'concurrency', 'accept-new-host-keys')}
 `;
 
@@ -29,15 +31,20 @@ await main(async () => {
     only: common.only,
     concurrency: common.concurrency,
     'accept-new-host-keys': common['accept-new-host-keys'],
+    'replace-ca': { type: 'boolean', default: false },
   }, USAGE);
-  if (f['pki-only'] && f.only) usageError('--pki-only and --only cannot be used together', USAGE);
+  const only = onlyFlag(f.only, USAGE);
+  if (f['pki-only'] && only !== undefined) usageError('--pki-only and --only cannot be used together', USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   const inv = loadInventory(f.inventory);
+  const hosts = selectHosts(allHosts(inv), only); // a bad --only is exit 2 before the PKI is touched
   const dryRun = f['dry-run'];
   if (!dryRun) acquireLock(inv, 'master.ts'); // one writer at a time: renew.ts from cron may be running
+  tightenModes(inv, dryRun); // a key or token others can read is set back to 0600, with a warning
 
   const plan = planPki(inv);
   log.phase(`PKI in ${inv.pki.dir} (${inv.profile} profile)`);
+  if (plan.ca.status === 'expired') throw new ExitError(`${plan.ca.reasons.join('; ')}: refusing to sign with an expired CA (nothing was written). Plan a CA rotation.`, 1);
   await applyPki(inv, plan, { dryRun });
   if (plan.ca.status !== 'ok' && plan.ca.status !== 'missing') log.warn(`${plan.ca.reasons.join('; ')}: kubetls never renews the CA by itself; plan a CA rotation now`);
   for (const o of plan.orphans) log.warn(`${o} belongs to no host of the inventory: kept (delete it by hand if the minion is gone)`);
@@ -47,17 +54,19 @@ await main(async () => {
   log.print(changed ? (dryRun ? 'dry run: nothing was written' : `PKI ready in ${inv.pki.dir}`) : 'PKI: nothing to do');
   if (f['pki-only']) return 0;
 
-  const o = { dryRun, concurrency, acceptNewHostKeys: f['accept-new-host-keys'] };
-  const hosts = selectHosts(allHosts(inv), f.only);
+  const o = { dryRun, concurrency, acceptNewHostKeys: f['accept-new-host-keys'], replaceCa: f['replace-ca'] };
   const outcomes = [];
   if (hosts.includes(inv.master)) {
     log.phase(`master ${inv.master.name}: SEED.md steps 7, 9–11`);
-    outcomes.push(...await forHosts(inv, [inv.master], o, (r, step, out) => masterSteps(inv, r, step, out, o)));
+    // a master whose apiserver does not come back with the new files gets its old files and services back
+    outcomes.push(...await forHosts(inv, [inv.master], o, (r, step, out) => withRollback(inv, r, out, o, () => masterSteps(inv, r, step, out, o))));
   }
   const minions = hosts.filter((h) => h.role === 'minion');
-  if (minions.length) {
+  if (minions.length && outcomes.some((x) => x.failed)) {
+    log.warn(`not touching ${minions.map((m) => m.name).join(', ')}: the master failed, so they keep what they have; rerun once it is fixed`);
+  } else if (minions.length) {
     log.phase(`minions: SEED.md step 13 (${minions.length} host(s), ${concurrency} at once)`);
-    outcomes.push(...await forHosts(inv, minions, o, (r, step, out) => pkiToMinion(inv, r, step, out)));
+    outcomes.push(...await forHosts(inv, minions, o, (r, step, out) => withRollback(inv, r, out, o, () => pkiToMinion(inv, r, step, out, o))));
   }
   const { text, code } = summarize(outcomes, dryRun);
   log.print(text);

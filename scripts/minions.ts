@@ -6,11 +6,11 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { common, helpFor, intFlag, main, parseFlags } from '../lib/cli.ts';
+import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { log } from '../lib/log.ts';
-import { forHosts, minionSteps, selectHosts, summarize } from '../lib/rollout.ts';
+import { forHosts, minionSteps, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
 
 const USAGE = `
 usage: npx zx scripts/minions.ts [options]
@@ -18,6 +18,7 @@ usage: npx zx scripts/minions.ts [options]
 Configures every minion to talk TLS to the apiserver: the kubelet kubeconfig (CA, the minion's certificate and key, the
 token), the KUBE_MASTER / KUBELET_* / KUBE_PROXY_ARGS variables, and restarts of what changed. Run master.ts first.
 
+  --replace-ca       send a kubeconfig of the local CA to minions that hold another CA (see master.ts --help)
 ${helpFor('inventory', 'dry-run', 'only', 'concurrency', 'accept-new-host-keys')}
 `;
 
@@ -28,16 +29,18 @@ await main(async () => {
     only: common.only,
     concurrency: common.concurrency,
     'accept-new-host-keys': common['accept-new-host-keys'],
+    'replace-ca': { type: 'boolean', default: false },
   }, USAGE);
+  const only = onlyFlag(f.only, USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   const inv = loadInventory(f.inventory);
-  const o = { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'] };
+  const o = { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'], replaceCa: f['replace-ca'] };
   if (!o.dryRun) acquireLock(inv, 'minions.ts'); // one writer at a time: renew.ts from cron may be running
-  const minions = selectHosts(inv.minions, f.only);
+  const minions = selectHosts(inv.minions, only);
   const missing = minions.map((m) => `${m.name}.crt`).concat('ca.crt', 'tokens.csv').filter((n) => !existsSync(path.join(inv.pki.dir, n)));
   if (missing.length && !o.dryRun) throw new Error(`${missing.join(', ')} missing in ${inv.pki.dir}: run scripts/master.ts first`);
   log.phase(`minions: SEED.md steps 14–18 (${minions.length} host(s), ${concurrency} at once)`);
-  const outcomes = await forHosts(inv, minions, o, (r, step, out) => minionSteps(inv, r, step, out, o));
+  const outcomes = await forHosts(inv, minions, o, (r, step, out) => withRollback(inv, r, out, o, () => minionSteps(inv, r, step, out, o)));
   const { text, code } = summarize(outcomes, o.dryRun);
   log.print(text);
   return code;

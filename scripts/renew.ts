@@ -8,6 +8,7 @@ import { common, helpFor, intFlag, main, parseFlags } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { holdLog, releaseLog } from '../lib/log.ts';
+import { tightenModes } from '../lib/pki.ts';
 import { recordSuccess, renew } from '../lib/renew.ts';
 
 const USAGE = `
@@ -33,14 +34,16 @@ await main(async () => {
   const inv = loadInventory(f.inventory);
   if (f.quiet) holdLog();
   let result;
+  let fixedModes: string[] = [];
   try {
     if (!f['dry-run']) acquireLock(inv, 'renew.ts');
+    fixedModes = tightenModes(inv, f['dry-run']); // a key or token others can read is set back to 0600; cron mails it
     result = await renew(inv, { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'] });
   } catch (e) {
     if (f.quiet) releaseLog(true);
     throw e;
   }
-  if (f.quiet) releaseLog(result.happened || result.code !== 0);
+  if (f.quiet) releaseLog(result.happened || result.code !== 0 || fixedModes.length > 0);
   if (result.code === 0 && !f['dry-run']) recordSuccess(inv);
   return result.code;
 });

@@ -4,7 +4,7 @@
  *   npx zx scripts/status.ts [--inventory cluster.yaml] [--remote] [--json] [--prometheus FILE]
  * Exit 0 when everything is ok, 1 when anything is due, expired, drifted or missing.
  */
-import { common, helpFor, intFlag, main, parseFlags } from '../lib/cli.ts';
+import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { configureLog, log } from '../lib/log.ts';
 import { forHosts, selectHosts } from '../lib/rollout.ts';
@@ -29,13 +29,14 @@ await main(async () => {
     concurrency: common.concurrency,
     'accept-new-host-keys': common['accept-new-host-keys'],
   }, USAGE);
+  const only = onlyFlag(f.only, USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   if (f.json) configureLog({ sink: (s) => process.stderr.write(`${s}\n`) });
   const inv = loadInventory(f.inventory);
   const rows: StatusRow[] = localStatus(inv);
   if (f.remote) {
     rows.push(await servedStatus(inv));
-    const outcomes = await forHosts(inv, selectHosts(allHosts(inv), f.only), { concurrency, acceptNewHostKeys: f['accept-new-host-keys'], report: false },
+    const outcomes = await forHosts(inv, selectHosts(allHosts(inv), only), { concurrency, acceptNewHostKeys: f['accept-new-host-keys'], report: false },
       async (r, step) => { rows.push(...await step('read', () => remoteStatus(inv, r))); });
     for (const o of outcomes.filter((x) => x.failed)) rows.push({ name: '-', where: o.host, subject: '-', sans: '-', issuer: '-', status: `unreachable: ${o.error}` });
   }

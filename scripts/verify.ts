@@ -4,7 +4,7 @@
  * against ca.crt; who the apiserver says they are; the served certificate; what is deployed on each host.
  *   npx zx scripts/verify.ts [--inventory cluster.yaml] [--only NAME[,NAME]] [--json] [--concurrency N]
  */
-import { common, helpFor, intFlag, main, parseFlags } from '../lib/cli.ts';
+import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { configureLog, log } from '../lib/log.ts';
 import { forHosts, selectHosts } from '../lib/rollout.ts';
@@ -27,10 +27,11 @@ await main(async () => {
     concurrency: common.concurrency,
     'accept-new-host-keys': common['accept-new-host-keys'],
   }, USAGE);
+  const only = onlyFlag(f.only, USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   if (f.json) configureLog({ sink: (s) => process.stderr.write(`${s}\n`) });
   const inv = loadInventory(f.inventory);
-  const hosts = selectHosts(allHosts(inv), f.only);
+  const hosts = selectHosts(allHosts(inv), only);
   const minions = hosts.filter((h) => h.role === 'minion');
 
   log.phase('the apiserver, as the recipe\'s curl commands see it (CA-verified, no -k)');

@@ -1,5 +1,6 @@
 import test from 'ava';
-import { getVar, quoteValue, setVar, setVars } from '../lib/envfile.ts';
+import fc from 'fast-check';
+import { getVar, quoteValue, setVar, setVars, setVarsBuffer } from '../lib/envfile.ts';
 
 const distro = `###
 # kubernetes system config
@@ -48,4 +49,68 @@ test('commented-out assignments are left alone and values are quoted for systemd
 test('several variables are set in one pass, in order', (t) => {
   const r = setVars('', { KUBELET_API_SERVER: '', KUBELET_ARGS: '--register-node=true' });
   t.is(r.text, 'KUBELET_API_SERVER=""\nKUBELET_ARGS="--register-node=true"\n');
+});
+
+test('a CRLF file gets our line replaced in place with its CRLF ending, no duplicate appended, and a second run changes nothing', (t) => {
+  const crlf = '# distro\r\nKUBE_API_ADDRESS="--insecure-bind-address=127.0.0.1"\r\nKUBE_API_ARGS=""\r\nKUBE_OTHER="x"\r\n';
+  const once = setVarsBuffer(Buffer.from(crlf), { KUBE_API_ARGS: '--a=1', KUBE_NEW: 'n' });
+  t.is(once.bytes.toString('latin1'), '# distro\r\nKUBE_API_ADDRESS="--insecure-bind-address=127.0.0.1"\r\nKUBE_API_ARGS="--a=1"\r\nKUBE_OTHER="x"\r\nKUBE_NEW="n"\r\n');
+  t.true(once.changed);
+  t.deepEqual(setVarsBuffer(once.bytes, { KUBE_API_ARGS: '--a=1', KUBE_NEW: 'n' }), { bytes: once.bytes, changed: false });
+  t.is(getVar(once.bytes, 'KUBE_API_ARGS'), '--a=1');
+});
+
+test('a backslash-continued value is replaced as a whole logical line, leaving no orphan line', (t) => {
+  const text = 'A="1"\nKUBE_API_ARGS=--kubelet-https=true \\\n  --client-ca-file=/srv/kubernetes/ca.crt \\\n  --secure-port=6443\nB="2"\n';
+  t.is(getVar(text, 'KUBE_API_ARGS'), '--kubelet-https=true   --client-ca-file=/srv/kubernetes/ca.crt   --secure-port=6443');
+  const { text: out } = setVar(text, 'KUBE_API_ARGS', '--x=1');
+  t.is(out, 'A="1"\nKUBE_API_ARGS="--x=1"\nB="2"\n');
+  t.is(getVar(out, 'B'), '2');
+  // inside double quotes too
+  t.is(setVar('KUBE_API_ARGS="--a \\\n--b"\nB=2\n', 'KUBE_API_ARGS', '--x').text, 'KUBE_API_ARGS="--x"\nB=2\n');
+});
+
+test('an inline comment on our line is kept as a comment line of its own above it, because systemd would read it as part of the value', (t) => {
+  const text = 'KUBE_API_ARGS="--old" # set by ops, ticket 42\nB="2"\n';
+  t.is(getVar(text, 'KUBE_API_ARGS'), '--old# set by ops, ticket 42'); // what systemd itself reads there
+  const once = setVar(text, 'KUBE_API_ARGS', '--new');
+  t.is(once.text, '# set by ops, ticket 42\nKUBE_API_ARGS="--new"\nB="2"\n');
+  t.is(getVar(once.text, 'KUBE_API_ARGS'), '--new');
+  t.deepEqual(setVar(once.text, 'KUBE_API_ARGS', '--new'), { text: once.text, changed: false });
+  // an unquoted value with a note, in a CRLF file
+  t.is(setVar('KUBELET_ARGS=--v=2 # debug\r\n', 'KUBELET_ARGS', '--v=0').text, '# debug\r\nKUBELET_ARGS="--v=0"\r\n');
+  // a `#` inside quotes, or not after a blank, is value, not a note
+  t.is(setVar('A="x # y"\n', 'A', 'z').text, 'A="z"\n');
+  t.is(setVar('A=x#y\n', 'A', 'z').text, 'A="z"\n');
+});
+
+test('bytes that are not UTF-8 in other lines, NULs and a missing final newline survive byte for byte', (t) => {
+  const head = Buffer.from('# caf\xe9 latin1 comment\n', 'latin1');
+  const other = Buffer.concat([Buffer.from('KUBE_LABEL="\xff\xfe'), Buffer.from([0, 0x80]), Buffer.from('"\n')].map((b) => Buffer.from(b.toString('latin1'), 'latin1')));
+  const before = Buffer.concat([head, Buffer.from('KUBE_API_ARGS=""\n'), other, Buffer.from('TAIL=1', 'latin1')]);
+  const { bytes, changed } = setVarsBuffer(before, { KUBE_API_ARGS: '--a=1' });
+  t.true(changed);
+  t.deepEqual(bytes, Buffer.concat([head, Buffer.from('KUBE_API_ARGS="--a=1"\n'), other, Buffer.from('TAIL=1', 'latin1')]));
+  // the string API can no longer carry those bytes; that is why rollout.ts must use setVarsBuffer
+  t.notDeepEqual(Buffer.from(setVars(before.toString('utf8'), { KUBE_API_ARGS: '--a=1' }).text), bytes);
+  // appended to a file without a final newline: one is added first, in the file's style
+  t.deepEqual(setVarsBuffer(Buffer.from('A=1\r\nB=2'), { C: '3' }).bytes.toString('latin1'), 'A=1\r\nB=2\r\nC="3"\r\n');
+});
+
+test('any other lines survive byte for byte around our assignment (property)', (t) => {
+  // other lines: comments or assignments of other variables, with any bytes but line ends, quotes and backslashes
+  const byteLine = fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a.filter((b) => b !== 0x0a && b !== 0x0d && b !== 0x22 && b !== 0x27 && b !== 0x5c)));
+  const line = fc.oneof(
+    byteLine.map((b) => Buffer.concat([Buffer.from('#'), b])),
+    fc.tuple(fc.stringMatching(/^[A-Z][A-Z0-9_]{0,8}$/).filter((k) => k !== 'KUBE_API_ARGS'), byteLine).map(([k, b]) => Buffer.concat([Buffer.from(`${k}=`), b])),
+  );
+  fc.assert(fc.property(fc.array(line, { maxLength: 6 }), fc.array(line, { maxLength: 6 }), fc.constantFrom('\n', '\r\n'), fc.string(),
+    (before, after, eol, value) => {
+      const join = (ls: Buffer[]) => Buffer.concat(ls.flatMap((l) => [l, Buffer.from(eol)]));
+      const file = Buffer.concat([join(before), Buffer.from(`KUBE_API_ARGS="--old"${eol}`), join(after)]);
+      const want = Buffer.concat([join(before), Buffer.from(`KUBE_API_ARGS=${quoteValue(value)}${eol}`), join(after)]);
+      const got = setVarsBuffer(file, { KUBE_API_ARGS: value }).bytes;
+      return got.equals(want) && getVar(got, 'KUBE_API_ARGS') === value.replace(/\r\n|\n|\r/g, ' ');
+    }));
+  t.pass();
 });

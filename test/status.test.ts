@@ -32,7 +32,8 @@ test('status reports every certificate, kubeconfig and the token as ok and exits
 
 test('status shows renew due, drift with what drifted, and missing, and exits 1', async (t) => {
   const { file, dir } = await build({ pki: { days: 2, renew_before_days: 1 } });
-  writeInventory({ pki: { days: 2, renew_before_days: 1 }, apiserver: { ip: ['10.24.0.1', '10.0.0.5'] }, minions: ['kubeminion1', 'kubeminion2', 'kubeminion3'] }, path.dirname(file));
+  // 2-day certificates under a 30-day window are due (with 2/1 they are not: the window compares exact durations)
+  writeInventory({ pki: { days: 365, renew_before_days: 30 }, apiserver: { ip: ['10.24.0.1', '10.0.0.5'] }, minions: ['kubeminion1', 'kubeminion2', 'kubeminion3'] }, path.dirname(file));
   rmSync(path.join(dir, 'tokens.csv'));
   const r = await runScript('status.ts', ['--inventory', file]);
   t.is(r.code, 1, r.all);
@@ -104,4 +105,115 @@ test('a stale lock whose process is gone is taken over with a message', async (t
   const r = await runScript('renew.ts', ['--inventory', file]);
   t.is(r.code, 0, r.all);
   t.regex(r.stderr, new RegExp(`taking over the stale lock .* of pid ${dead.pid} \\(renew\\.ts, since 2026-01-01T00:00:00Z\\), which is no longer running`));
+});
+
+// ---- issue 8 item 9: the renewal window compares exact durations -------------------------------------------------------
+
+test('a fresh certificate is not due with days 2 / renew_before_days 1, nor with 365 / 364, and renew.ts says nothing to renew', async (t) => {
+  const { localStatus } = await import('../lib/status.ts');
+  for (const [days, before] of [[2, 1], [365, 364]]) {
+    const { file, inv } = await build({ pki: { key: 'ecdsa-p256', days, renew_before_days: before } });
+    t.deepEqual(localStatus(inv).filter((r) => r.status !== 'ok').map((r) => `${r.name}: ${r.status}`), [], `${days}/${before}`);
+    t.deepEqual(planPki(inv).items.filter((i) => i.action !== 'keep').map((i) => i.name), [], `${days}/${before}: planPki reissues`);
+    if (days === 2) {
+      const r = await runScript('renew.ts', ['--inventory', file]);
+      t.is(r.code, 0, r.all);
+      t.regex(r.stdout, /nothing to renew; next due: \S+\.crt in 0 d$/m);
+    }
+  }
+});
+
+test('a certificate with 23 h left is due under a 1-day window and one with 25 h left is not; the same for the CA', async (t) => {
+  const { checkCa, checkLeaf, leafSpecs } = await import('../lib/pki.ts');
+  const { inv } = await build({ pki: { key: 'ecdsa-p256', days: 2, renew_before_days: 1 } });
+  const ca = checkCa(inv);
+  const spec = leafSpecs(inv)[0];
+  const notAfter = checkLeaf(inv, spec, ca.info).info!.notAfter.getTime();
+  const at = (t0: number, h: number) => new Date(t0 - h * 3_600_000);
+  t.like(checkLeaf(inv, spec, ca.info, at(notAfter, 23)), { status: 'renew due', reasons: ['expires in 0 d'] });
+  t.is(checkLeaf(inv, spec, ca.info, at(notAfter, 25)).status, 'ok');
+  t.is(checkLeaf(inv, spec, ca.info, at(notAfter, 0)).status, 'expired');
+  const caEnd = ca.info!.notAfter.getTime();
+  t.is(checkCa(inv, at(caEnd, 23)).status, 'renew due');
+  t.is(checkCa(inv, at(caEnd, 25)).status, 'ok');
+});
+
+// ---- issue 8 item 4: the served certificate's own expiry, from the wire ---------------------------------------------------
+
+test('--prometheus exposes the expiry of the certificate 6443 really serves, read from the handshake, not from the local server.crt', async (t) => {
+  const tls = await import('node:tls');
+  const { prometheus, servedStatus } = await import('../lib/status.ts');
+  const { file, dir } = await build({ pki: { key: 'ecdsa-p256', days: 2, renew_before_days: 1 }, master: { name: 'kubemaster', address: '127.0.0.1' } });
+  const old = { cert: readFileSync(path.join(dir, 'server.crt')), key: readFileSync(path.join(dir, 'server.key')) };
+  // renewed locally (365 days), but the apiserver still serves the old 2-day certificate
+  writeInventory({ pki: { key: 'ecdsa-p256', days: 365, renew_before_days: 30 }, master: { name: 'kubemaster', address: '127.0.0.1' } }, path.dirname(file));
+  const inv = loadInventory(file);
+  await applyPki(inv, planPki(inv));
+  const server = tls.createServer(old, (s) => s.end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    const atPort = loadInventory(writeInventory({ pki: { key: 'ecdsa-p256', days: 365, renew_before_days: 30 }, master: { name: 'kubemaster', address: '127.0.0.1' }, apiserver: { port } }, path.dirname(file)));
+    const row = await servedStatus(atPort);
+    const servedEnd = new (await import('node:crypto')).X509Certificate(old.cert).validTo;
+    t.is(row.notAfter, new Date(servedEnd).toISOString());
+    t.regex(row.status, /^drift: serves serial [0-9A-F]+, local is [0-9A-F]+$/);
+    const text = prometheus([row]);
+    const line = text.split('\n').find((l) => l.startsWith('kubetls_served_certificate_not_after_seconds'));
+    t.is(line, `kubetls_served_certificate_not_after_seconds{cert="apiserver",where="127.0.0.1:${port}"} ${Math.floor(Date.parse(servedEnd) / 1000)}`);
+    const local = readFileSync(path.join(dir, 'server.crt'));
+    t.true(Date.parse(new (await import('node:crypto')).X509Certificate(local).validTo) - Date.parse(servedEnd) > 300 * 86_400_000, 'the local file was renewed');
+    t.regex(text, /^kubetls_certificate_ok\{name="server\.crt",where="127\.0\.0\.1:\d+ \(served\)",.*\} 0$/m);
+    // nothing listening: a row that is not ok, and no served expiry at all (never the local file's)
+    server.close();
+    const gone = await servedStatus(atPort);
+    t.regex(gone.status, /^missing: /);
+    t.notRegex(prometheus([gone]), /^kubetls_served_certificate_not_after_seconds\{/m);
+  } finally {
+    server.close();
+  }
+});
+
+test('every series of the textfile has a label set of its family\'s names and no two series are the same', async (t) => {
+  const { prometheus } = await import('../lib/status.ts');
+  const { file } = await build();
+  const out = path.join(path.dirname(file), 'm.prom');
+  await runScript('status.ts', ['--inventory', file, '--prometheus', out]);
+  const series = readFileSync(out, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+  const names = (l: string) => [...l.matchAll(/([a-z]+)="(?:[^"\\]|\\.)*"/g)].map((m) => m[1]).join(',');
+  const byFamily = new Map<string, Set<string>>();
+  for (const l of series) byFamily.set(l.split('{')[0].split(' ')[0], (byFamily.get(l.split('{')[0].split(' ')[0]) ?? new Set()).add(names(l)));
+  for (const [family, sets] of byFamily) t.is(sets.size, 1, `${family}: ${[...sets].join(' | ')}`);
+  const keys = series.map((l) => l.replace(/ \d+$/, ''));
+  t.is(new Set(keys).size, keys.length);
+  t.true(prometheus([]).includes('kubetls_renew_last_success_timestamp_seconds 0'));
+});
+
+// ---- issue 8 item 8: the cron line and the systemd unit refresh the metrics whatever renew returned ----------------------
+
+test('the cron line runs status --prometheus after renew whatever renew returned (0, 1, 75) and exits with renew\'s status', async (t) => {
+  const { mkdtempSync, chmodSync } = await import('node:fs');
+  const { execa } = await import('execa');
+  const { repoRoot } = await import('./helpers/inventory.ts');
+  const line = readFileSync(path.join(repoRoot, 'config/cron/kubetls-renew.cron'), 'utf8').split('\n').find((l) => /^\d/.test(l))!;
+  const body = line.trim().replace(/^(\S+\s+){6}/, ''); // after m h dom mon dow user
+  t.regex(body, /scripts\/renew\.ts --quiet; rc=\$\?; npx zx scripts\/status\.ts --prometheus \S+ >\/dev\/null; exit \$rc$/);
+  // run the line's own shell logic with an npx on PATH that records each call and exits like renew would
+  const bin = mkdtempSync(path.join((await import('node:os')).tmpdir(), 'kubetls-cron-'));
+  writeFileSync(path.join(bin, 'npx'), '#!/bin/sh\necho "$*" >> "$CALLS"\ncase "$*" in *renew.ts*) exit "$RENEW_EXIT";; esac\nexit 1\n');
+  chmodSync(path.join(bin, 'npx'), 0o755);
+  for (const code of [0, 1, 75]) {
+    const calls = path.join(bin, `calls-${code}`);
+    const r = await execa('/bin/sh', ['-c', body], { reject: false, env: { PATH: `${bin}:/usr/bin:/bin`, KUBETLS_DIR: bin, CALLS: calls, RENEW_EXIT: String(code) } });
+    t.is(r.exitCode, code, `renew exit ${code}`);
+    t.deepEqual(readFileSync(calls, 'utf8').trim().split('\n').map((c) => c.split(' ')[1]), ['scripts/renew.ts', 'scripts/status.ts'], `renew exit ${code}`);
+  }
+});
+
+test('the systemd unit refreshes the metrics in ExecStopPost (after success and failure), never in ExecStartPost', async (t) => {
+  const { repoRoot } = await import('./helpers/inventory.ts');
+  const unit = readFileSync(path.join(repoRoot, 'config/systemd/kubetls-renew.service'), 'utf8');
+  t.regex(unit, /^ExecStopPost=-\/usr\/bin\/npx zx scripts\/status\.ts --prometheus \S+$/m);
+  t.notRegex(unit, /^ExecStartPost=/m);
+  t.regex(unit, /^SuccessExitStatus=75$/m);
 });

@@ -1,0 +1,21 @@
+/**
+ * Fault injection for the tests, and only for them: `KUBETLS_FAULT=<point>` kills this process with SIGKILL the
+ * first time the run reaches that point, exactly as a power cut or `kill -9` would (no cleanup, no exit handlers).
+ * The points are the step boundaries of a host's rollout and of renew.ts:
+ *   marked         the restarts a host will owe are recorded on it, no file replaced yet
+ *   wrote-1        the first file on a host was replaced
+ *   wrote-all      every file on a host was replaced, nothing restarted
+ *   restarted      `systemctl restart` returned, before the health gate
+ *   gated          the gate passed, before the owed restart is cleared
+ *   renewed        renew.ts reissued the local certificates (the hosts owed them are recorded first)
+ * and one that is not a kill: `disconnect` drops the SSH connection right after the first upload, before it is
+ * installed, as an sshd killed mid-transfer or a cut network does.
+ * The fault-injection suite (test/faults.test.ts) runs each and checks that no file is empty or half-written and
+ * that the next run converges. Unset (as always outside tests), this is one string comparison.
+ */
+export function faultPoint(name: string): void {
+  if (process.env.KUBETLS_FAULT === name) process.kill(process.pid, 'SIGKILL');
+}
+
+/** True when the tests asked for the non-fatal fault `name` (see above). */
+export const faultIs = (name: string): boolean => process.env.KUBETLS_FAULT === name;

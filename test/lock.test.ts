@@ -1,0 +1,134 @@
+import test from 'ava';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { ExitError } from '../lib/cli.ts';
+import { acquireLock, lockPath } from '../lib/lock.ts';
+import { configureLog } from '../lib/log.ts';
+import { repoRoot } from './helpers/inventory.ts';
+
+const logs: string[] = [];
+configureLog({ sink: (s) => logs.push(s), tty: false });
+
+const fresh = () => ({ file: path.join(mkdtempSync(path.join(tmpdir(), 'kubetls-lock-')), 'cluster.yaml') });
+const holder = (pid: number, since: string, host = hostname()) => `${JSON.stringify({ pid, host, since, command: 'renew.ts' })}\n`;
+
+async function deadPid(): Promise<number> {
+  const p = spawn('true');
+  await new Promise((r) => p.on('exit', r));
+  return p.pid!;
+}
+
+/** One node process running test/helpers/lock-racer.ts, answering one line per command. */
+class Racer {
+  readonly p: ChildProcess;
+  private lines: string[] = [];
+  private waiting: ((l: string) => void)[] = [];
+  constructor(file: string, env: Record<string, string> = {}) {
+    this.p = spawn(process.execPath, ['--import=tsx', path.join(repoRoot, 'test/helpers/lock-racer.ts'), file],
+      { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    createInterface({ input: this.p.stdout! }).on('line', (l) => { const w = this.waiting.shift(); if (w) w(l); else this.lines.push(l); });
+  }
+  next(): Promise<string> {
+    const l = this.lines.shift();
+    return l !== undefined ? Promise.resolve(l) : new Promise((r) => this.waiting.push(r));
+  }
+  send(s: string): void { this.p.stdin!.write(`${s}\n`); }
+}
+
+/** 8 processes, 40 rounds, each round starting at one instant; every other round starts on a dead run's lock. */
+export async function race(file: string, env: Record<string, string> = {}, rounds = 40) {
+  const racers = Array.from({ length: 8 }, () => new Racer(file, env));
+  const dead = await deadPid();
+  const winners: number[] = [];
+  const problems: string[] = [];
+  try {
+    await Promise.all(racers.map((r) => r.next())); // ready
+    for (let round = 0; round < rounds; round++) {
+      if (round % 2) writeFileSync(lockPath({ file }), holder(dead, `round ${round}`));
+      const at = Date.now() + 60;
+      racers.forEach((r) => r.send(`go ${at}`));
+      const answers = await Promise.all(racers.map((r) => r.next()));
+      const won = answers.flatMap((a, i) => (a === 'won' ? [i] : []));
+      winners.push(won.length);
+      const odd = answers.filter((a) => a !== 'won' && a !== 'lost 75');
+      if (odd.length) problems.push(`round ${round}: ${odd.join(', ')}`);
+      if (won.length === 1 && (JSON.parse(readFileSync(lockPath({ file }), 'utf8')) as { pid: number }).pid !== racers[won[0]].p.pid) problems.push(`round ${round}: the lock file names another pid than the winner`);
+      for (const i of won) racers[i].send('release');
+      await Promise.all(won.map((i) => racers[i].next()));
+    }
+  } finally {
+    for (const r of racers) r.p.kill();
+  }
+  return { winners, problems, left: readdirSync(path.dirname(file)) };
+}
+
+test('8 processes racing for the lock in the same millisecond: exactly one holds it in each of 40 rounds, also when they race to take over a dead run\'s lock', async (t) => {
+  t.timeout(60_000);
+  const { file } = fresh();
+  const { winners, problems, left } = await race(file);
+  t.deepEqual(winners, Array(40).fill(1), `holders per round: ${winners.join(' ')}`);
+  t.deepEqual(problems, []);
+  t.deepEqual(left, [], 'no lock, temp file or claim is left behind once everyone released');
+});
+
+test('a lock whose process is dead is taken over with a message naming it', (t) => {
+  return deadPid().then((pid) => {
+    const inv = fresh();
+    writeFileSync(lockPath(inv), holder(pid, '2026-01-01T00:00:00Z'));
+    const release = acquireLock(inv, 'test');
+    t.is((JSON.parse(readFileSync(lockPath(inv), 'utf8')) as { pid: number }).pid, process.pid);
+    t.true(logs.some((l) => l.includes(`taking over the stale lock`) && l.includes(`of pid ${pid} (renew.ts, since 2026-01-01T00:00:00Z), which is no longer running`)));
+    release();
+    t.false(existsSync(lockPath(inv)));
+  });
+});
+
+test('a lock whose process lives gives exit 75 naming its pid, and the lock is left as it was', async (t) => {
+  const sleeper = spawn('sleep', ['30']);
+  try {
+    const inv = fresh();
+    const before = holder(sleeper.pid!, '2026-01-01T00:00:00Z');
+    writeFileSync(lockPath(inv), before);
+    const e = t.throws(() => acquireLock(inv, 'test'), { instanceOf: ExitError });
+    t.is(e.code, 75);
+    t.regex(e.message, new RegExp(`another kubetls run holds .*\\.kubetls\\.lock: pid ${sleeper.pid} \\(renew\\.ts\\)`));
+    t.is(readFileSync(lockPath(inv), 'utf8'), before);
+    const other = fresh(); // held on another machine sharing the folder: never judged by our PID table
+    writeFileSync(lockPath(other), holder(await deadPid(), 'x', 'elsewhere'));
+    const e2 = t.throws(() => acquireLock(other, 'test'), { instanceOf: ExitError });
+    t.is(e2.code, 75);
+    t.regex(e2.message, /held by pid \d+ on elsewhere .*remove it if that run is gone/);
+  } finally {
+    sleeper.kill();
+  }
+});
+
+test('an empty lock file is not stale while it may still be being written (exit 75), and is taken over once older than 5 s', (t) => {
+  const inv = fresh();
+  writeFileSync(lockPath(inv), '');
+  const e = t.throws(() => acquireLock(inv, 'test'), { instanceOf: ExitError });
+  t.is(e.code, 75);
+  t.regex(e.message, /is being written by another run/);
+  t.true(existsSync(lockPath(inv)));
+  const old = new Date(Date.now() - 10_000);
+  utimesSync(lockPath(inv), old, old);
+  const release = acquireLock(inv, 'test');
+  t.true(logs.some((l) => /taking over the stale lock .*, which could not be read and is 1\d s old/.test(l)));
+  release();
+});
+
+test('a stale lock that another run is taking over right now (its claim exists) is not removed a second time', async (t) => {
+  const inv = fresh();
+  const file = lockPath(inv);
+  writeFileSync(file, holder(await deadPid(), 'x'));
+  const st = statSync(file);
+  const raw = readFileSync(file);
+  // the claim name the other run created (lib/lock.ts removeStale), pointing at the stale lock
+  linkSync(file, `${file}.stale-${createHash('sha256').update(raw).update(`${st.dev}:${st.ino}`).digest('hex').slice(0, 16)}`);
+  t.like(t.throws(() => acquireLock(inv, 'test'), { instanceOf: ExitError }), { code: 75 });
+  t.deepEqual(readFileSync(file), raw);
+});

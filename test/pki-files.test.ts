@@ -1,0 +1,100 @@
+/**
+ * Issue 8 (item 8): one truncated or garbage file in pki/ must make master.ts and renew.ts stop with one line that
+ * names the file and says what is wrong (exit 1, no stack trace, nothing written), and make status.ts report that row
+ * `unreadable` while still writing the Prometheus textfile. And a secret others can read is never ok.
+ */
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadInventory } from '../lib/inventory.ts';
+import { configureLog } from '../lib/log.ts';
+import { applyPki, planPki } from '../lib/pki.ts';
+import { writeInventory } from './helpers/inventory.ts';
+import { runScript } from './helpers/run.ts';
+
+configureLog({ sink: () => undefined, tty: false });
+
+async function build(patch: Record<string, unknown> = {}) {
+  const file = writeInventory({ pki: { key: 'ecdsa-p256', days: 365, renew_before_days: 30 }, ...patch });
+  const inv = loadInventory(file);
+  await applyPki(inv, planPki(inv));
+  return { file, dir: inv.pki.dir };
+}
+
+/** Every file of pki/ with its bytes and mode, to show that nothing was written. */
+const snapshot = (dir: string) => Object.fromEntries(readdirSync(dir).sort().map((f) => [f, [readFileSync(path.join(dir, f)).toString('base64'), statSync(path.join(dir, f)).mode]]));
+
+const half = (b: Buffer) => b.subarray(0, Math.floor(b.length / 2));
+const cases: { file: string; damage: (b: Buffer) => Buffer; says: RegExp; row: string; modern?: boolean }[] = [
+  { file: 'ca.crt', damage: half, says: /ca\.crt: not a PEM certificate \(truncated\?\)/, row: 'ca.crt' },
+  { file: 'server.crt', damage: () => randomBytes(700), says: /server\.crt: not a PEM certificate$/m, row: 'server.crt' },
+  { file: 'kubeminion1.crt', damage: () => Buffer.alloc(0), says: /kubeminion1\.crt: empty, not a PEM certificate \(truncated\?\)/, row: 'kubeminion1.crt' },
+  { file: 'server.key', damage: half, says: /server\.key: not a PEM private key \(truncated\?\)/, row: 'server.crt' },
+  { file: 'kubeminion2.key', damage: () => randomBytes(200), says: /kubeminion2\.key: not a PEM private key$/m, row: 'kubeminion2.crt' },
+  { file: 'tokens.csv', damage: half, says: /tokens\.csv: not one "TOKEN,kubelet,kubelet" line \(truncated\?\)/, row: 'tokens.csv' },
+  { file: 'sa.key', damage: half, says: /sa\.key: not a PEM private key \(truncated\?\)/, row: 'sa.key', modern: true },
+];
+
+for (const c of cases) {
+  test(`a damaged ${c.file} stops master.ts and renew.ts naming the file (exit 1, no stack trace, nothing written), and status.ts reports it unreadable and still writes the metrics`, async (t) => {
+    const { file, dir } = await build(c.modern ? { profile: 'modern' } : {});
+    const target = path.join(dir, c.file);
+    const good = readFileSync(target);
+    writeFileSync(target, c.damage(good));
+    const before = snapshot(dir);
+    const content = good.toString('utf8').split('\n').find((l) => l.length > 12 && !l.startsWith('-----'))!.slice(0, 12); // a token or base64
+    for (const script of ['master.ts', 'renew.ts']) {
+      const r = await runScript(script, script === 'master.ts' ? ['--pki-only', '--inventory', file] : ['--inventory', file]);
+      t.is(r.code, 1, `${script}: ${r.all}`);
+      t.regex(r.stderr, new RegExp(`ERROR: \\S*/pki/${c.says.source}`, 'm'), script);
+      t.notRegex(r.all, /^\s+at /m, `${script} printed a stack trace`);
+      t.notRegex(r.all, /error:[0-9A-F]{8}:|DECODER routines/, `${script} printed a bare OpenSSL error`);
+      t.false(r.all.includes(content), `${script} printed the file's content`);
+      t.deepEqual(snapshot(dir), before, `${script} wrote into pki/`);
+    }
+    const prom = path.join(path.dirname(file), 'kubetls.prom');
+    const s = await runScript('status.ts', ['--inventory', file, '--prometheus', prom]);
+    t.is(s.code, 1, s.all);
+    const row = s.stdout.split('\n').find((l) => l.startsWith(`${c.row} `)) ?? '';
+    t.regex(row, new RegExp(`unreadable: \\S*/pki/${c.says.source}`, 'm'), s.stdout);
+    t.true(existsSync(prom), 'the metrics were not written');
+    const text = readFileSync(prom, 'utf8');
+    t.regex(text, new RegExp(String.raw`^kubetls_certificate_ok\{name="${c.row.replace('.', '\\.')}",.*,status="unreadable: (?:[^"\\]|\\.)*"\} 0$`, 'm'));
+    t.regex(text, /^kubetls_certificate_ok\{name="ca\.crt".*\} [01]$/m, 'the other rows are still there');
+    t.regex(text, /^kubetls_renew_last_success_timestamp_seconds \d+$/m);
+  });
+}
+
+test('status.ts reports a key or the token that others can read as insecure mode, naming it, and exits 1', async (t) => {
+  const { file, dir } = await build();
+  chmodSync(path.join(dir, 'ca.key'), 0o644);
+  chmodSync(path.join(dir, 'tokens.csv'), 0o640);
+  const r = await runScript('status.ts', ['--inventory', file, '--json']);
+  t.is(r.code, 1, r.all);
+  const rows = (JSON.parse(r.stdout) as { rows: { name: string; status: string }[] }).rows;
+  t.regex(rows.find((x) => x.name === 'ca.crt')!.status, /^insecure mode 0644: .*pki\/ca\.key$/);
+  t.regex(rows.find((x) => x.name === 'tokens.csv')!.status, /^insecure mode 0640: .*pki\/tokens\.csv$/);
+  t.is(rows.find((x) => x.name === 'server.crt')!.status, 'ok');
+  t.is(statSync(path.join(dir, 'ca.key')).mode & 0o777, 0o644, 'status.ts changed a mode: it only reports');
+});
+
+test('master.ts and renew.ts set a key others can read back to 0600 and say so (even renew --quiet); --dry-run only says it', async (t) => {
+  const { file, dir } = await build();
+  const key = path.join(dir, 'server.key');
+  chmodSync(key, 0o644);
+  const dry = await runScript('master.ts', ['--pki-only', '--dry-run', '--inventory', file]);
+  t.is(dry.code, 0, dry.all);
+  t.is(statSync(key).mode & 0o777, 0o644);
+  const m = await runScript('master.ts', ['--pki-only', '--inventory', file]);
+  t.is(m.code, 0, m.all);
+  t.regex(m.stderr, /WARNING: .*server\.key had mode 0644: other accounts could read this secret; setting it to 0600/);
+  t.regex(m.stdout, /\$ chmod 600 .*server\.key/);
+  t.regex(m.stdout, /PKI: nothing to do/);
+  t.is(statSync(key).mode & 0o777, 0o600);
+  chmodSync(path.join(dir, 'kubeminion1.key'), 0o604);
+  const r = await runScript('renew.ts', ['--inventory', file, '--quiet']);
+  t.is(r.code, 0, r.all);
+  t.regex(r.all, /kubeminion1\.key had mode 0604/);
+  t.is(statSync(path.join(dir, 'kubeminion1.key')).mode & 0o777, 0o600);
+});
