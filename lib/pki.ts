@@ -472,8 +472,13 @@ export function writeAtomic(file: string, content: string | Buffer, mode: number
   const tmp = `${file}.new`;
   rmSync(tmp, { force: true }); // a leftover of an interrupted run of ours
   const fd = openSync(tmp, 'wx', mode);
-  try { writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content); } finally { closeSync(fd); }
-  if (rename) renameSync(tmp, file);
+  try {
+    try { writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content); } finally { closeSync(fd); }
+    if (rename) renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true }); // no stray .new beside a file that could not be replaced (a folder there, a full disk)
+    throw e;
+  }
 }
 
 // ---- the summary table -----------------------------------------------------------------------------------------------

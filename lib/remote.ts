@@ -11,11 +11,11 @@
  * `dryRemote(host)` has the same interface, logs every action as a shell line and connects nowhere.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import SftpClient from 'ssh2-sftp-client';
-import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
+import ssh2, { type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { BACKUPS_KEPT, type FileMode } from '../config/files.ts';
 import { faultIs } from './fault.ts';
 import type { Host, Inventory } from './inventory.ts';
@@ -358,6 +358,38 @@ class SshRemote implements Remote {
   }
 }
 
+/**
+ * The identity file, read once per run and judged before any host is tried (an unusable file fails every host the
+ * same way; retrying it per host only hides the reason): it must be a regular file (a FIFO would block the read),
+ * readable, and a key ssh2 can use. An encrypted key is left to ssh-agent, as OpenSSH does when the agent holds it;
+ * without an agent, one line says how to fix it. Absent, the agent alone is used.
+ */
+let identity: { file: string; key?: Buffer; problem?: string } | undefined;
+export function loadIdentity(file: string, agent: string | undefined): Buffer | undefined {
+  if (identity?.file !== file) identity = { file, ...judgeIdentity(file, agent) };
+  if (identity.problem) throw new RemoteError('-', identity.problem);
+  return identity.key;
+}
+function judgeIdentity(file: string, agent: string | undefined): { key?: Buffer; problem?: string } {
+  let st;
+  try { st = statSync(file); } catch { return agent ? {} : { problem: `no SSH credential: ${file} does not exist and SSH_AUTH_SOCK is not set` }; }
+  if (!st.isFile()) return { problem: `identity file ${file} is not a regular file` };
+  let key: Buffer;
+  try { key = readFileSync(file); } catch (e) { return { problem: `identity file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` }; }
+  const parsed = ssh2.utils.parseKey(key);
+  if (!(parsed instanceof Error)) return { key };
+  const encrypted = /encrypted|passphrase/i.test(parsed.message);
+  if (agent) {
+    log.info(`identity file ${file} ${encrypted ? 'is encrypted' : 'is not a key ssh2 can read'}: using the keys in ssh-agent`);
+    return {};
+  }
+  return {
+    problem: encrypted
+      ? `identity file ${file} is encrypted and no ssh-agent is running (SSH_AUTH_SOCK is not set): run 'eval "$(ssh-agent)"; ssh-add ${file}' first`
+      : `identity file ${file} is not a private key ssh2 can read: ${parsed.message}`,
+  };
+}
+
 /** Open the one connection to a host: host key checked first, auth by key file or agent, retried when dropped early. */
 export async function connect(inv: Inventory, host: Host, o: ConnectOptions = {}): Promise<Remote> {
   const names = [...new Set([knownHosts.lookupName(host.address, host.port), knownHosts.lookupName(host.name, host.port)])];
@@ -372,7 +404,7 @@ export async function connect(inv: Inventory, host: Host, o: ConnectOptions = {}
     // a peer that vanishes mid-run (host down, network cut) is noticed within a minute instead of hanging the run
     keepaliveInterval: 15_000,
     keepaliveCountMax: 4,
-    privateKey: existsSync(inv.ssh.identityFile) ? readFileSync(inv.ssh.identityFile) : undefined,
+    privateKey: loadIdentity(inv.ssh.identityFile, process.env.SSH_AUTH_SOCK),
     agent: process.env.SSH_AUTH_SOCK,
     algorithms: types.length ? { serverHostKey: types.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t])) as never } : undefined,
     hostVerifier: (key: Buffer) => {
@@ -392,9 +424,6 @@ export async function connect(inv: Inventory, host: Host, o: ConnectOptions = {}
       return false;
     },
   };
-  if (!config.privateKey && !config.agent) {
-    throw new RemoteError(host.name, `no SSH credential: ${inv.ssh.identityFile} does not exist and SSH_AUTH_SOCK is not set`);
-  }
   const attempts = o.attempts ?? 5;
   for (let attempt = 1; ; attempt++) {
     const sftp = new SftpClient(host.name, { error: () => undefined, end: () => undefined, close: () => undefined });

@@ -22,14 +22,18 @@ export interface RenewResult { code: number; happened: boolean; outcomes: HostOu
 
 /** Hosts that still need the renewed files (a failed or interrupted run): rolled out again by the next run. */
 const pendingFile = (inv: Inventory) => path.join(inv.pki.dir, '.renew-pending.json');
-function readPending(inv: Inventory): string[] {
+function readPending(inv: Inventory, dryRun?: boolean): string[] {
   let hosts: string[];
   try { hosts = JSON.parse(readFileSync(pendingFile(inv), 'utf8')) as string[]; } catch { return []; }
   // a host removed from the inventory since can never be finished: forget it (once, loudly) instead of failing forever
   const known = new Set([inv.master.name, ...inv.minions.map((m) => m.name)]);
   const gone = hosts.filter((h) => !known.has(h));
-  if (gone.length) log.warn(`${shown(pendingFile(inv))}: ${gone.join(', ')} no longer in the inventory: forgotten`);
-  return hosts.filter((h) => known.has(h));
+  const kept = hosts.filter((h) => known.has(h));
+  if (gone.length) {
+    log.warn(`${shown(pendingFile(inv))}: ${gone.join(', ')} no longer in the inventory: forgotten`);
+    if (!dryRun) writePending(inv, kept);
+  }
+  return kept;
 }
 function writePending(inv: Inventory, hosts: string[]): void {
   if (hosts.length) writeAtomic(pendingFile(inv), `${JSON.stringify([...new Set(hosts)].sort())}\n`, localModes.secret);
@@ -68,7 +72,7 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}): Promise<Ren
   const caDue = plan.ca.status !== 'ok';
   if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Plan a CA rotation now: every certificate and kubeconfig depends on it.`);
   const due = plan.items.filter((i) => i.kind !== 'ca' && i.action !== 'keep');
-  const pending = readPending(inv);
+  const pending = readPending(inv, o.dryRun);
   if (!pending.includes(inv.master.name) && !o.dryRun && await servedIsStale(inv)) pending.push(inv.master.name);
   if (!due.length && !pending.length) {
     log.info(`nothing to renew; next due: ${nextDue(inv, plan)}`);

@@ -111,7 +111,7 @@ interface HostJob {
   /** the units of config/profiles.ts that may restart; none for a step that only copies files (step 13) */
   role?: 'master' | 'minion';
   /** units that must restart although none of their files changed (what they serve differs from the PKI); asked only when no file forces the restart anyway */
-  stale?: () => Promise<string[]>;
+  stale?: (already: string[]) => Promise<string[]>;
   gate: (unit: string) => Promise<void>;
 }
 
@@ -139,7 +139,7 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
   const changed = planned.map((p) => p.d.path);
   let hit = job.role ? await owedUnits(inv, r, job.role, changed, []) : [];
   if (job.role && job.stale && !r.dry) {
-    const stale = (await job.stale()).filter((u) => !hit.includes(u));
+    const stale = (await job.stale(hit)).filter((u) => !hit.includes(u));
     if (stale.length) hit = await owedUnits(inv, r, job.role, changed, stale, true);
   }
   if (hit.length) {
@@ -217,7 +217,7 @@ export async function masterSteps(inv: Inventory, r: Remote, step: Step, out: Ho
     files: pkiFilesFor(inv, inv.master).map(([local, remote]) => ({ path: remote, content: () => readLocal(local), mode: modes.masterPki, label: shown(local) })),
     env: masterEnv(inv.profile, flagContext(inv)),
     role: 'master',
-    stale: () => staleApiserver(inv, r),
+    stale: async (already) => (already.includes('kube-apiserver') ? [] : staleApiserver(inv, r)),
     gate: gateFor(inv, r),
   }, o, { files: 'install PKI', env: 'configure' });
 }

@@ -11,6 +11,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { KUBECONFIG_PATH } from '../config/files.ts';
+import { ExitError } from './cli.ts';
 import type { Inventory } from './inventory.ts';
 import { readKubeconfig } from './kubeconfig.ts';
 import { shown } from './log.ts';
@@ -241,5 +242,6 @@ export function prometheus(rows: StatusRow[], last?: Date): string {
 }
 
 export function writePrometheus(file: string, text: string): void {
+  if (existsSync(file) && statSync(file).isDirectory()) throw new ExitError(`--prometheus expects a file (node_exporter's textfile collector reads <dir>/<name>.prom): ${file} is a folder`, 2);
   writeAtomic(file, text, 0o644);
 }

@@ -90,6 +90,28 @@ test.serial('a symlink at a file kubetls writes is refused, and what it points t
   t.is((await runScript('master.ts', inv(lab))).code, 0);
 });
 
+test.serial('a symlink planted at a PKI file or at the kubeconfig is refused, never written through', async (t) => {
+  const lab = await labP;
+  const shadow = await remoteFile(lab, 'kubemaster', '/etc/shadow');
+  await sh(lab, 'kubemaster', 'mv /srv/kubernetes/server.crt /tmp/server.crt && ln -s /etc/shadow /srv/kubernetes/server.crt');
+  addSan(lab);
+  const r = await runScript('master.ts', [...inv(lab), '--only', 'kubemaster']);
+  t.is(r.code, 1, r.all);
+  t.regex(r.stdout, /\/srv\/kubernetes\/server\.crt is a symlink: refusing to write through it; remove it/);
+  t.deepEqual(await remoteFile(lab, 'kubemaster', '/etc/shadow'), shadow);
+  await sh(lab, 'kubemaster', 'rm /srv/kubernetes/server.crt && mv /tmp/server.crt /srv/kubernetes/server.crt');
+  t.is((await runScript('master.ts', inv(lab))).code, 0);
+
+  const minionShadow = await remoteFile(lab, 'kubeminion1', '/etc/shadow');
+  await sh(lab, 'kubeminion1', 'mv /var/lib/kubelet/kubeconfig /tmp/kc && ln -s /etc/shadow /var/lib/kubelet/kubeconfig');
+  const m = await runScript('minions.ts', inv(lab));
+  t.is(m.code, 1, m.all);
+  t.regex(m.stdout, /\/var\/lib\/kubelet\/kubeconfig is a symlink: refusing to write through it; remove it/);
+  t.deepEqual(await remoteFile(lab, 'kubeminion1', '/etc/shadow'), minionShadow);
+  await sh(lab, 'kubeminion1', 'rm /var/lib/kubelet/kubeconfig && mv /tmp/kc /var/lib/kubelet/kubeconfig');
+  t.is((await runScript('minions.ts', inv(lab))).code, 0);
+});
+
 test.serial('a full disk fails the host with "no space left", keeps every old file and backup, and a later run finishes', async (t) => {
   const lab = await labP;
   // a small file system of its own at /srv/kubernetes, filled up: the uploads come up short or fail

@@ -62,6 +62,23 @@ test.serial('a second run through sudo writes nothing', async (t) => {
   t.regex(n.stdout, /nothing to do: every host already up to date/);
 });
 
+test.serial('a failed install through sudo leaves no copy of a key in the staging folder, and old leftovers are removed', async (t) => {
+  const lab = await labP;
+  editInventory(lab, (d) => { d.apiserver.dns.push('staging.example'); });
+  const inv = await sudoInventory();
+  // a leftover of an older run that died, and an install that will fail (a folder where the temp file goes)
+  await lab.exec('kubemaster', ['sh', '-c', 'echo old > /home/jijisa/.kubetls-staging/sa.key.99999 && chown jijisa /home/jijisa/.kubetls-staging/sa.key.99999']);
+  await lab.exec('kubemaster', ['mkdir', '/srv/kubernetes/.server.key.kubetls-tmp']);
+  const r = await runScript('master.ts', ['--inventory', inv]);
+  t.is(r.code, 1, r.all);
+  t.regex(r.stdout, /kubemaster +FAILED .*install \/srv\/kubernetes\/server\.key/);
+  t.is((await lab.exec('kubemaster', ['ls', '-A', '/home/jijisa/.kubetls-staging'])).stdout, '', 'no staged copy left, old or new');
+  await lab.exec('kubemaster', ['rmdir', '/srv/kubernetes/.server.key.kubetls-tmp']);
+  const again = await runScript('master.ts', ['--inventory', inv]);
+  t.is(again.code, 0, again.all);
+  t.is((await lab.exec('kubemaster', ['ls', '-A', '/home/jijisa/.kubetls-staging'])).stdout, '');
+});
+
 test.serial('when sudo asks for a password the host fails with a clear message and the others go on', async (t) => {
   const lab = await labP;
   await lab.exec('kubeminion2', ['sh', '-c', 'echo "jijisa ALL=(ALL) ALL" > /etc/sudoers.d/jijisa']);

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadInventory } from '../lib/inventory.ts';
 import { configureLog } from '../lib/log.ts';
@@ -216,4 +217,45 @@ test('the systemd unit refreshes the metrics in ExecStopPost (after success and 
   t.regex(unit, /^ExecStopPost=-\/usr\/bin\/npx zx scripts\/status\.ts --prometheus \S+$/m);
   t.notRegex(unit, /^ExecStartPost=/m);
   t.regex(unit, /^SuccessExitStatus=75$/m);
+});
+
+test('a renewal owed to a host that left the inventory is forgotten with a warning, not retried forever', async (t) => {
+  const { file, dir } = await build();
+  writeFileSync(path.join(dir, '.renew-pending.json'), '["kubeminion9"]\n', { mode: 0o600 });
+  const r = await runScript('renew.ts', ['--inventory', file]);
+  t.is(r.code, 0, r.all);
+  t.regex(r.stderr, /kubeminion9 no longer in the inventory: forgotten/);
+  t.regex(r.stdout, /nothing to renew/);
+  const again = await runScript('renew.ts', ['--inventory', file]);
+  t.is(again.code, 0, again.all);
+  t.notRegex(again.all, /kubeminion9/);
+});
+
+test('--prometheus pointed at a folder is refused with exit 2 and leaves no stray .new file', async (t) => {
+  const { file, dir } = await build();
+  const folder = path.join(dir, 'textfiles');
+  mkdirSync(folder);
+  const r = await runScript('status.ts', ['--inventory', file, '--prometheus', folder]);
+  t.is(r.code, 2, r.all);
+  t.regex(r.stderr, /--prometheus expects a file .*textfiles is a folder/);
+  t.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.new')), []);
+});
+
+test('master.ts refuses to sign with an expired CA and writes nothing', async (t) => {
+  const file = writeInventory();
+  const dir = path.join(path.dirname(file), 'pki');
+  mkdirSync(dir, { mode: 0o700 });
+  // an expired self-signed CA, made with `openssl ca -selfsign` (the only openssl command that takes a start date)
+  writeFileSync(path.join(dir, 'ca.cnf'), '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=p\nx509_extensions=v3\n'
+    + '[p]\ncommonName=supplied\n[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
+  writeFileSync(path.join(dir, 'index.txt'), '');
+  writeFileSync(path.join(dir, 'serial'), '01\n');
+  const o = (args: string[]) => execa('openssl', args, { cwd: dir });
+  await o(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-subj', '/CN=kubemaster', '-out', 'ca.csr']);
+  await o(['ca', '-batch', '-notext', '-config', 'ca.cnf', '-selfsign', '-keyfile', 'ca.key', '-in', 'ca.csr', '-out', 'ca.crt', '-startdate', '20200101000000Z', '-enddate', '20200201000000Z']);
+  const before = readdirSync(dir).sort();
+  const r = await runScript('master.ts', ['--inventory', file, '--pki-only']);
+  t.is(r.code, 1, r.all);
+  t.regex(r.stderr, /CA expired \d+ d ago: refusing to sign with an expired CA \(nothing was written\)/);
+  t.deepEqual(readdirSync(dir).sort(), before, 'no certificate signed, no file added');
 });
