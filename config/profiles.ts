@@ -12,6 +12,8 @@
  * Each value is one `VAR="…"` line; lib/envfile.ts edits only that variable and keeps the rest of the file.
  */
 import type { Profile } from '../lib/inventory.ts';
+import { KUBECONFIG_PATH } from './files.ts';
+import { KUBE_PROXY_KUBECONFIG, KUBELET_PKI } from './layout.ts';
 
 export interface FlagContext {
   remoteDir: string; // pki.remote_dir, e.g. /srv/kubernetes
@@ -20,7 +22,17 @@ export interface FlagContext {
   clusterDns: string;
   clusterDomain: string;
   kubeconfig: string; // /var/lib/kubelet/kubeconfig
+  cluster: string; // the cluster's name (etcd's initial cluster token)
+  /** modern: the etcd members, in inventory order */
+  etcd: { name: string; address: string }[];
 }
+
+/** `https://<address>:<port>` (IPv6 in brackets). */
+const url = (address: string, port: number) => `https://${address.includes(':') ? `[${address}]` : address}:${port}`;
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+export const KUBELET_PORT = 10250;
+export const etcdServers = (c: FlagContext) => c.etcd.map((m) => url(m.address, ETCD_CLIENT_PORT)).join(',');
 
 /** One environment file and the variables we own in it. */
 export interface EnvEdit {
@@ -34,10 +46,15 @@ const flags = (...parts: (string | false)[]) => parts.filter(Boolean).join(' ');
 export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
   const r = c.remoteDir;
   const legacy = profile === 'legacy';
+  const kc = (f: string) => [`--kubeconfig=${r}/${f}`, `--authentication-kubeconfig=${r}/${f}`, `--authorization-kubeconfig=${r}/${f}`];
   return [
+    // modern: the controller-manager and scheduler find the apiserver through their kubeconfigs; the distro's
+    // KUBE_MASTER names the insecure port 8080, removed in 1.20, and would override them
+    ...(legacy ? [] : [{ path: '/etc/kubernetes/config', vars: { KUBE_MASTER: '' } }]),
     {
       path: '/etc/kubernetes/apiserver',
       vars: {
+        ...(legacy ? {} : { KUBE_ETCD_SERVERS: `--etcd-servers=${etcdServers(c)}` }),
         KUBE_API_ARGS: flags(
           legacy && '--kubelet-https=true',
           `--client-ca-file=${r}/ca.crt`,
@@ -48,6 +65,14 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
           !legacy && `--service-account-issuer=https://kubernetes.default.svc.${c.clusterDomain}`,
           !legacy && `--service-account-key-file=${r}/sa.pub`,
           !legacy && `--service-account-signing-key-file=${r}/sa.key`,
+          // etcd over TLS with the apiserver's own etcd client certificate (etcd CA, kept apart from the cluster CA)
+          !legacy && `--etcd-cafile=${r}/etcd-ca.crt --etcd-certfile=${r}/apiserver-etcd-client.crt --etcd-keyfile=${r}/apiserver-etcd-client.key`,
+          // the apiserver -> kubelet path (kubectl logs/exec): its client certificate, and the CA the kubelets' serving certificates chain to
+          !legacy && `--kubelet-client-certificate=${r}/apiserver-kubelet-client.crt --kubelet-client-key=${r}/apiserver-kubelet-client.key --kubelet-certificate-authority=${r}/ca.crt`,
+          // aggregated APIs (metrics-server): the front-proxy CA and the apiserver's front-proxy client pair
+          !legacy && `--requestheader-client-ca-file=${r}/front-proxy-ca.crt --requestheader-allowed-names=front-proxy-client --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group --requestheader-extra-headers-prefix=X-Remote-Extra-`,
+          !legacy && `--proxy-client-cert-file=${r}/front-proxy-client.crt --proxy-client-key-file=${r}/front-proxy-client.key`,
+          !legacy && '--authorization-mode=Node,RBAC',
         ),
       },
     },
@@ -55,25 +80,65 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
       path: '/etc/kubernetes/controller-manager',
       vars: {
         KUBE_CONTROLLER_MANAGER_ARGS: flags(
+          ...(legacy ? [] : kc('controller-manager.conf')),
           `--root-ca-file=${r}/ca.crt`,
           // legacy signs service-account tokens with the server key, as the recipe does; modern with sa.key
           `--service-account-private-key-file=${r}/${legacy ? 'server.key' : 'sa.key'}`,
+          // modern: signs the nodes' CSRs with the cluster CA (kubeadm's choice), one service account per controller
+          !legacy && `--cluster-signing-cert-file=${r}/ca.crt --cluster-signing-key-file=${r}/ca.key --use-service-account-credentials=true`,
           '--node-monitor-grace-period=20s',
           legacy && '--pod-eviction-timeout=20s',
         ),
       },
     },
+    ...(legacy ? [] : [{ path: '/etc/kubernetes/scheduler', vars: { KUBE_SCHEDULER_ARGS: flags(...kc('scheduler.conf')) } }]),
   ];
 }
 
+/**
+ * An etcd member's /etc/default/etcd (Debian's etcd-server reads ETCD_* from it): client and peer TLS with client
+ * certificates required, on the member's own address (kubetls does not add 127.0.0.1: the apiserver reaches every
+ * member by address, and the lab's hosts share one loopback).
+ */
+export function etcdEnv(c: FlagContext, member: { name: string; address: string }): EnvEdit[] {
+  const r = c.remoteDir;
+  const client = url(member.address, ETCD_CLIENT_PORT);
+  const peer = url(member.address, ETCD_PEER_PORT);
+  return [{
+    path: '/etc/default/etcd',
+    vars: {
+      ETCD_NAME: member.name,
+      ETCD_DATA_DIR: '/var/lib/etcd/default',
+      ETCD_LISTEN_CLIENT_URLS: client,
+      ETCD_ADVERTISE_CLIENT_URLS: client,
+      ETCD_LISTEN_PEER_URLS: peer,
+      ETCD_INITIAL_ADVERTISE_PEER_URLS: peer,
+      ETCD_INITIAL_CLUSTER: c.etcd.map((m) => `${m.name}=${url(m.address, ETCD_PEER_PORT)}`).join(','),
+      ETCD_INITIAL_CLUSTER_STATE: 'new',
+      ETCD_INITIAL_CLUSTER_TOKEN: c.cluster,
+      ETCD_CERT_FILE: `${r}/etcd-server.crt`,
+      ETCD_KEY_FILE: `${r}/etcd-server.key`,
+      ETCD_CLIENT_CERT_AUTH: 'true',
+      ETCD_TRUSTED_CA_FILE: `${r}/etcd-ca.crt`,
+      ETCD_PEER_CERT_FILE: `${r}/etcd-peer.crt`,
+      ETCD_PEER_KEY_FILE: `${r}/etcd-peer.key`,
+      ETCD_PEER_CLIENT_CERT_AUTH: 'true',
+      ETCD_PEER_TRUSTED_CA_FILE: `${r}/etcd-ca.crt`,
+    },
+  }];
+}
+
 /** Steps 15, 16 and 17: a minion's /etc/kubernetes/config, kubelet and proxy. */
-export function minionEnv(profile: Profile, c: FlagContext): EnvEdit[] {
+export function minionEnv(profile: Profile, c: FlagContext, host: { name: string; address: string }): EnvEdit[] {
   const legacy = profile === 'legacy';
   return [
     { path: '/etc/kubernetes/config', vars: { KUBE_MASTER: `--master=${c.masterUrl}` } },
     {
       path: '/etc/kubernetes/kubelet',
       vars: {
+        // modern: the kubelet serves its API (logs, exec) on its own address with a certificate for its name, and
+        // registers under its inventory name (the distro's defaults are 127.0.0.1 for both)
+        ...(legacy ? {} : { KUBELET_ADDRESS: `--address=${host.address}`, KUBELET_HOSTNAME: `--hostname-override=${host.name}` }),
         // modern: emptied, not left alone: the distro's default file sets --api-servers, which 1.8+ refuses
         KUBELET_API_SERVER: legacy ? `--api-servers=${c.masterUrl}` : '',
         KUBELET_ARGS: flags(
@@ -83,40 +148,57 @@ export function minionEnv(profile: Profile, c: FlagContext): EnvEdit[] {
           '--register-node=true',
           `--kubeconfig=${c.kubeconfig}`,
           '--node-status-update-frequency=5s',
+          !legacy && `--tls-cert-file=${KUBELET_PKI}/kubelet.crt --tls-private-key-file=${KUBELET_PKI}/kubelet.key --client-ca-file=${c.remoteDir}/ca.crt`,
         ),
       },
     },
-    { path: '/etc/kubernetes/proxy', vars: { KUBE_PROXY_ARGS: `--kubeconfig=${c.kubeconfig}` } },
+    // modern: kube-proxy as system:kube-proxy (the default RBAC's system:node-proxier), not with the node's identity
+    { path: '/etc/kubernetes/proxy', vars: { KUBE_PROXY_ARGS: `--kubeconfig=${legacy ? c.kubeconfig : KUBE_PROXY_KUBECONFIG}` } },
   ];
 }
 
 /**
- * Which unit reads which file: a unit is restarted when one of its files was written (and only then).
- * Paths are remote paths; `{remote}` stands for pki.remote_dir and `{minion}` for the minion's name.
+ * Which unit reads which file: a unit is restarted when one of its files was written (and only then), in this order
+ * (etcd before the apiserver that needs it, the apiserver before its clients). Paths are remote paths; `{remote}`
+ * stands for pki.remote_dir. Every unit also reads /etc/kubernetes/config except etcd (the distro units' EnvironmentFile=).
  */
-export const units = {
-  master: [
-    {
-      unit: 'kube-apiserver',
-      reads: ['/etc/kubernetes/apiserver', '{remote}/ca.crt', '{remote}/server.crt', '{remote}/server.key',
-        '{remote}/tokens.csv', '{remote}/sa.key', '{remote}/sa.pub'],
-    },
-    {
-      unit: 'kube-controller-manager',
-      reads: ['/etc/kubernetes/controller-manager', '{remote}/ca.crt', '{remote}/server.key', '{remote}/sa.key'],
-    },
-  ],
-  minion: [
-    {
-      unit: 'kubelet',
-      reads: ['/etc/kubernetes/config', '/etc/kubernetes/kubelet', '/var/lib/kubelet/kubeconfig'],
-    },
-    {
-      unit: 'kube-proxy',
-      reads: ['/etc/kubernetes/config', '/etc/kubernetes/proxy', '/var/lib/kubelet/kubeconfig'],
-    },
-  ],
-} as const;
+export type UnitRole = 'master' | 'etcd' | 'minion';
+export interface UnitReads { unit: string; reads: string[] }
+export function unitsFor(profile: Profile, role: UnitRole): UnitReads[] {
+  const R = '{remote}';
+  if (profile === 'legacy') {
+    if (role === 'master') {
+      return [
+        { unit: 'kube-apiserver', reads: ['/etc/kubernetes/apiserver', `${R}/ca.crt`, `${R}/server.crt`, `${R}/server.key`, `${R}/tokens.csv`] },
+        { unit: 'kube-controller-manager', reads: ['/etc/kubernetes/controller-manager', `${R}/ca.crt`, `${R}/server.key`] },
+      ];
+    }
+    if (role === 'minion') {
+      return [
+        { unit: 'kubelet', reads: ['/etc/kubernetes/config', '/etc/kubernetes/kubelet', KUBECONFIG_PATH] },
+        { unit: 'kube-proxy', reads: ['/etc/kubernetes/config', '/etc/kubernetes/proxy', KUBECONFIG_PATH] },
+      ];
+    }
+    return [];
+  }
+  if (role === 'etcd') {
+    return [{ unit: 'etcd', reads: ['/etc/default/etcd', `${R}/etcd-ca.crt`, `${R}/etcd-server.crt`, `${R}/etcd-server.key`, `${R}/etcd-peer.crt`, `${R}/etcd-peer.key`] }];
+  }
+  if (role === 'master') {
+    const cfg = '/etc/kubernetes/config';
+    return [
+      { unit: 'kube-apiserver', reads: [cfg, '/etc/kubernetes/apiserver', ...['ca.crt', 'server.crt', 'server.key', 'tokens.csv', 'sa.key', 'sa.pub',
+        'etcd-ca.crt', 'apiserver-etcd-client.crt', 'apiserver-etcd-client.key', 'apiserver-kubelet-client.crt', 'apiserver-kubelet-client.key',
+        'front-proxy-ca.crt', 'front-proxy-client.crt', 'front-proxy-client.key'].map((f) => `${R}/${f}`)] },
+      { unit: 'kube-controller-manager', reads: [cfg, '/etc/kubernetes/controller-manager', `${R}/controller-manager.conf`, `${R}/ca.crt`, `${R}/ca.key`, `${R}/sa.key`] },
+      { unit: 'kube-scheduler', reads: [cfg, '/etc/kubernetes/scheduler', `${R}/scheduler.conf`] },
+    ];
+  }
+  return [
+    { unit: 'kubelet', reads: ['/etc/kubernetes/config', '/etc/kubernetes/kubelet', KUBECONFIG_PATH, `${KUBELET_PKI}/kubelet.crt`, `${KUBELET_PKI}/kubelet.key`, `${R}/ca.crt`] },
+    { unit: 'kube-proxy', reads: ['/etc/kubernetes/config', '/etc/kubernetes/proxy', KUBE_PROXY_KUBECONFIG] },
+  ];
+}
 
 /** The identity each credential must be given by the apiserver (verify.ts, SEED.md steps 19–20). */
 export function minionIdentity(profile: Profile, name: string): { cn: string; o?: string } {

@@ -16,7 +16,8 @@ export type KeyType = 'rsa' | 'ecdsa-p256' | 'ecdsa-p384';
 
 export interface Host {
   name: string;
-  role: 'master' | 'minion';
+  /** `etcd`: a member of etcd.members that is not the master (a host of its own, reached over SSH like the others) */
+  role: 'master' | 'minion' | 'etcd';
   address: string; // what we connect to; the name is what certificates and URLs use
   port: number;
   user: string;
@@ -42,6 +43,11 @@ export interface Inventory {
   ssh: { identityFile: string; knownHosts: string; sudo: boolean };
   master: Host;
   minions: Host[];
+  /**
+   * The etcd cluster (modern profile): its members in order; the first is the one a single-member default makes, the
+   * master itself. A member named like the master IS the master host; any other member is a host of its own.
+   */
+  etcd: { members: Host[] };
 }
 
 export class InventoryError extends Error {
@@ -195,6 +201,9 @@ const schema = z.object({
   }, { invalid_type_error: 'a mapping of settings' }).strict().default({}),
   master: hostEntry,
   minions: z.array(hostEntry, { invalid_type_error: 'a list of hosts' }).default([]),
+  etcd: z.object({
+    members: z.array(hostEntry, { invalid_type_error: 'a list of hosts' }).min(1, 'at least one member').optional(),
+  }, { invalid_type_error: 'a mapping of settings' }).strict().optional(),
 }, { required_error: 'a mapping of settings', invalid_type_error: 'a mapping of settings' }).strict();
 
 type Raw = z.infer<typeof schema>;
@@ -287,6 +296,27 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   };
   const master = hostOf(raw.master, 'master');
   const minions = raw.minions.map((m) => hostOf(m, 'minion'));
+  // etcd: the master alone unless etcd.members says otherwise; a member named like the master is the master host, and
+  // must not give it another address; a member named like a minion is refused (kubetls keeps etcd on the control plane:
+  // a minion's root would otherwise hold the etcd peer key, which is every secret of the cluster).
+  if (raw.etcd && raw.profile !== 'modern') at(['etcd'], 'expected no etcd settings in the legacy profile (the recipe runs etcd without TLS on the master; use profile: modern), found etcd');
+  const members: Host[] = (raw.etcd?.members ?? [raw.master]).map((m, i) => {
+    const h = hostOf(m, 'etcd');
+    if (h.name === master.name) {
+      const given: { address?: string; port?: number; user?: string } = typeof m === 'string' ? {} : m;
+      if ((given.address && given.address !== master.address) || (given.port && given.port !== master.port) || (given.user && given.user !== master.user)) {
+        at(['etcd', 'members', i], `expected the master's own address, port and user for the member named like the master, found ${given.address ?? master.address}:${given.port ?? master.port} as ${given.user ?? master.user}`);
+      }
+      return master;
+    }
+    if (minions.some((x) => x.name === h.name)) at(['etcd', 'members', i, 'name'], `expected the master or a host of its own (etcd keys do not go to minions), found the minion '${h.name}'`);
+    return h;
+  });
+  const memberNames = new Set<string>();
+  members.forEach((m, i) => {
+    if (memberNames.has(m.name)) at(['etcd', 'members', i], `expected a unique member name, found '${m.name}' again`);
+    memberNames.add(m.name);
+  });
   const seen = new Map<string, string>([[master.name, 'master']]);
   minions.forEach((m, i) => {
     const first = seen.get(m.name);
@@ -295,7 +325,8 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   });
   // A host's name becomes <name>.key/.csr/.crt beside the CA: it must not be the name of another file of the PKI.
   // Modern minions are named CN=system:node:<name>, and a CN has at most 64 characters: 52 are left for the name.
-  const entries: [(string | number)[], Host][] = [[['master'], master], ...minions.map((m, i): [(string | number)[], Host] => [['minions', i], m])];
+  const entries: [(string | number)[], Host][] = [[['master'], master], ...minions.map((m, i): [(string | number)[], Host] => [['minions', i], m]),
+    ...members.map((m, i): [(string | number)[], Host] => [['etcd', 'members', i], m]).filter(([, m]) => m.role === 'etcd' && !minions.some((x) => x.name === m.name))];
   for (const [p, host] of entries) {
     const namePath = [...p, 'name']; // as the schema names it, also for a bare name
     if ((RESERVED_NAMES as readonly string[]).includes(host.name)) {
@@ -349,6 +380,7 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     ssh: { identityFile: filePathOf(raw.ssh.identity_file), knownHosts: filePathOf(raw.ssh.known_hosts), sudo: raw.ssh.sudo },
     master,
     minions,
+    etcd: { members },
   };
 }
 
@@ -432,5 +464,7 @@ function unwrap(s: z.ZodTypeAny): z.ZodTypeAny {
   }
 }
 
-/** Every host, master first. */
-export const allHosts = (inv: Inventory): Host[] => [inv.master, ...inv.minions];
+/** Every host, master first, then the etcd members of their own, then the minions. */
+export const allHosts = (inv: Inventory): Host[] => [inv.master, ...etcdHosts(inv), ...inv.minions];
+/** The etcd members that are hosts of their own (not the master). */
+export const etcdHosts = (inv: Inventory): Host[] => inv.etcd.members.filter((m) => m.role === 'etcd');

@@ -17,6 +17,8 @@ export interface KubeconfigInput {
   token?: string;
   user?: string;
   context?: string;
+  /** the name to check the server's certificate for, when `server` is an address (kubectl's tls-server-name) */
+  tlsServerName?: string;
 }
 
 const b64 = (v: Buffer | string) => Buffer.from(v).toString('base64');
@@ -27,7 +29,7 @@ export function kubeconfig(k: KubeconfigInput): string {
   // Keys in the order kubectl writes them (sorted), so that the file is byte-for-byte what the recipe's commands make.
   return stringify({
     apiVersion: 'v1',
-    clusters: [{ cluster: { 'certificate-authority-data': b64(k.ca), server: k.server }, name: k.cluster }],
+    clusters: [{ cluster: { 'certificate-authority-data': b64(k.ca), server: k.server, ...(k.tlsServerName ? { 'tls-server-name': k.tlsServerName } : {}) }, name: k.cluster }],
     contexts: [{ context: { cluster: k.cluster, user }, name: context }],
     'current-context': context,
     kind: 'Config',

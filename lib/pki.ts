@@ -10,6 +10,7 @@
  */
 import { createPrivateKey, createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -17,6 +18,7 @@ import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
 import { local as localModes } from '../config/files.ts';
 import type { Inventory } from './inventory.ts';
 import { log, registerSecret, shown } from './log.ts';
+import { kubeconfig } from './kubeconfig.ts';
 import * as openssl from './openssl.ts';
 
 const DAY = 86_400_000;
@@ -158,24 +160,65 @@ export function expectedKeyType(inv: Inventory, ca = false): string {
 
 // ---- what the inventory wants ----------------------------------------------------------------------------------------
 
+/** The CAs: the cluster CA of the recipe, and (modern) kubeadm's etcd and front-proxy CAs, kept apart so that a certificate of one can never authenticate to the service of another. */
+export type CaName = 'ca' | 'etcd-ca' | 'front-proxy-ca';
+export interface CaSpec { name: CaName; cn: string }
+export function caSpecs(inv: Inventory): CaSpec[] {
+  return [{ name: 'ca', cn: inv.master.name }, // the recipe's step 2: CN=<master>
+    ...(inv.profile === 'modern' ? [{ name: 'etcd-ca' as const, cn: 'etcd-ca' }, { name: 'front-proxy-ca' as const, cn: 'front-proxy-ca' }] : [])];
+}
+
+export type Eku = 'serverAuth' | 'clientAuth';
 export interface LeafSpec {
-  kind: 'server' | 'minion';
-  name: string; // file base name: server, kubeminion1
+  /** server: the apiserver's (recipe step 5); minion: a node's client certificate (step 12); leaf: the modern profile's others */
+  kind: 'server' | 'minion' | 'leaf';
+  name: string; // file base name: server, kubeminion1, apiserver-etcd-client, etcd-server-kubemaster
   cn: string;
   o?: string;
   sans: string[];
-  eku: 'serverAuth' | 'clientAuth';
-  section: 'server' | 'client'; // the section of openssl.cnf it is signed with (-extensions)
+  eku: Eku[];
+  /** the section of openssl.cnf it is signed with (-extensions): server, client, or its own `ext_<name>` when it has SANs */
+  section: string;
+  ca: CaName;
 }
 
 export function leafSpecs(inv: Inventory): LeafSpec[] {
   const server: LeafSpec = {
-    kind: 'server', name: 'server', cn: inv.apiserver.cn, eku: 'serverAuth', section: 'server',
+    kind: 'server', name: 'server', cn: inv.apiserver.cn, eku: ['serverAuth'], section: 'server', ca: 'ca',
     sans: [...inv.apiserver.dns.map((d) => `DNS:${d}`), ...inv.apiserver.ip.map((ip) => `IP:${canonicalIp(ip)}`)],
   };
-  return [server, ...inv.minions.map((m): LeafSpec => ({
-    kind: 'minion', name: m.name, ...minionIdentity(inv.profile, m.name), sans: [], eku: 'clientAuth', section: 'client',
-  }))];
+  const minions = inv.minions.map((m): LeafSpec => ({
+    kind: 'minion', name: m.name, ...minionIdentity(inv.profile, m.name), sans: [], eku: ['clientAuth'], section: 'client', ca: 'ca',
+  }));
+  return [server, ...minions, ...(inv.profile === 'modern' ? modernLeaves(inv) : [])];
+}
+
+/** `DNS:name` or `IP:address`, whichever an address is. */
+const sanOf = (a: string) => (isIP(a) ? `IP:${canonicalIp(a)}` : `DNS:${a}`);
+
+/**
+ * The modern profile's certificates beyond the recipe's, as kubeadm's `certs check-expiration` lists them (see
+ * config/layout.ts for where each goes and who reads it). Client identities are the ones the default RBAC binds.
+ */
+function modernLeaves(inv: Inventory): LeafSpec[] {
+  const client = (name: string, cn: string, ca: CaName, o?: string): LeafSpec => ({ kind: 'leaf', name, cn, o, sans: [], eku: ['clientAuth'], section: 'client', ca });
+  const withSans = (name: string, cn: string, o: string | undefined, sans: string[], eku: Eku[], ca: CaName): LeafSpec =>
+    ({ kind: 'leaf', name, cn, o, sans: [...new Set(sans)], eku, section: `ext_${name.replace(/-/g, '_')}`, ca });
+  return [
+    client('apiserver-kubelet-client', 'kube-apiserver-kubelet-client', 'ca'),
+    client('apiserver-etcd-client', 'kube-apiserver-etcd-client', 'etcd-ca'),
+    client('front-proxy-client', 'front-proxy-client', 'front-proxy-ca'),
+    client('controller-manager', 'system:kube-controller-manager', 'ca'),
+    client('scheduler', 'system:kube-scheduler', 'ca'),
+    client('kube-proxy', 'system:kube-proxy', 'ca'),
+    client('admin', 'kubernetes-admin', 'ca', 'system:masters'),
+    ...inv.etcd.members.flatMap((m) => {
+      const sans = [`DNS:${m.name}`, 'DNS:localhost', sanOf(m.address), 'IP:127.0.0.1', 'IP:::1'];
+      return [withSans(`etcd-server-${m.name}`, m.name, undefined, sans, ['serverAuth', 'clientAuth'], 'etcd-ca'),
+        withSans(`etcd-peer-${m.name}`, m.name, undefined, sans, ['serverAuth', 'clientAuth'], 'etcd-ca')];
+    }),
+    ...inv.minions.map((m) => withSans(`kubelet-${m.name}`, `system:node:${m.name}`, 'system:nodes', [`DNS:${m.name}`, sanOf(m.address)], ['serverAuth'], 'ca')),
+  ];
 }
 
 // ---- checking one certificate ----------------------------------------------------------------------------------------
@@ -192,7 +235,8 @@ export function checkLeaf(inv: Inventory, spec: LeafSpec, ca: CertInfo | undefin
   const left = info.notAfter.getTime() - now.getTime();
   const daysLeft = Math.floor(left / DAY); // shown only; the window below compares exact durations
   const found: [Status, string][] = [];
-  if (!ca || !info.x509.checkIssued(ca.x509) || !info.x509.verify(ca.x509.publicKey)) found.push(['not signed by CA', 'not signed by the current CA']);
+  const issuer = spec.ca === 'ca' ? ca : readCert(path.join(inv.pki.dir, `${spec.ca}.crt`));
+  if (!issuer || !info.x509.checkIssued(issuer.x509) || !info.x509.verify(issuer.x509.publicKey)) found.push(['not signed by CA', `not signed by the current ${spec.ca === 'ca' ? 'CA' : spec.ca}`]);
   if (!existsSync(keyFile)) found.push(['key mismatch', 'key file missing']);
   else if (!info.x509.checkPrivateKey(readKey(keyFile))) found.push(['key mismatch', 'key does not match the certificate']);
   if (left <= 0) found.push(['expired', `expired ${-daysLeft} d ago`]);
@@ -214,14 +258,15 @@ export function drift(inv: Inventory, spec: LeafSpec, info: CertInfo): string[] 
   if (removed.length) out.push(`SAN removed: ${removed.join(', ')}`);
   const want = expectedKeyType(inv);
   if (info.keyType !== want) out.push(`key ${info.keyType}, expected ${want}`);
-  if (!info.eku.includes(spec.eku)) out.push(`no extendedKeyUsage ${spec.eku}`);
+  for (const e of spec.eku) if (!info.eku.includes(e)) out.push(`no extendedKeyUsage ${e}`);
   return out;
 }
 
 /** The CA: present and sound, or absent (then it is created). Anything in between is an error: never replaced silently. */
-export function checkCa(inv: Inventory, now = new Date()): Check {
-  const crt = path.join(inv.pki.dir, 'ca.crt');
-  const keyFile = path.join(inv.pki.dir, 'ca.key');
+export function checkCa(inv: Inventory, now = new Date(), name: CaName = 'ca'): Check {
+  const crt = path.join(inv.pki.dir, `${name}.crt`);
+  const keyFile = path.join(inv.pki.dir, `${name}.key`);
+  const what = name === 'ca' ? 'CA' : name;
   const info = readCert(crt);
   const hasKey = existsSync(keyFile);
   if (!info && !hasKey) return { status: 'missing', reasons: ['missing'] };
@@ -232,8 +277,8 @@ export function checkCa(inv: Inventory, now = new Date()): Check {
   }
   if (!info.isCa) throw new PkiError(`${shown(crt)} is not a CA certificate (basicConstraints CA:FALSE).`);
   const daysLeft = Math.floor((info.notAfter.getTime() - now.getTime()) / DAY);
-  if (info.notAfter <= now) return { status: 'expired', reasons: [`CA expired ${-daysLeft} d ago`], info, daysLeft };
-  if (untilDue(inv, info.notAfter, now) <= 0) return { status: 'renew due', reasons: [`CA expires in ${daysLeft} d`], info, daysLeft };
+  if (info.notAfter <= now) return { status: 'expired', reasons: [`${what} expired ${-daysLeft} d ago`], info, daysLeft };
+  if (untilDue(inv, info.notAfter, now) <= 0) return { status: 'renew due', reasons: [`${what} expires in ${daysLeft} d`], info, daysLeft };
   return { status: 'ok', reasons: [], info, daysLeft };
 }
 
@@ -283,7 +328,7 @@ export function newToken(): string {
 
 export type Action = 'create' | 'keep' | 'reissue';
 export interface PlanItem {
-  kind: 'ca' | 'server' | 'minion' | 'token' | 'sa';
+  kind: 'ca' | 'server' | 'minion' | 'leaf' | 'token' | 'sa';
   name: string; // ca, server, kubeminion1, tokens, sa
   files: string[]; // base names in pki.dir, in the order they are renamed into place
   action: Action;
@@ -292,23 +337,26 @@ export interface PlanItem {
 }
 export interface Plan {
   items: PlanItem[];
-  ca: Check;
+  ca: Check; // the cluster CA
+  cas: Partial<Record<CaName, Check>>; // every CA of the profile, the cluster CA included
   orphans: string[]; // <name>.crt files of minions no longer in the inventory: reported, never deleted
   config: { file: string; text: string; changed: boolean };
 }
 
 export function planPki(inv: Inventory, now = new Date()): Plan {
   const dir = inv.pki.dir;
-  const ca = checkCa(inv, now);
-  const caNew = ca.status === 'missing';
-  const items: PlanItem[] = [{
-    kind: 'ca', name: 'ca', files: ['ca.key', 'ca.crt'], action: caNew ? 'create' : 'keep',
-    reason: caNew ? 'no CA yet' : ca.reasons.join('; '),
-  }];
+  const cas: Partial<Record<CaName, Check>> = {};
+  const items: PlanItem[] = [];
+  for (const c of caSpecs(inv)) {
+    const check = cas[c.name] = checkCa(inv, now, c.name);
+    const isNew = check.status === 'missing';
+    items.push({ kind: 'ca', name: c.name, files: [`${c.name}.key`, `${c.name}.crt`], action: isNew ? 'create' : 'keep', reason: isNew ? 'no CA yet' : check.reasons.join('; ') });
+  }
+  const ca = cas.ca!;
   for (const spec of leafSpecs(inv)) {
     const files = [`${spec.name}.key`, `${spec.name}.csr`, `${spec.name}.crt`];
     const kind = spec.kind;
-    if (caNew) {
+    if (cas[spec.ca]!.status === 'missing') {
       const exists = existsSync(path.join(dir, `${spec.name}.crt`));
       items.push({ kind, name: spec.name, files, spec, action: exists ? 'reissue' : 'create', reason: exists ? 'new CA' : '' });
       continue;
@@ -329,7 +377,7 @@ export function planPki(inv: Inventory, now = new Date()): Plan {
   // By construction, not only by validation: no two parts of a plan may write one file (a minion named `ca` would
   // replace the CA, `sa` the service-account key). Every item's files and their `.new` names are checked against each
   // other and against the files kubetls keeps beside them.
-  const owners = new Map<string, string>(['openssl.cnf', 'ca.srl', '.renew-pending.json', '.last-renew', '.kubetls.lock'].map((f) => [f, 'kubetls']));
+  const owners = new Map<string, string>(['openssl.cnf', ...caSpecs(inv).map((c) => `${c.name}.srl`), 'admin.kubeconfig', '.renew-pending.json', '.last-renew', '.kubetls.lock'].map((f) => [f, 'kubetls']));
   for (const item of items) {
     for (const f of item.files.flatMap((x) => [x, `${x}.new`])) {
       const first = owners.get(f.toLowerCase());
@@ -337,12 +385,12 @@ export function planPki(inv: Inventory, now = new Date()): Plan {
       owners.set(f.toLowerCase(), `${item.kind} ${item.name}`);
     }
   }
-  const known = new Set(['ca', 'server', ...inv.minions.map((m) => m.name)]);
+  const known = new Set([...caSpecs(inv).map((c) => c.name), ...leafSpecs(inv).map((l) => l.name)]);
   const orphans = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.crt') && !known.has(f.slice(0, -4))).sort() : [];
   const configFile = path.join(dir, 'openssl.cnf');
   const text = openssl.opensslConfig(inv);
   const changed = !existsSync(configFile) || readFileSync(configFile, 'utf8') !== text;
-  return { items, ca, orphans, config: { file: configFile, text, changed } };
+  return { items, ca, cas, orphans, config: { file: configFile, text, changed } };
 }
 
 function saState(inv: Inventory): 'ok' | 'missing' | string {
@@ -369,7 +417,10 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
   const dry = { dryRun: o.dryRun };
   const written: string[] = [];
   const work = plan.items.filter((i) => i.action !== 'keep');
-  if (!work.length && !plan.config.changed) return { plan, written };
+  if (!work.length && !plan.config.changed) {
+    if (writeAdminKubeconfig(inv, o.dryRun)) written.push('admin.kubeconfig');
+    return { plan, written };
+  }
 
   ensureDir(dir, o.dryRun);
   const cnf = plan.config.file;
@@ -391,19 +442,22 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
   if (!o.dryRun) for (const item of work) for (const f of item.files) rmSync(tmp(f), { force: true }); // leftovers of a killed run
   const keys = pLimit(o.concurrency ?? availableParallelism());
   const signing = pLimit(1);
-  const caItem = plan.items.find((i) => i.kind === 'ca')!;
-  // The CA's files while it is being made: its .new names; after that, the real ones.
-  const caReady = caItem.action === 'create'
-    ? keys(async () => {
-      await openssl.genkey(tmp('ca.key'), inv.pki.key, inv.pki.caBits, dry);
-      await openssl.reqX509({ key: tmp('ca.key'), subj: openssl.subj(inv.master.name), days: inv.pki.caDays, out: tmp('ca.crt'), config: cnf }, dry);
-      commit(caItem);
-    })
-    : Promise.resolve();
+  // Each CA's files while it is being made: its .new names; after that, the real ones. A leaf waits only for its CA.
+  const caReady = new Map<CaName, Promise<void>>();
+  for (const c of caSpecs(inv)) {
+    const item = plan.items.find((i) => i.kind === 'ca' && i.name === c.name)!;
+    caReady.set(c.name, item.action === 'create'
+      ? keys(async () => {
+        await openssl.genkey(tmp(`${c.name}.key`), inv.pki.key, inv.pki.caBits, dry);
+        await openssl.reqX509({ key: tmp(`${c.name}.key`), subj: openssl.subj(c.cn), days: inv.pki.caDays, out: tmp(`${c.name}.crt`), config: cnf }, dry);
+        commit(item);
+      })
+      : Promise.resolve());
+  }
 
   const jobs = work.map(async (item) => {
     const spec = item.spec;
-    if (item.kind === 'ca') return caReady;
+    if (item.kind === 'ca') return caReady.get(item.name as CaName);
     if (item.kind === 'token') {
       log.action(`echo "\${TOKEN},${TOKEN_USER},${TOKEN_USER}" > ${shown(tmp('tokens.csv'))}  # TOKEN: 32 chars of base64(128 random bytes) without =+/`);
       if (!o.dryRun) {
@@ -431,15 +485,42 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
         await openssl.reqNewkey({ type: inv.pki.key, bits: inv.pki.bits, keyout: key, subj, config: cnf, out: csr }, dry); // step 12
       }
     });
-    await caReady;
-    await signing(() => openssl.x509Req({ csr, ca: p('ca.crt'), caKey: p('ca.key'), serial: p('ca.srl'), extensions: spec.section,
+    await caReady.get(spec.ca);
+    await signing(() => openssl.x509Req({ csr, ca: p(`${spec.ca}.crt`), caKey: p(`${spec.ca}.key`), serial: p(`${spec.ca}.srl`), extensions: spec.section,
       extfile: cnf, days: inv.pki.days, out: crt }, dry)); // steps 5 and 12
     commit(item);
   });
-  const results = await Promise.allSettled([caReady, ...jobs]);
+  const results = await Promise.allSettled([...caReady.values(), ...jobs]);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+  if (writeAdminKubeconfig(inv, o.dryRun)) written.push('admin.kubeconfig');
   return { plan, written };
+}
+
+/**
+ * The operator's kubeconfig (modern profile), kept in pki.dir beside the CA key and never sent anywhere: user
+ * CN=kubernetes-admin in O=system:masters, which every cluster authorizes without an RBAC binding (a break-glass
+ * credential, like kubeadm's super-admin.conf; see the README). It connects to master.address and checks the
+ * apiserver's certificate for master.name (tls-server-name), as verify.ts does. Written when it differs from what the
+ * current files give; returns true when written.
+ */
+export function adminKubeconfigText(inv: Inventory): string | undefined {
+  const f = (n: string) => path.join(inv.pki.dir, n);
+  if (inv.profile !== 'modern' || !existsSync(f('admin.crt')) || !existsSync(f('admin.key')) || !existsSync(f('ca.crt'))) return undefined;
+  const host = isIP(inv.master.address) === 6 ? `[${inv.master.address}]` : inv.master.address;
+  return kubeconfig({
+    cluster: inv.cluster, server: `https://${host}:${inv.apiserver.port}`, tlsServerName: inv.master.name,
+    ca: readFileSync(f('ca.crt')), cert: readFileSync(f('admin.crt')), key: readFileSync(f('admin.key')),
+    user: 'kubernetes-admin', context: `kubernetes-admin@${inv.cluster}`,
+  });
+}
+function writeAdminKubeconfig(inv: Inventory, dryRun?: boolean): boolean {
+  const text = adminKubeconfigText(inv);
+  const file = path.join(inv.pki.dir, 'admin.kubeconfig');
+  if (text === undefined || (existsSync(file) && readFileSync(file, 'utf8') === text)) return false;
+  log.action(`kubectl config … --kubeconfig=${shown(file)}  # admin.crt + admin.key embedded, server ${inv.master.address}:${inv.apiserver.port} checked for ${inv.master.name}`);
+  if (!dryRun) writeAtomic(file, text, localModes.secret);
+  return true;
 }
 
 /**
@@ -462,7 +543,7 @@ function ensureDir(dir: string, dryRun?: boolean): void {
   }
 }
 /** What kubetls itself keeps in pki.dir: <name>.key/.csr/.crt, sa.pub, ca.srl, openssl.cnf, tokens.csv, `.new` leftovers, its state files. */
-const PKI_FILE = /^(?:[a-z0-9-]+\.(?:key|csr|crt|pub|srl|cnf|csv)|\.renew-pending\.json|\.last-renew|\.kubetls\.lock)(?:\.new)?$/;
+const PKI_FILE = /^(?:[a-z0-9-]+\.(?:key|csr|crt|pub|srl|cnf|csv|kubeconfig)|\.renew-pending\.json|\.last-renew|\.kubetls\.lock)(?:\.new)?$/;
 
 /**
  * Write a file atomically: a `.new` file created with its final mode (O_EXCL, so never through an old file or a link),

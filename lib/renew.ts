@@ -10,11 +10,11 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { local as localModes } from '../config/files.ts';
-import type { Inventory } from './inventory.ts';
+import { allHosts, etcdHosts, type Inventory } from './inventory.ts';
 import { faultPoint } from './fault.ts';
 import { log, shown } from './log.ts';
 import { applyPki, PkiError, planPki, readCert, untilDue, writeAtomic, type Plan, type PlanItem } from './pki.ts';
-import { forHosts, masterSteps, minionSteps, pkiToMinion, servedCert, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
+import { etcdSteps, forHosts, localInputs, masterSteps, minionSteps, pkiToMinion, servedCert, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
 import { lastRenewFile } from './status.ts';
 import { apiChecks } from './verify.ts';
 
@@ -40,22 +40,17 @@ function writePending(inv: Inventory, hosts: string[]): void {
   else rmSync(pendingFile(inv), { force: true });
 }
 
-/** Which hosts a renewed item must reach. */
+/** Which hosts a renewed item must reach: those whose files are made from one of its files (config/layout.ts). */
 function hostsTouched(inv: Inventory, items: PlanItem[]): Set<string> {
-  const out = new Set<string>();
-  for (const i of items) {
-    if (i.kind === 'server' || i.kind === 'sa') out.add(inv.master.name);
-    if (i.kind === 'token') [inv.master, ...inv.minions].forEach((h) => out.add(h.name));
-    if (i.kind === 'minion') out.add(i.name);
-  }
-  return out;
+  const files = new Set(items.flatMap((i) => i.files));
+  return new Set(allHosts(inv).filter((h) => [...localInputs(inv, h)].some((f) => files.has(f))).map((h) => h.name));
 }
 
 /** `nothing to renew; next due: server.crt in 287 d` — the leaf that becomes due first. */
 function nextDue(inv: Inventory, plan: Plan): string {
   const now = new Date();
   let best: [string, number] | undefined;
-  for (const i of plan.items.filter((x) => x.kind === 'server' || x.kind === 'minion')) {
+  for (const i of plan.items.filter((x) => x.spec)) {
     const info = readCert(path.join(inv.pki.dir, `${i.name}.crt`)); // unreadable: a PkiError naming the file
     if (!info) continue;
     const ms = untilDue(inv, info.notAfter, now); // exact, like checkLeaf; whole days only for the message
@@ -93,8 +88,10 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}): Promise<Ren
   log.phase(`restart (${[...touched].join(', ')})`);
   const outcomes: HostOutcome[] = [];
   let stop = false;
-  if (touched.has(inv.master.name)) {
-    outcomes.push(...await forHosts(inv, [inv.master], o, (r, step, out) => withRollback(inv, r, out, o, async () => {
+  const control = [inv.master, ...etcdHosts(inv)].filter((h) => touched.has(h.name));
+  if (control.length) {
+    outcomes.push(...await forHosts(inv, control, o, (r, step, out) => withRollback(inv, r, out, o, async () => {
+      if (r.host.role === 'etcd') return etcdSteps(inv, r, step, out, o);
       await masterSteps(inv, r, step, out, o);
       if (!o.dryRun && out.restarts.includes('kube-apiserver')) {
         await step('verify', () => mustPass(apiChecks(inv, inv.minions.filter((m) => !touched.has(m.name)))));

@@ -12,7 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import pLimit from 'p-limit';
 import * as modes from '../config/files.ts';
-import { masterEnv, minionEnv, units, type EnvEdit, type FlagContext } from '../config/profiles.ts';
+import { etcdFiles, ETCD_ENV, kubeletFiles, masterFiles, masterKubeconfigs, minionFiles, minionKubeconfigs, type FilePlacement, type KubeconfigPlacement } from '../config/layout.ts';
+import { etcdEnv, masterEnv, minionEnv, unitsFor, type EnvEdit, type FlagContext, type UnitRole } from '../config/profiles.ts';
 import { ExitError } from './cli.ts';
 import { quoteValue, setVarsBuffer } from './envfile.ts';
 import type { Host, Inventory } from './inventory.ts';
@@ -82,15 +83,48 @@ export function flagContext(inv: Inventory): FlagContext {
     clusterDns: inv.clusterDns,
     clusterDomain: inv.clusterDomain,
     kubeconfig: modes.KUBECONFIG_PATH,
+    cluster: inv.cluster,
+    etcd: inv.etcd.members.map((m) => ({ name: m.name, address: m.address })),
   };
 }
 
-/** The local files a host receives: [local path, remote path]. Step 7 (master) and step 13 (minion). */
+const isEtcdMember = (inv: Inventory, host: Host) => inv.profile === 'modern' && inv.etcd.members.some((m) => m.name === host.name);
+const remotePath = (inv: Inventory, p: string) => p.replace('{remote}', inv.pki.remoteDir);
+
+/** The plain files a host receives (config/layout.ts), without duplicates (etcd-ca.crt on a master that is a member). */
+function placementsFor(inv: Inventory, host: Host): FilePlacement[] {
+  const list = host.role === 'master'
+    ? [...masterFiles(inv.profile), ...(isEtcdMember(inv, host) ? etcdFiles(host.name) : [])]
+    : host.role === 'etcd' ? etcdFiles(host.name)
+      : [...minionFiles(host.name), ...kubeletFiles(inv.profile, host.name)];
+  return list.filter((p, i) => list.findIndex((q) => q.path === p.path) === i);
+}
+
+/** The kubeconfigs a host receives. */
+export function kubeconfigsFor(inv: Inventory, host: Host): KubeconfigPlacement[] {
+  return host.role === 'master' ? masterKubeconfigs(inv.profile) : host.role === 'minion' ? minionKubeconfigs(inv.profile, host.name) : [];
+}
+
+/** The local files a host receives as they are: [local path, remote path] (status.ts and verify.ts compare them). */
 export function pkiFilesFor(inv: Inventory, host: Host): [string, string][] {
-  const names = host.role === 'master'
-    ? ['ca.crt', 'ca.key', 'server.crt', 'server.key', 'tokens.csv', ...(inv.profile === 'modern' ? ['sa.key', 'sa.pub'] : [])]
-    : ['ca.crt', `${host.name}.crt`, `${host.name}.key`];
-  return names.map((n) => [path.join(inv.pki.dir, n), `${inv.pki.remoteDir}/${n}`]);
+  return placementsFor(inv, host).map((p) => [path.join(inv.pki.dir, p.file), remotePath(inv, p.path)]);
+}
+
+/** The local PKI files a host's files are made from (base names): what renew.ts reissued reaches exactly these hosts. */
+export function localInputs(inv: Inventory, host: Host): Set<string> {
+  const out = new Set(placementsFor(inv, host).map((p) => p.file));
+  for (const k of kubeconfigsFor(inv, host)) ['ca.crt', `${k.cert}.crt`, `${k.cert}.key`, ...(k.token ? ['tokens.csv'] : [])].forEach((f) => out.add(f));
+  return out;
+}
+
+/** A kubeconfig as lib/kubeconfig.ts writes it: the kubelet's is the recipe's step 14 byte for byte. */
+export function kubeconfigContent(inv: Inventory, k: KubeconfigPlacement): Buffer {
+  const pki = (f: string) => readLocal(path.join(inv.pki.dir, f));
+  const token = k.token ? pki('tokens.csv').toString('utf8').split(',')[0] : undefined;
+  return Buffer.from(kubeconfig({
+    cluster: inv.cluster, server: flagContext(inv).masterUrl, ca: pki('ca.crt'), cert: pki(`${k.cert}.crt`), key: pki(`${k.cert}.key`), token,
+    ...(k.user === 'kubelet' ? {} : { user: k.user, context: `${k.user}@${inv.cluster}` }),
+  }));
 }
 
 /**
@@ -108,8 +142,12 @@ interface HostJob {
   dirs: { dir: string; mode: modes.FileMode; takeOver?: string }[];
   files: Desired[];
   env: EnvEdit[];
-  /** the units of config/profiles.ts that may restart; none for a step that only copies files (step 13) */
-  role?: 'master' | 'minion';
+  /** the roles whose units (config/profiles.ts unitsFor) read these files, in restart order */
+  roles: UnitRole[];
+  /** record the restarts the files make owed, but leave them to the script that configures the unit (master.ts step 13 → minions.ts) */
+  deferRestart?: boolean;
+  /** the CA certificate whose copy on the host tells which PKI built it (checkSameCa) */
+  caFile: 'ca.crt' | 'etcd-ca.crt';
   /** units that must restart although none of their files changed (what they serve differs from the PKI); asked only when no file forces the restart anyway */
   stale?: (already: string[]) => Promise<string[]>;
   gate: (unit: string) => Promise<void>;
@@ -120,11 +158,11 @@ interface HostJob {
  * that holds another CA, then record the restarts it will owe, replace what differs, restart what reads it, gate.
  */
 async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome, job: HostJob, o: RolloutOptions, names: { files: string; env: string }): Promise<void> {
-  const caPath = `${inv.pki.remoteDir}/ca.crt`;
+  const caPath = `${inv.pki.remoteDir}/${job.caFile}`;
   const planned = await step('inspect', async () => {
     for (const d of job.dirs) await r.ensureDir(d.dir, d.mode, d.takeOver);
     const state = await r.inspect([...new Set([caPath, ...job.files.map((f) => f.path), ...job.env.map((e) => e.path)])]);
-    if (!r.dry) await checkSameCa(inv, r, state.get(caPath), o);
+    if (!r.dry) await checkSameCa(inv, r, job.caFile, state.get(caPath), o);
     const want: { d: Desired; bytes: Buffer; kind: 'files' | 'env' }[] = [];
     for (const f of job.files) want.push({ d: f, bytes: r.dry ? Buffer.alloc(0) : f.content(), kind: 'files' });
     for (const e of job.env) {
@@ -137,10 +175,10 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
     return want.filter(({ d, bytes }) => r.dry || differs(state.get(d.path), bytes, d.mode)).map((w) => ({ ...w, state: state.get(w.d.path) }));
   });
   const changed = planned.map((p) => p.d.path);
-  let hit = job.role ? await owedUnits(inv, r, job.role, changed, []) : [];
-  if (job.role && job.stale && !r.dry) {
+  let hit = await owedUnits(inv, r, job.roles, changed, [], job.deferRestart);
+  if (job.stale && !r.dry) {
     const stale = (await job.stale(hit)).filter((u) => !hit.includes(u));
-    if (stale.length) hit = await owedUnits(inv, r, job.role, changed, stale, true);
+    if (stale.length) hit = await owedUnits(inv, r, job.roles, changed, stale, true);
   }
   if (hit.length) {
     await step('record restarts', () => r.run(['sh', '-c', 'mkdir -p -m 0700 "$1" && shift && touch -- "$@"', 'sh', PENDING_DIR, ...hit.map((u) => `${PENDING_DIR}/restart.${u}`)], { quiet: true }));
@@ -157,7 +195,10 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
     });
   }
   if (planned.length) faultPoint('wrote-all');
-  if (!hit.length) return;
+  if (!hit.length || job.deferRestart) {
+    if (hit.length) log.info(`${hit.join(', ')} will restart with minions.ts`, r.host.name);
+    return;
+  }
   await step('restart', async () => {
     for (const unit of hit) {
       out.restarts.push(unit); // counted when attempted: a rollback restarts it again even if this restart failed
@@ -175,49 +216,83 @@ function differs(st: FileState | undefined, bytes: Buffer, m: modes.FileMode): b
 }
 
 /** The units to restart, in the order of config/profiles.ts: those reading a changed path, owed by an earlier run, or stale. */
-async function owedUnits(inv: Inventory, r: Remote, role: 'master' | 'minion', changed: string[], stale: string[], quiet = false): Promise<string[]> {
+async function owedUnits(inv: Inventory, r: Remote, roles: UnitRole[], changed: string[], stale: string[], quiet = false): Promise<string[]> {
+  const all = roles.flatMap((role) => unitsFor(inv.profile, role));
+  if (!all.length) return [];
   const owed = r.dry ? [] : (await r.run(['ls', '-1', '--', PENDING_DIR], { ok: [0, 1, 2], quiet: true })).stdout.split('\n')
     .filter((f) => f.startsWith('restart.')).map((f) => f.slice('restart.'.length));
-  if (!quiet) for (const u of owed) log.info(`${u} still owes a restart from an earlier run`, r.host.name);
-  return units[role].filter((u) => owed.includes(u.unit) || stale.includes(u.unit)
-    || u.reads.some((p) => changed.includes(p.replace('{remote}', inv.pki.remoteDir)))).map((u) => u.unit);
+  if (!quiet) for (const u of owed.filter((x) => all.some((a) => a.unit === x))) log.info(`${u} still owes a restart from an earlier run`, r.host.name);
+  return all.filter((u) => owed.includes(u.unit) || stale.includes(u.unit)
+    || u.reads.some((p) => changed.includes(remotePath(inv, p)))).map((u) => u.unit);
 }
 
 /**
  * A host that already holds a CA other than the local one was built from another pki/ (a new checkout, the wrong
  * folder): sending ours would cut every node off. Stop before anything is sent, unless --replace-ca says to.
  */
-async function checkSameCa(inv: Inventory, r: Remote, st: FileState | undefined, o: RolloutOptions): Promise<void> {
+async function checkSameCa(inv: Inventory, r: Remote, caFile: string, st: FileState | undefined, o: RolloutOptions): Promise<void> {
   if (!st) return;
-  const local = readFileSync(path.join(inv.pki.dir, 'ca.crt'));
+  const local = readFileSync(path.join(inv.pki.dir, caFile));
   if (st.kind === 'file' && st.sha256 === createHash('sha256').update(local).digest('hex')) return;
   let theirs = `${st.kind === 'file' ? 'a different file' : 'not a regular file'}`;
   try {
-    const remote = st.kind === 'file' ? await r.read(`${inv.pki.remoteDir}/ca.crt`) : undefined;
+    const remote = st.kind === 'file' ? await r.read(`${inv.pki.remoteDir}/${caFile}`) : undefined;
     if (remote) {
       const c = parseCert(remote);
       if (c.fingerprint === parseCert(local).fingerprint) return; // the same certificate, written differently
       theirs = `CA '${c.subject.cn}' (SHA-256 ${c.fingerprint.slice(0, 23)}…, not after ${c.notAfter.toISOString().slice(0, 10)})`;
     }
   } catch { /* not a certificate: say so below */ }
-  const msg = `${inv.pki.remoteDir}/ca.crt holds ${theirs}, not the local ${shown(path.join(inv.pki.dir, 'ca.crt'))}`;
+  const msg = `${inv.pki.remoteDir}/${caFile} holds ${theirs}, not the local ${shown(path.join(inv.pki.dir, caFile))}`;
   if (o.replaceCa) { log.warn(`${msg}: replacing it (--replace-ca)`, r.host.name); return; }
   throw new Error(`${msg}. This cluster was built with another PKI folder: nothing was sent. Restore that folder (pki.dir in ${shown(inv.file)}), or run again with --replace-ca to replace the cluster's CA, which invalidates every certificate, kubeconfig and service-account token signed by the old one.`);
 }
 
-/** The gate after restarting a unit: the apiserver must serve the local server.crt, anything else must be active. */
+/**
+ * The gate after restarting a unit: the apiserver must serve the local server.crt; anything else must be active
+ * (etcd's unit is Type=notify: active means it has joined its cluster and serves clients; verify.ts asks it with
+ * etcdctl from the operator's machine).
+ */
 function gateFor(inv: Inventory, r: Remote): (unit: string) => Promise<void> {
   return async (unit) => (unit === 'kube-apiserver' ? waitServing(inv) : waitActive(r, [unit]));
 }
 
-/** SEED.md steps 7, 9, 10 and 11 on the master. The gate waits until 6443 serves the local server.crt. */
+const desired = (inv: Inventory, p: FilePlacement): Desired => {
+  const local = path.join(inv.pki.dir, p.file);
+  return { path: remotePath(inv, p.path), content: () => readLocal(local), mode: p.mode, label: shown(local) };
+};
+const desiredKubeconfig = (inv: Inventory, k: KubeconfigPlacement): Desired => ({
+  path: remotePath(inv, k.path), content: () => kubeconfigContent(inv, k), mode: k.mode,
+  label: `<kubeconfig: ${inv.cluster}, user ${k.user}, ${k.cert}.crt${k.token ? ' + token' : ''} embedded>`,
+});
+
+/**
+ * SEED.md steps 7, 9, 10 and 11 on the master (modern: also its kubeconfigs, the scheduler, and etcd when the master
+ * is a member). The gate waits until 6443 serves the local server.crt.
+ */
 export async function masterSteps(inv: Inventory, r: Remote, step: Step, out: HostOutcome, o: RolloutOptions = {}): Promise<void> {
+  const member = isEtcdMember(inv, inv.master);
+  const ctx = flagContext(inv);
   await converge(inv, r, step, out, {
-    dirs: [{ dir: inv.pki.remoteDir, mode: modes.masterPkiDir, takeOver: modes.SERVICE_USER }, { dir: '/etc/kubernetes', mode: modes.envDir }],
-    files: pkiFilesFor(inv, inv.master).map(([local, remote]) => ({ path: remote, content: () => readLocal(local), mode: modes.masterPki, label: shown(local) })),
-    env: masterEnv(inv.profile, flagContext(inv)),
-    role: 'master',
+    dirs: [{ dir: inv.pki.remoteDir, mode: modes.masterPkiDir, takeOver: modes.SERVICE_USER }, { dir: '/etc/kubernetes', mode: modes.envDir },
+      ...(member ? [{ dir: path.posix.dirname(ETCD_ENV), mode: modes.envDir }] : [])],
+    files: [...placementsFor(inv, inv.master).map((p) => desired(inv, p)), ...kubeconfigsFor(inv, inv.master).map((k) => desiredKubeconfig(inv, k))],
+    env: [...masterEnv(inv.profile, ctx), ...(member ? etcdEnv(ctx, inv.master) : [])],
+    roles: member ? ['etcd', 'master'] : ['master'],
+    caFile: 'ca.crt',
     stale: async (already) => (already.includes('kube-apiserver') ? [] : staleApiserver(inv, r)),
+    gate: gateFor(inv, r),
+  }, o, { files: 'install PKI', env: 'configure' });
+}
+
+/** Modern: an etcd member that is a host of its own: its etcd pairs, /etc/default/etcd, and `etcd` restarted. */
+export async function etcdSteps(inv: Inventory, r: Remote, step: Step, out: HostOutcome, o: RolloutOptions = {}): Promise<void> {
+  await converge(inv, r, step, out, {
+    dirs: [{ dir: inv.pki.remoteDir, mode: modes.masterPkiDir }, { dir: path.posix.dirname(ETCD_ENV), mode: modes.envDir }],
+    files: placementsFor(inv, r.host).map((p) => desired(inv, p)),
+    env: etcdEnv(flagContext(inv), r.host),
+    roles: ['etcd'],
+    caFile: 'etcd-ca.crt',
     gate: gateFor(inv, r),
   }, o, { files: 'install PKI', env: 'configure' });
 }
@@ -240,34 +315,43 @@ async function staleApiserver(inv: Inventory, r: Remote): Promise<string[]> {
   }
 }
 
-/** SEED.md step 13 for one minion: ca.crt, <minion>.crt, <minion>.key as root:root 0600 (no `rm -fr` of the folder). */
+/**
+ * SEED.md step 13 for one minion: ca.crt, <minion>.crt, <minion>.key as root:root 0600 (no `rm -fr` of the folder).
+ * Nothing is restarted here; a unit that reads one of these files (modern: the kubelet's --client-ca-file) is
+ * recorded as owing a restart, which minions.ts does.
+ */
 export async function pkiToMinion(inv: Inventory, r: Remote, step: Step, out: HostOutcome, o: RolloutOptions = {}): Promise<void> {
   await converge(inv, r, step, out, {
     dirs: [{ dir: inv.pki.remoteDir, mode: modes.minionPkiDir }],
-    files: pkiFilesFor(inv, r.host).map(([local, remote]) => ({ path: remote, content: () => readLocal(local), mode: modes.minionPki, label: shown(local) })),
+    files: minionFiles(r.host.name).map((p) => desired(inv, p)),
     env: [],
+    roles: ['minion'],
+    deferRestart: true,
+    caFile: 'ca.crt',
     gate: async () => {},
   }, o, { files: 'install PKI', env: 'configure' });
 }
 
-/** SEED.md steps 14–18 for one minion: kubeconfig, /etc/kubernetes/{config,kubelet,proxy}, restarts, active gate. */
+/**
+ * SEED.md steps 14–18 for one minion: kubeconfig(s), /etc/kubernetes/{config,kubelet,proxy}, (modern) the kubelet's
+ * serving pair, restarts, active gate.
+ */
 export async function minionSteps(inv: Inventory, r: Remote, step: Step, out: HostOutcome, o: RolloutOptions = {}): Promise<void> {
+  const kcs = kubeconfigsFor(inv, r.host);
   await converge(inv, r, step, out, {
-    dirs: [{ dir: path.posix.dirname(modes.KUBECONFIG_PATH), mode: { ...modes.kubeconfig, mode: 0o700 } }, { dir: '/etc/kubernetes', mode: modes.envDir }],
-    files: [{ path: modes.KUBECONFIG_PATH, content: () => kubeletKubeconfig(inv, r.host), mode: modes.kubeconfig, label: `<kubeconfig: ${inv.cluster}, user kubelet, ${r.host.name}.crt + token embedded>` }],
-    env: minionEnv(inv.profile, flagContext(inv)),
-    role: 'minion',
+    dirs: [...new Set([...kcs.map((k) => path.posix.dirname(k.path)), ...kubeletFiles(inv.profile, r.host.name).map((p) => path.posix.dirname(p.path))])]
+      .map((dir) => ({ dir, mode: { ...modes.kubeconfig, mode: 0o700 } })).concat({ dir: '/etc/kubernetes', mode: modes.envDir }),
+    files: [...kcs.map((k) => desiredKubeconfig(inv, k)), ...kubeletFiles(inv.profile, r.host.name).map((p) => desired(inv, p))],
+    env: minionEnv(inv.profile, flagContext(inv), r.host),
+    roles: ['minion'],
+    caFile: 'ca.crt',
     gate: gateFor(inv, r),
   }, o, { files: 'kubeconfig', env: 'configure' });
 }
 
 /** Step 14: the kubelet kubeconfig of one minion, with its cert, key and the token embedded. */
 export function kubeletKubeconfig(inv: Inventory, host: Host): Buffer {
-  const pki = (f: string) => readLocal(path.join(inv.pki.dir, f));
-  const token = pki('tokens.csv').toString('utf8').split(',')[0];
-  return Buffer.from(kubeconfig({
-    cluster: inv.cluster, server: flagContext(inv).masterUrl, ca: pki('ca.crt'), cert: pki(`${host.name}.crt`), key: pki(`${host.name}.key`), token,
-  }));
+  return kubeconfigContent(inv, minionKubeconfigs(inv.profile, host.name)[0]);
 }
 
 /** A local PKI file, named in the error when it cannot be read. */

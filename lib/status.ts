@@ -12,15 +12,16 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { KUBECONFIG_PATH } from '../config/files.ts';
 import { ExitError } from './cli.ts';
-import type { Inventory } from './inventory.ts';
+import { allHosts, type Inventory } from './inventory.ts';
 import { readKubeconfig } from './kubeconfig.ts';
 import { shown } from './log.ts';
 import {
-  checkCa, checkLeaf, insecureMode, leafSpecs, parseCert, readCert, readKey, readPublicKey, readToken, UnreadableError, untilDue, writeAtomic,
+  caSpecs, checkCa, checkLeaf, insecureMode, leafSpecs, parseCert, readCert, readKey, readPublicKey, readToken, UnreadableError, untilDue, writeAtomic,
   type CertInfo, type Check,
 } from './pki.ts';
 import type { Remote } from './remote.ts';
-import { pkiFilesFor } from './rollout.ts';
+import { kubeconfigsFor, pkiFilesFor } from './rollout.ts';
+import { KUBELET_PORT } from '../config/profiles.ts';
 
 export interface StatusRow {
   name: string; // ca.crt, server.crt, kubeminion1.crt, tokens.csv, sa.key, kubeconfig
@@ -66,23 +67,37 @@ export function localStatus(inv: Inventory, now = new Date()): StatusRow[] {
   const at = (f: string) => shown(file(f));
   const rows: StatusRow[] = [];
   let ca: Check | undefined;
-  try {
-    ca = checkCa(inv, now);
-    rows.push(withMode(certRow('ca.crt', at('ca.crt'), ca), file('ca.key')));
-  } catch (e) {
-    if (e instanceof UnreadableError) rows.push(unreadable('ca.crt', at('ca.crt'), e));
-    else rows.push(withMode({ name: 'ca.crt', where: at('ca.crt'), ...blank, status: `key mismatch: ${(e as Error).message}` }, file('ca.key')));
+  for (const c of caSpecs(inv)) { // the cluster CA, and (modern) the etcd and front-proxy CAs
+    const crt = `${c.name}.crt`;
+    try {
+      const check = checkCa(inv, now, c.name);
+      if (c.name === 'ca') ca = check;
+      rows.push(withMode(certRow(crt, at(crt), check), file(`${c.name}.key`)));
+    } catch (e) {
+      if (e instanceof UnreadableError) rows.push(unreadable(crt, at(crt), e));
+      else rows.push(withMode({ name: crt, where: at(crt), ...blank, status: `key mismatch: ${(e as Error).message}` }, file(`${c.name}.key`)));
+    }
   }
+  // every kubeconfig is as good as the certificate it embeds: a row each, where it is installed
+  const kubeconfigRows = new Map<string, { name: string; where: string }[]>();
+  for (const h of allHosts(inv)) {
+    for (const k of kubeconfigsFor(inv, h)) {
+      const list = kubeconfigRows.get(k.cert) ?? [];
+      list.push({ name: k.path === KUBECONFIG_PATH ? 'kubeconfig' : path.posix.basename(k.path), where: `${h.name}:${k.path.replace('{remote}', inv.pki.remoteDir)}` });
+      kubeconfigRows.set(k.cert, list);
+    }
+  }
+  if (inv.profile === 'modern') kubeconfigRows.set('admin', [{ name: 'admin.kubeconfig', where: at('admin.kubeconfig') }]);
   for (const spec of leafSpecs(inv)) {
     const crt = `${spec.name}.crt`;
-    const kubeconfigAt = `${spec.name}:${KUBECONFIG_PATH}`;
+    const kcs = kubeconfigRows.get(spec.name) ?? [];
     try {
       const c = checkLeaf(inv, spec, ca?.info, now);
       rows.push(withMode(certRow(crt, at(crt), c), file(`${spec.name}.key`)));
-      if (spec.kind === 'minion') rows.push({ ...certRow('kubeconfig', kubeconfigAt, c), name: 'kubeconfig' });
+      for (const k of kcs) rows.push({ ...certRow(k.name, k.where, c), name: k.name });
     } catch (e) {
       rows.push(unreadable(crt, at(crt), e));
-      if (spec.kind === 'minion') rows.push(unreadable('kubeconfig', kubeconfigAt, e)); // it would embed that file
+      for (const k of kcs) rows.push(unreadable(k.name, k.where, e)); // it would embed that file
     }
   }
   try {
@@ -130,22 +145,24 @@ export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()):
     rows.push({ ...base, notAfter: info?.notAfter.toISOString(), daysLeft: info ? daysTo(info.notAfter, now) : undefined,
       status: !same ? 'drift: differs from the local PKI' : localError ?? 'ok' });
   }
-  if (r.host.role === 'minion') {
-    const where = `${r.host.name}:${KUBECONFIG_PATH}`;
-    const raw = await r.read(KUBECONFIG_PATH);
-    if (!raw) rows.push({ name: 'kubeconfig', where, ...blank, status: 'missing' });
+  for (const k of kubeconfigsFor(inv, r.host)) {
+    const remote = k.path.replace('{remote}', inv.pki.remoteDir);
+    const name = remote === KUBECONFIG_PATH ? 'kubeconfig' : path.posix.basename(remote);
+    const where = `${r.host.name}:${remote}`;
+    const raw = await r.read(remote);
+    if (!raw) rows.push({ name, where, ...blank, status: 'missing' });
     else {
       try {
         let kc: ReturnType<typeof readKubeconfig>;
         try { kc = readKubeconfig(raw.toString()); } catch (e) { throw new UnreadableError(`${where}: ${(e as Error).message}`); }
         const info = kc.cert ? parseCert(kc.cert, `${where} (client-certificate-data)`) : undefined;
-        const local = readCert(path.join(inv.pki.dir, `${r.host.name}.crt`));
+        const local = readCert(path.join(inv.pki.dir, `${k.cert}.crt`));
         const same = info && local && info.fingerprint === local.fingerprint;
-        rows.push({ name: 'kubeconfig', where, subject: info ? dn(info) : '-', sans: '-', issuer: info?.issuer ?? '-',
+        rows.push({ name, where, subject: info ? dn(info) : '-', sans: '-', issuer: info?.issuer ?? '-',
           notAfter: info?.notAfter.toISOString(), daysLeft: info ? daysTo(info.notAfter, now) : undefined,
           status: !info ? 'drift: no client certificate' : same ? 'ok' : 'drift: embeds another certificate than the local PKI' });
       } catch (e) {
-        rows.push(unreadable('kubeconfig', where, e));
+        rows.push(unreadable(name, where, e));
       }
     }
   }
@@ -199,6 +216,31 @@ export async function servedStatus(inv: Inventory, now = new Date()): Promise<St
     : untilDue(inv, i.notAfter, now) <= 0 ? 'renew due'
     : 'ok';
   return { ...base, subject: dn(i), sans: i.sans.join(','), issuer: i.issuer, notAfter: i.notAfter.toISOString(), daysLeft: daysTo(i.notAfter, now), status };
+}
+
+/**
+ * Modern: the certificate each kubelet serves on its address:10250, from the wire, judged against the local ca.crt for
+ * the node's name and the local kubelet-<name>.crt (what `kubectl logs` needs the apiserver to trust).
+ */
+export async function servedKubelets(inv: Inventory, now = new Date()): Promise<StatusRow[]> {
+  if (inv.profile !== 'modern') return [];
+  const caFile = path.join(inv.pki.dir, 'ca.crt');
+  let ca: Buffer | undefined;
+  try { if (readCert(caFile)) ca = readFileSync(caFile); } catch { /* its own row says unreadable */ }
+  return Promise.all(inv.minions.map(async (m): Promise<StatusRow> => {
+    const a = m.address.includes(':') ? `[${m.address}]` : m.address;
+    const base = { name: `kubelet-${m.name}.crt`, where: `${a}:${KUBELET_PORT} (served)`, served: 'kubelet' };
+    let got: Served;
+    try { got = await readServed(m.address, KUBELET_PORT, m.name, ca); } catch (e) { return { ...base, ...blank, status: `missing: ${(e as Error).message}` }; }
+    const i = got.info;
+    let local: CertInfo | undefined;
+    try { local = readCert(path.join(inv.pki.dir, `kubelet-${m.name}.crt`)); } catch { /* its own row */ }
+    const status = i.notAfter <= now ? 'expired'
+      : !got.authorized ? `drift: not trusted with the local ca.crt for ${m.name} (${got.error ?? 'unverified'})`
+      : local && local.fingerprint !== i.fingerprint ? `drift: serves serial ${i.serial}, local is ${local.serial}`
+      : untilDue(inv, i.notAfter, now) <= 0 ? 'renew due' : 'ok';
+    return { ...base, subject: dn(i), sans: i.sans.join(','), issuer: i.issuer, notAfter: i.notAfter.toISOString(), daysLeft: daysTo(i.notAfter, now), status };
+  }));
 }
 
 /** Where renew.ts records the time of its last successful run (for --prometheus). */

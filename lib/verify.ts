@@ -4,16 +4,18 @@
  * apiserver serves it anonymously). Plus: what is deployed on each host is what the local PKI holds.
  */
 import { createHash } from 'node:crypto';
+import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
 import type { Host, Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
-import { checkLeaf, leafSpecs, parseCert, readCert, readToken } from './pki.ts';
-import { kubeletKubeconfig, pkiFilesFor, servedCert } from './rollout.ts';
+import { checkLeaf, leafSpecs, readCert, readToken } from './pki.ts';
+import { kubeconfigContent, kubeconfigsFor, pkiFilesFor, servedCert } from './rollout.ts';
 import type { Remote } from './remote.ts';
-import { KUBECONFIG_PATH } from '../config/files.ts';
+import { ETCD_CLIENT_PORT, KUBELET_PORT } from '../config/profiles.ts';
+import { readServed } from './status.ts';
 
 export interface Result { check: string; target: string; ok: boolean; detail: string }
 
@@ -137,13 +139,91 @@ export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[
     }
     out.push({ check: 'deployed', target, ok, detail });
   }
-  if (r.host.role === 'minion') {
-    const target = `${r.host.name}:${KUBECONFIG_PATH}`;
-    const kc = await r.read(KUBECONFIG_PATH);
-    const want = kubeletKubeconfig(inv, r.host);
+  for (const k of kubeconfigsFor(inv, r.host)) {
+    const remote = k.path.replace('{remote}', inv.pki.remoteDir);
+    const target = `${r.host.name}:${remote}`;
+    const kc = await r.read(remote);
+    const want = kubeconfigContent(inv, k);
     out.push(!kc ? { check: 'deployed', target, ok: false, detail: 'missing' }
-      : kc.equals(want) ? { check: 'deployed', target, ok: true, detail: `embeds ${r.host.name}.crt serial ${parseCert(readFileSync(path.join(inv.pki.dir, `${r.host.name}.crt`))).serial}` }
-        : { check: 'deployed', target, ok: false, detail: 'differs from what minions.ts writes (run scripts/minions.ts)' });
+      : kc.equals(want) ? { check: 'deployed', target, ok: true, detail: `embeds ${k.cert}.crt serial ${readCert(path.join(inv.pki.dir, `${k.cert}.crt`))?.serial}` }
+        : { check: 'deployed', target, ok: false, detail: `differs from what ${r.host.role === 'master' ? 'master.ts' : 'minions.ts'} writes (run it)` });
   }
   return out;
+}
+
+// ---- the modern control plane (issue 9), with real clients where there is one ---------------------------------------
+
+/** The self-subject review identity each component's credential must get, as the default RBAC expects it. */
+const COMPONENTS: [cert: string, user: string, groups: string[]][] = [
+  ['controller-manager', 'system:kube-controller-manager', []],
+  ['scheduler', 'system:kube-scheduler', []],
+  ['kube-proxy', 'system:kube-proxy', []],
+  ['apiserver-kubelet-client', 'kube-apiserver-kubelet-client', []],
+  ['admin', 'kubernetes-admin', ['system:masters']],
+];
+
+/**
+ * Modern: etcd (real etcdctl, with the apiserver's etcd client certificate; and refused without one), the admin
+ * kubeconfig (real kubectl), each component's identity, the apiserver → kubelet path and each kubelet's serving
+ * certificate. `minions` are the nodes to check.
+ */
+export async function modernChecks(inv: Inventory, minions: Host[]): Promise<Result[]> {
+  if (inv.profile !== 'modern') return [];
+  const pki = (f: string) => path.join(inv.pki.dir, f);
+  const results: Result[] = [];
+  for (const m of inv.etcd.members) {
+    const endpoint = `https://${m.address.includes(':') ? `[${m.address}]` : m.address}:${ETCD_CLIENT_PORT}`;
+    const tlsArgs = ['--cacert', pki('etcd-ca.crt'), '--cert', pki('apiserver-etcd-client.crt'), '--key', pki('apiserver-etcd-client.key')];
+    results.push(await attempt('etcd health', m.name, async () => {
+      const argv = ['--endpoints', endpoint, ...tlsArgs, '--command-timeout=5s', 'endpoint', 'health'];
+      log.cmd(['etcdctl', ...argv]);
+      const r = await execa('etcdctl', argv, { reject: false, env: { ETCDCTL_API: '3' }, stdin: 'ignore', timeout: 20_000 });
+      if (r.failed && (r as { code?: string }).code === 'ENOENT') throw new Error('etcdctl is not installed here (Debian: apt-get install etcd-client)');
+      const said = `${r.stdout}${r.stderr}`.trim().split('\n').at(-1) ?? '';
+      if (r.exitCode !== 0 || !/is healthy/.test(said)) throw new Error(said || `etcdctl exited ${r.exitCode}`);
+      return `${endpoint} is healthy (apiserver-etcd-client.crt, etcd-ca.crt)`;
+    }));
+    results.push(await attempt('etcd refuses', m.name, async () => {
+      const argv = ['--endpoints', endpoint, '--cacert', pki('etcd-ca.crt'), '--command-timeout=3s', 'get', '/registry', '--prefix', '--keys-only', '--limit=1'];
+      const r = await execa('etcdctl', argv, { reject: false, env: { ETCDCTL_API: '3' }, stdin: 'ignore', timeout: 20_000 });
+      if (r.exitCode === 0) throw new Error(`${endpoint} answers a client without a certificate (client-cert-auth is off)`);
+      return 'a client without a certificate is refused';
+    }));
+  }
+  results.push(await attempt('admin', 'admin.kubeconfig', async () => {
+    const argv = ['--kubeconfig', pki('admin.kubeconfig'), 'auth', 'whoami', '-o', 'json'];
+    log.cmd(['kubectl', ...argv]);
+    const r = await execa('kubectl', argv, { reject: false, stdin: 'ignore', timeout: 20_000 });
+    if ((r as { code?: string }).code === 'ENOENT') throw new Error('kubectl is not installed here');
+    if (r.exitCode !== 0) throw new Error(`kubectl: ${`${r.stderr}`.trim().split('\n').at(-1)}`);
+    const info = (JSON.parse(r.stdout) as { status?: { userInfo?: { username?: string; groups?: string[] } } }).status?.userInfo;
+    if (info?.username !== 'kubernetes-admin' || !info.groups?.includes('system:masters')) throw new Error(`kubectl auth whoami says ${JSON.stringify(info)}, expected kubernetes-admin in system:masters`);
+    return `kubectl auth whoami: kubernetes-admin [${info.groups.join(', ')}]`;
+  }));
+  const cred = (name: string): Credential => ({ cert: readFileSync(pki(`${name}.crt`)), key: readFileSync(pki(`${name}.key`)) });
+  for (const [cert, user, groups] of COMPONENTS) {
+    results.push(await attempt('whoami', cert, async () => {
+      const who = await whoami(inv, cred(cert));
+      if (who.username !== user) throw new Error(`authenticated as ${who.username}, expected ${user}`);
+      const missing = groups.filter((g) => !who.groups.includes(g));
+      if (missing.length) throw new Error(`groups ${who.groups.join(',')} lack ${missing.join(',')}`);
+      return `${who.username} [${who.groups.join(', ')}]`;
+    }));
+  }
+  const ca = readFileSync(pki('ca.crt'));
+  for (const m of minions) {
+    results.push(await attempt('kubelet serves', m.name, async () => {
+      const got = await readServed(m.address, KUBELET_PORT, m.name, ca);
+      if (!got.authorized) throw new Error(`${m.address}:${KUBELET_PORT} serves a certificate not valid for ${m.name} with ca.crt: ${got.error}`);
+      const local = readCert(pki(`kubelet-${m.name}.crt`));
+      if (local && local.fingerprint !== got.info.fingerprint) throw new Error(`serves serial ${got.info.serial}, local kubelet-${m.name}.crt is ${local.serial}`);
+      return `serial ${got.info.serial} = local kubelet-${m.name}.crt, verified for ${m.name}`;
+    }));
+    results.push(await attempt('apiserver → kubelet', m.name, async () => {
+      const r = await apiRequest(inv, 'GET', `/api/v1/nodes/${m.name}/proxy/healthz`, cred('admin'));
+      if (r.status !== 200) throw new Error(`GET /api/v1/nodes/${m.name}/proxy/healthz: HTTP ${r.status} ${typeof r.json === 'string' ? r.json.slice(0, 200) : JSON.stringify(r.json).slice(0, 200)}`);
+      return `GET /api/v1/nodes/${m.name}/proxy/healthz: HTTP 200 (the apiserver reached the kubelet with apiserver-kubelet-client.crt)`;
+    }));
+  }
+  return results;
 }

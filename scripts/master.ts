@@ -8,7 +8,7 @@ import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { log } from '../lib/log.ts';
 import { applyPki, planPki, summary, tightenModes } from '../lib/pki.ts';
-import { forHosts, masterSteps, pkiToMinion, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
+import { etcdSteps, forHosts, masterSteps, pkiToMinion, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
 import { table } from '../lib/table.ts';
 
 const USAGE = `
@@ -56,10 +56,13 @@ await main(async () => {
 
   const o = { dryRun, concurrency, acceptNewHostKeys: f['accept-new-host-keys'], replaceCa: f['replace-ca'] };
   const outcomes = [];
-  if (hosts.includes(inv.master)) {
-    log.phase(`master ${inv.master.name}: SEED.md steps 7, 9–11`);
+  // the master and the etcd members of their own at once: a new etcd cluster forms only when its members start together
+  const control = hosts.filter((h) => h.role === 'master' || h.role === 'etcd');
+  if (control.length) {
+    log.phase(`master ${inv.master.name}: SEED.md steps 7, 9–11${control.length > 1 ? ` (and etcd on ${control.filter((h) => h.role === 'etcd').map((h) => h.name).join(', ')})` : ''}`);
     // a master whose apiserver does not come back with the new files gets its old files and services back
-    outcomes.push(...await forHosts(inv, [inv.master], o, (r, step, out) => withRollback(inv, r, out, o, () => masterSteps(inv, r, step, out, o))));
+    outcomes.push(...await forHosts(inv, control, o, (r, step, out) => withRollback(inv, r, out, o,
+      () => (r.host.role === 'master' ? masterSteps(inv, r, step, out, o) : etcdSteps(inv, r, step, out, o)))));
   }
   const minions = hosts.filter((h) => h.role === 'minion');
   if (minions.length && outcomes.some((x) => x.failed)) {

@@ -8,7 +8,7 @@ import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { configureLog, log } from '../lib/log.ts';
 import { forHosts, selectHosts } from '../lib/rollout.ts';
-import { lastRenew, localStatus, prometheus, remoteStatus, servedStatus, writePrometheus, type StatusRow } from '../lib/status.ts';
+import { lastRenew, localStatus, prometheus, remoteStatus, servedKubelets, servedStatus, writePrometheus, type StatusRow } from '../lib/status.ts';
 import { table } from '../lib/table.ts';
 
 const USAGE = `
@@ -35,7 +35,7 @@ await main(async () => {
   const inv = loadInventory(f.inventory);
   const rows: StatusRow[] = localStatus(inv);
   if (f.remote) {
-    rows.push(await servedStatus(inv));
+    rows.push(await servedStatus(inv), ...await servedKubelets(inv));
     const outcomes = await forHosts(inv, selectHosts(allHosts(inv), only), { concurrency, acceptNewHostKeys: f['accept-new-host-keys'], report: false },
       async (r, step) => { rows.push(...await step('read', () => remoteStatus(inv, r))); });
     for (const o of outcomes.filter((x) => x.failed)) rows.push({ name: '-', where: o.host, subject: '-', sans: '-', issuer: '-', status: `unreachable: ${o.error}` });

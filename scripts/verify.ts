@@ -9,7 +9,7 @@ import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { configureLog, log } from '../lib/log.ts';
 import { forHosts, selectHosts } from '../lib/rollout.ts';
 import { table } from '../lib/table.ts';
-import { apiChecks, deployedChecks, type Result } from '../lib/verify.ts';
+import { apiChecks, deployedChecks, modernChecks, type Result } from '../lib/verify.ts';
 
 const USAGE = `
 usage: npx zx scripts/verify.ts [options]
@@ -36,6 +36,10 @@ await main(async () => {
 
   log.phase('the apiserver, as the recipe\'s curl commands see it (CA-verified, no -k)');
   const results: Result[] = await apiChecks(inv, minions);
+  if (inv.profile === 'modern') {
+    log.phase('the modern control plane: etcd, the admin kubeconfig, each component\'s identity, the kubelets');
+    results.push(...await modernChecks(inv, minions));
+  }
   log.phase('what is deployed on each host');
   const outcomes = await forHosts(inv, hosts, { concurrency, acceptNewHostKeys: f['accept-new-host-keys'], report: false }, async (r, step) => {
     results.push(...await step('inspect', () => deployedChecks(inv, r)));

@@ -5,7 +5,7 @@
  * run in order, each leaving the cluster converged for the next.
  */
 import test from 'ava';
-import { cpSync, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCert } from '../lib/pki.ts';
 import { useLab } from './helpers/lab.ts';
@@ -36,6 +36,23 @@ test.serial('the cluster is set up by master.ts and minions.ts', async (t) => {
   for (const s of ['master.ts', 'minions.ts']) {
     const r = await runScript(s, inv(lab));
     t.is(r.code, 0, r.all);
+  }
+});
+
+test.serial('the lab\'s own helpers never write through a link planted in a host onto the real machine', async (t) => {
+  const lab = await labP;
+  // an absolute link inside a host resolves against the host's root only when followed from inside the host; through
+  // /proc/PID/root it would reach the real machine (how an older helper once overwrote the machine's /etc/shadow)
+  const real = path.join('/tmp', `kubetls-probe-${process.pid}`);
+  writeFileSync(real, 'real machine\n');
+  try {
+    await sh(lab, 'kubemaster', `ln -sfn ${real} /srv/probe`);
+    lab.writeFile('kubemaster', '/srv/probe', 'from the test\n');
+    t.is(readFileSync(real, 'utf8'), 'real machine\n');
+    t.is(lab.readFile('kubemaster', '/srv/probe'), 'from the test\n');
+  } finally {
+    rmSync(real, { force: true });
+    await sh(lab, 'kubemaster', 'rm -f /srv/probe');
   }
 });
 

@@ -1,0 +1,85 @@
+/**
+ * Every file kubetls puts on a host: which local PKI file (or which kubeconfig built from local files) goes where,
+ * with which owner and mode. Which unit reads which file is in config/profiles.ts (`unitsFor`), so that a changed file
+ * restarts exactly its readers. The README's "Files" table is this file, in prose.
+ *
+ * `{remote}` is pki.remote_dir. The legacy profile is the recipe's steps 7, 13 and 14 word for word; the modern one
+ * adds kubeadm's certificate set (https://kubernetes.io/docs/setup/best-practices/certificates/) under kubeadm's
+ * file names where kubeadm has one, and the recipe's names where the recipe has one (server.crt, tokens.csv).
+ */
+import type { Profile } from '../lib/inventory.ts';
+import { envFile, KUBECONFIG_PATH, kubeconfig as kubeconfigMode, masterPki, minionPki, type FileMode } from './files.ts';
+
+/** A local PKI file (base name in pki.dir) copied to `path`. */
+export interface FilePlacement { file: string; path: string; mode: FileMode }
+/**
+ * A kubeconfig built from local files: the cluster CA, the client certificate `<cert>.crt`/`.key`, and for the
+ * kubelet the bearer token too (the recipe's step 14). `user` is the kubeconfig's user entry name.
+ */
+export interface KubeconfigPlacement { path: string; cert: string; user: string; token?: boolean; mode: FileMode }
+
+/** Public certificates that two services running as different users read (kube and etcd): world-readable, no secret. */
+export const publicCert: FileMode = { owner: 'root', group: 'root', mode: 0o644 };
+/** etcd's own keys, read by the etcd unit's user (Debian's etcd-server runs etcd as `etcd`). */
+export const etcdPki: FileMode = { owner: 'etcd', group: 'etcd', mode: 0o600 };
+
+/** Where the kubelet keeps its serving pair by default (`--cert-dir=/var/lib/kubelet/pki`): the names are its own. */
+export const KUBELET_PKI = '/var/lib/kubelet/pki';
+export const KUBE_PROXY_KUBECONFIG = '/var/lib/kube-proxy/kubeconfig';
+
+/** The master's files (step 7, and for modern the control plane's kubeadm set). */
+export function masterFiles(profile: Profile): FilePlacement[] {
+  const m = (file: string, mode = masterPki, name = file): FilePlacement => ({ file, path: `{remote}/${name}`, mode });
+  const recipe = ['ca.crt', 'ca.key', 'server.crt', 'server.key', 'tokens.csv'].map((f) => m(f));
+  if (profile === 'legacy') return recipe;
+  return [...recipe, m('sa.key'), m('sa.pub'),
+    m('apiserver-kubelet-client.crt'), m('apiserver-kubelet-client.key'),
+    m('apiserver-etcd-client.crt'), m('apiserver-etcd-client.key'),
+    m('front-proxy-ca.crt'), m('front-proxy-client.crt'), m('front-proxy-client.key'),
+    m('etcd-ca.crt', publicCert)];
+}
+
+/** The control plane's own kubeconfigs (modern): kubeadm's controller-manager.conf and scheduler.conf. */
+export function masterKubeconfigs(profile: Profile): KubeconfigPlacement[] {
+  if (profile === 'legacy') return [];
+  return [
+    { path: '{remote}/controller-manager.conf', cert: 'controller-manager', user: 'system:kube-controller-manager', mode: masterPki },
+    { path: '{remote}/scheduler.conf', cert: 'scheduler', user: 'system:kube-scheduler', mode: masterPki },
+  ];
+}
+
+/** An etcd member's files (modern): the etcd CA's certificate, its serving and its peer pair (kubeadm's etcd/ names, flat). */
+export function etcdFiles(member: string): FilePlacement[] {
+  return [
+    { file: 'etcd-ca.crt', path: '{remote}/etcd-ca.crt', mode: publicCert },
+    { file: `etcd-server-${member}.crt`, path: '{remote}/etcd-server.crt', mode: etcdPki },
+    { file: `etcd-server-${member}.key`, path: '{remote}/etcd-server.key', mode: etcdPki },
+    { file: `etcd-peer-${member}.crt`, path: '{remote}/etcd-peer.crt', mode: etcdPki },
+    { file: `etcd-peer-${member}.key`, path: '{remote}/etcd-peer.key', mode: etcdPki },
+  ];
+}
+
+/** A minion's files of step 13 (master.ts copies them): the CA and the node's client pair. */
+export function minionFiles(name: string): FilePlacement[] {
+  return ['ca.crt', `${name}.crt`, `${name}.key`].map((file): FilePlacement => ({ file, path: `{remote}/${file}`, mode: minionPki }));
+}
+
+/** Modern: the kubelet's serving pair (minions.ts installs it with the kubelet's other inputs). */
+export function kubeletFiles(profile: Profile, name: string): FilePlacement[] {
+  if (profile === 'legacy') return [];
+  return [
+    { file: `kubelet-${name}.crt`, path: `${KUBELET_PKI}/kubelet.crt`, mode: minionPki },
+    { file: `kubelet-${name}.key`, path: `${KUBELET_PKI}/kubelet.key`, mode: minionPki },
+  ];
+}
+
+/** A minion's kubeconfigs: the kubelet's (step 14, its node identity + the token) and, modern, kube-proxy's own. */
+export function minionKubeconfigs(profile: Profile, name: string): KubeconfigPlacement[] {
+  const kubelet: KubeconfigPlacement = { path: KUBECONFIG_PATH, cert: name, user: 'kubelet', token: true, mode: kubeconfigMode };
+  if (profile === 'legacy') return [kubelet];
+  return [kubelet, { path: KUBE_PROXY_KUBECONFIG, cert: 'kube-proxy', user: 'system:kube-proxy', mode: kubeconfigMode }];
+}
+
+/** /etc/default/etcd, as Debian's etcd-server package ships it (root:root 0644, no secret). */
+export const ETCD_ENV = '/etc/default/etcd';
+export const etcdEnvMode = envFile;
