@@ -4,11 +4,15 @@
  *   exit 0 ok · 1 something failed · 2 bad flags or bad inventory · 75 another run holds the lock (EX_TEMPFAIL)
  */
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InventoryError, oneLine } from './inventory.ts';
 import { log, mask } from './log.ts';
 
 export class UsageError extends Error {}
+
+/** kubetls's version: package.json's, printed by `--version` on every script. */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 /** An error that already has an exit code of its own (e.g. 75 for a held lock). */
 export class ExitError extends Error {
   constructor(message: string, readonly code: number) { super(message); }
@@ -18,7 +22,7 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** The flags several scripts share, and their help lines. */
 export const common = {
-  inventory: { type: 'string', default: 'cluster.yaml' },
+  inventory: { type: 'string' }, // default: $KUBETLS_INVENTORY, else ./cluster.yaml (lib/inventory.ts)
   'dry-run': { type: 'boolean', default: false },
   only: { type: 'string' },
   concurrency: { type: 'string' },
@@ -27,7 +31,7 @@ export const common = {
 } as const;
 
 const commonHelp: Record<keyof typeof common, string> = {
-  inventory: '--inventory PATH   the inventory (default ./cluster.yaml)',
+  inventory: '--inventory PATH   the inventory (default $KUBETLS_INVENTORY, else ./cluster.yaml)',
   'dry-run': '--dry-run          print every action as a shell line; write nothing, connect nowhere',
   only: '--only NAME[,NAME] only these hosts',
   concurrency: '--concurrency N    hosts handled at once (default 16)',
@@ -37,7 +41,7 @@ const commonHelp: Record<keyof typeof common, string> = {
 
 /** Help lines for the shared flags a script takes, plus -h. */
 export function helpFor(...names: (keyof typeof common)[]): string {
-  return [...names.map((n) => `  ${commonHelp[n]}`), '  -h, --help         this text'].join('\n');
+  return [...names.map((n) => `  ${commonHelp[n]}`), '  --version          print kubetls\'s version', '  -h, --help         this text'].join('\n');
 }
 
 /**
@@ -47,7 +51,11 @@ export function helpFor(...names: (keyof typeof common)[]): string {
 export function parseFlags<O extends Options>(options: O, usage: string) {
   const argv = scriptArgs(process.argv).filter((a) => a !== '--');
   try {
-    const { values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
+    const { values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } }, allowPositionals: false, strict: true });
+    if ((values as { version?: boolean }).version) {
+      process.stdout.write(`kubetls ${VERSION}\n`);
+      process.exit(0);
+    }
     if ((values as { help?: boolean }).help) {
       process.stdout.write(`${usage.trim()}\n`);
       process.exit(0);

@@ -25,6 +25,8 @@ export interface Host {
 
 export interface Inventory {
   file: string; // absolute path of cluster.yaml
+  /** the example shipped with kubetls (its first line says so): master.ts and renew.ts warn before using it */
+  example: boolean;
   cluster: string;
   profile: Profile;
   pki: {
@@ -221,7 +223,7 @@ z.setErrorMap((issue, ctx) => {
 // ---- loading ---------------------------------------------------------------------------------------------------------
 
 /** Read, parse and validate an inventory; throws InventoryError listing every problem with file and line. */
-export function loadInventory(file = 'cluster.yaml'): Inventory {
+export function loadInventory(file = process.env.KUBETLS_INVENTORY || 'cluster.yaml'): Inventory {
   const abs = path.resolve(file);
   let text: string;
   try {
@@ -231,6 +233,9 @@ export function loadInventory(file = 'cluster.yaml'): Inventory {
   }
   return parseInventory(text, abs, file);
 }
+
+/** The first line of the example cluster.yaml shipped in the checkout. */
+export const EXAMPLE_MARK = /^# kubetls example inventory\b/;
 
 /** Validate inventory text; `shown` is the file name used in messages. */
 export function parseInventory(text: string, abs: string, shown = abs): Inventory {
@@ -267,7 +272,7 @@ export function parseInventory(text: string, abs: string, shown = abs): Inventor
     problems.sort((a, b) => a.line - b.line);
     throw new InventoryError(problems.map((p) => `${shown}:${p.line}: ${p.text}`));
   }
-  return resolve(result.data, abs, shown, doc, lineOf);
+  return { ...resolve(result.data, abs, shown, doc, lineOf), example: EXAMPLE_MARK.test(text) };
 }
 
 /** How many alias expansions an inventory may use (yaml's own default, stated here so that it is a decision). */
@@ -281,7 +286,7 @@ function firstAlias(doc: Document): number | undefined {
 }
 
 /** The checks that span several keys, then the typed object with paths resolved. */
-function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o?: number) => number): Inventory {
+function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o?: number) => number): Omit<Inventory, 'example'> {
   const found: { line: number; text: string }[] = [];
   const at = (p: (string | number)[], text: string) => found.push({ line: lineOf(locate(doc, p)), text: `${keyName(p)}: ${text}` });
   if (raw.pki.renew_before_days >= raw.pki.days) {

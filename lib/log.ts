@@ -14,6 +14,8 @@ export interface Line { level: Level; host?: string; text: string }
 const secrets = new Set<string>();
 let sink: (line: string, l: Line) => void = (s, l) => (l.level === 'error' || l.level === 'warn' ? process.stderr : process.stdout).write(`${s}\n`);
 let tty = Boolean(process.stdout.isTTY) && !process.env.CI;
+/** https://no-color.org: on a terminal, NO_COLOR keeps the terminal layout (progress, no timestamps) without escapes. */
+const color = () => tty && !process.env.NO_COLOR;
 let buffer: { s: string; l: Line }[] | null = null;
 
 /** Never print this string again: every line is masked before it leaves. */
@@ -33,7 +35,7 @@ export function shown(p: string): string {
 }
 
 function emit(l: Line): void {
-  const host = l.host ? (tty ? `\x1b[36m[${l.host}]\x1b[0m ` : `[${l.host}] `) : '';
+  const host = l.host ? (color() ? `\x1b[36m[${l.host}]\x1b[0m ` : `[${l.host}] `) : '';
   const tag = l.level === 'error' ? 'ERROR: ' : l.level === 'warn' ? 'WARNING: ' : '';
   const stamp = tty ? '' : `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} `;
   const s = mask(`${stamp}${host}${tag}${l.text}`);
@@ -54,7 +56,7 @@ export const log = {
   warn(text: string, host?: string) { emit({ level: 'warn', host, text }); },
   error(text: string, host?: string) { emit({ level: 'error', host, text }); },
   /** A phase header (renew: check → renew → restart → verify). */
-  phase(title: string) { emit({ level: 'info', text: tty ? `\x1b[1m== ${title}\x1b[0m` : `== ${title}` }); },
+  phase(title: string) { emit({ level: 'info', text: color() ? `\x1b[1m== ${title}\x1b[0m` : `== ${title}` }); },
   /** Table and summary output: printed as is, masked, never timestamped. */
   print(text: string) {
     const s = mask(text);

@@ -38,6 +38,7 @@ await main(async () => {
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   const inv = loadInventory(f.inventory);
   const hosts = selectHosts(allHosts(inv), only); // a bad --only is exit 2 before the PKI is touched
+  if (inv.example) log.warn(`${inv.file} is the example inventory shipped with kubetls: its PKI is a demo CA. For a real cluster copy it outside the checkout (e.g. /etc/kubetls/cluster.yaml), remove its first line, and pass --inventory PATH or set KUBETLS_INVENTORY`);
   const dryRun = f['dry-run'];
   if (!dryRun) acquireLock(inv, 'master.ts'); // one writer at a time: renew.ts from cron may be running
   tightenModes(inv, dryRun); // a key or token others can read is set back to 0600, with a warning

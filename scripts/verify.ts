@@ -4,7 +4,9 @@
  * against ca.crt; who the apiserver says they are; the served certificate; what is deployed on each host.
  *   npx zx scripts/verify.ts [--inventory cluster.yaml] [--only NAME[,NAME]] [--json] [--concurrency N]
  */
-import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { common, ExitError, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { configureLog, log } from '../lib/log.ts';
 import { forHosts, selectHosts } from '../lib/rollout.ts';
@@ -31,6 +33,7 @@ await main(async () => {
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   if (f.json) configureLog({ sink: (s) => process.stderr.write(`${s}\n`) });
   const inv = loadInventory(f.inventory);
+  if (!existsSync(path.join(inv.pki.dir, 'ca.crt'))) throw new ExitError(`no PKI in ${inv.pki.dir} yet: run scripts/master.ts first`, 1);
   const hosts = selectHosts(allHosts(inv), only);
   const minions = hosts.filter((h) => h.role === 'minion');
 

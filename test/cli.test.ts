@@ -1,0 +1,62 @@
+/**
+ * The operator's side of every script (issue 10, first part): --version, KUBETLS_INVENTORY, the example inventory's
+ * warning, NO_COLOR on a terminal, and verify before any PKI exists.
+ */
+import test from 'ava';
+import { execa } from 'execa';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { repoRoot, writeInventory } from './helpers/inventory.ts';
+import { runScript } from './helpers/run.ts';
+
+const version = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+
+for (const s of ['master.ts', 'minions.ts', 'verify.ts', 'status.ts', 'renew.ts']) {
+  test(`${s} --version prints kubetls's version and exits 0`, async (t) => {
+    const r = await runScript(s, ['--version']);
+    t.is(r.code, 0, r.all);
+    t.is(r.stdout, `kubetls ${version}`);
+  });
+}
+
+test('KUBETLS_INVENTORY names the inventory when --inventory is not given, and --inventory wins over it', async (t) => {
+  const viaEnv = writeInventory();
+  const viaFlag = writeInventory();
+  const r = await runScript('master.ts', ['--pki-only'], { KUBETLS_INVENTORY: viaEnv });
+  t.is(r.code, 0, r.all);
+  t.true(existsSync(path.join(path.dirname(viaEnv), 'pki', 'ca.crt')));
+  const f = await runScript('master.ts', ['--pki-only', '--inventory', viaFlag], { KUBETLS_INVENTORY: viaEnv });
+  t.is(f.code, 0, f.all);
+  t.true(existsSync(path.join(path.dirname(viaFlag), 'pki', 'ca.crt')));
+  t.regex(f.stdout, new RegExp(`PKI in ${path.dirname(viaFlag).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/pki`));
+});
+
+test('the shipped example inventory says it is the example and where a real one goes; another inventory does not', async (t) => {
+  const example = await runScript('master.ts', ['--pki-only', '--dry-run']);
+  t.is(example.code, 0, example.all);
+  t.regex(example.stderr, /cluster\.yaml is the example inventory shipped with kubetls: its PKI is a demo CA\. For a real cluster copy it outside the checkout/);
+  const own = await runScript('master.ts', ['--pki-only', '--dry-run', '--inventory', writeInventory()]);
+  t.notRegex(own.all, /example inventory/);
+});
+
+test('verify.ts before any PKI exists says to run master.ts first, not ENOENT', async (t) => {
+  const r = await runScript('verify.ts', ['--inventory', writeInventory()]);
+  t.is(r.code, 1, r.all);
+  t.regex(r.stderr, /no PKI in .*\/pki yet: run scripts\/master\.ts first/);
+  t.notRegex(r.all, /ENOENT/);
+});
+
+test('on a terminal, NO_COLOR removes the colour escapes and keeps the terminal layout', async (t) => {
+  const file = writeInventory();
+  const zx = path.join(repoRoot, 'node_modules/.bin/zx');
+  // script(1) gives the command a pseudo-terminal, as an operator's shell would
+  const run = (env: Record<string, string>) => execa('script', ['-qec', `${zx} scripts/master.ts --pki-only --dry-run --inventory ${file}`, '/dev/null'],
+    { cwd: repoRoot, reject: false, env: { NODE_OPTIONS: '--import=tsx', CI: '', ...env } });
+  const coloured = await run({});
+  t.regex(coloured.stdout, /\x1b\[1m== PKI in/, 'a terminal gets colours (so the NO_COLOR check below can fail)');
+  const plain = await run({ NO_COLOR: '1' });
+  t.is(plain.exitCode, 0, plain.stdout);
+  t.notRegex(plain.stdout, /\x1b\[/);
+  t.regex(plain.stdout, /^== PKI in/m);
+  t.notRegex(plain.stdout, /^\d{4}-\d\d-\d\dT/m, 'no timestamps: still the terminal layout');
+});
