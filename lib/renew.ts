@@ -11,10 +11,11 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { local as localModes } from '../config/files.ts';
 import { allHosts, etcdHosts, type Inventory } from './inventory.ts';
+import { ExitError } from './cli.ts';
 import { faultPoint } from './fault.ts';
 import { log, shown } from './log.ts';
 import { applyPki, PkiError, planPki, readCert, untilDue, writeAtomic, type Plan, type PlanItem } from './pki.ts';
-import { etcdSteps, forHosts, localInputs, masterSteps, minionSteps, pkiToMinion, servedCert, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
+import { etcdSteps, forHosts, localInputs, masterSteps, wherePlaced, minionSteps, pkiToMinion, servedCert, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
 import { lastRenewFile } from './status.ts';
 import { apiChecks } from './verify.ts';
 
@@ -60,9 +61,31 @@ function nextDue(inv: Inventory, plan: Plan): string {
   return best ? `${best[0]} in ${best[1]} d` : 'nothing issued yet';
 }
 
-export async function renew(inv: Inventory, o: RolloutOptions = {}): Promise<RenewResult> {
+/** What the operator named: `--cert NAME[,NAME]` (file base names; `--force`: even when not due) and `--only HOST[,HOST]`. */
+export interface RenewSelection { certs?: string[]; force?: boolean; only?: string[] }
+
+/** The names `--cert` takes: every leaf's base name and `tokens`, in plan order. */
+export function certNames(plan: Plan): string[] {
+  return plan.items.filter((i) => i.kind !== 'ca' && i.kind !== 'sa').map((i) => i.name);
+}
+
+export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSelection = {}): Promise<RenewResult> {
   log.phase('check');
   const plan = planPki(inv);
+  if (sel.certs) {
+    const unknown = sel.certs.filter((c) => !certNames(plan).includes(c));
+    if (unknown.length) throw new ExitError(`--cert names no certificate of this inventory: ${unknown.join(', ')} (known: ${certNames(plan).join(', ')})`, 2);
+    // --cert: only these; --force: now, even when not due (kubeadm certs renew)
+    for (const i of plan.items) {
+      if (i.kind === 'ca') continue;
+      if (!sel.certs.includes(i.name)) i.action = 'keep';
+      else if (i.action === 'keep' && sel.force) { i.action = 'reissue'; i.reason = 'asked for (--cert --force)'; }
+    }
+  }
+  if (sel.only) {
+    // only what reaches the named hosts; a renewed file's other hosts are recorded as pending for the next run
+    for (const i of plan.items) if (i.kind !== 'ca' && i.action !== 'keep' && ![...hostsTouched(inv, [i])].some((h) => sel.only!.includes(h))) i.action = 'keep';
+  }
   if (plan.ca.status === 'missing') throw new PkiError(`no CA in ${inv.pki.dir}: run scripts/master.ts first (renew never creates a CA)`);
   const caDue = plan.ca.status !== 'ok';
   if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Plan a CA rotation now: every certificate and kubeconfig depends on it.`);
@@ -76,12 +99,18 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}): Promise<Ren
   for (const i of due) log.info(`${i.files.at(-1)}: ${i.action === 'create' ? 'missing' : i.reason}`);
   if (pending.length) log.info(`left behind by an earlier run: ${pending.join(', ')}`);
 
+  if (o.dryRun) {
+    for (const w of wherePlaced(inv, due.flatMap((i) => i.files))) log.info(`would install ${w.path}${w.units.length ? `, restarting ${w.units.join(', ')}` : ''}`, w.host);
+  }
   log.phase('renew');
   const renewPlan: Plan = { ...plan, items: plan.items.map((i) => (i.kind === 'ca' ? { ...i, action: 'keep' as const } : i)) };
-  const touched = new Set([...hostsTouched(inv, due), ...pending]);
+  const all = new Set([...hostsTouched(inv, due), ...pending]);
+  const touched = new Set([...all].filter((h) => !sel.only || sel.only.includes(h)));
+  const later = [...all].filter((h) => !touched.has(h));
+  if (later.length) log.info(`not now (--only): ${later.join(', ')}; the next run without --only finishes them`);
   // recorded before the first certificate is reissued: a run killed after reissuing leaves the hosts owed, so the
   // next run rolls out what is already renewed here instead of saying "nothing to renew"
-  if (!o.dryRun) writePending(inv, [...touched]);
+  if (!o.dryRun) writePending(inv, [...all]);
   await applyPki(inv, renewPlan, { dryRun: o.dryRun });
   faultPoint('renewed');
 
@@ -113,7 +142,7 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}): Promise<Ren
   }
   const failedHosts = outcomes.filter((x) => x.failed).map((x) => x.host);
   const notReached = [...touched].filter((h) => !outcomes.some((x) => x.host === h));
-  if (!o.dryRun) writePending(inv, [...failedHosts, ...notReached]);
+  if (!o.dryRun) writePending(inv, [...failedHosts, ...notReached, ...later]);
 
   const { text, code } = summarize(outcomes, o.dryRun);
   log.print(text);

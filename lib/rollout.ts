@@ -16,7 +16,7 @@ import { etcdFiles, ETCD_ENV, kubeletFiles, masterFiles, masterKubeconfigs, mini
 import { etcdEnv, masterEnv, minionEnv, unitsFor, type EnvEdit, type FlagContext, type UnitRole } from '../config/profiles.ts';
 import { ExitError } from './cli.ts';
 import { quoteValue, setVarsBuffer } from './envfile.ts';
-import type { Host, Inventory } from './inventory.ts';
+import { allHosts, type Host, type Inventory } from './inventory.ts';
 import { kubeconfig } from './kubeconfig.ts';
 import { log, shown } from './log.ts';
 import { faultPoint } from './fault.ts';
@@ -114,6 +114,24 @@ export function pkiFilesFor(inv: Inventory, host: Host): [string, string][] {
 export function localInputs(inv: Inventory, host: Host): Set<string> {
   const out = new Set(placementsFor(inv, host).map((p) => p.file));
   for (const k of kubeconfigsFor(inv, host)) ['ca.crt', `${k.cert}.crt`, `${k.cert}.key`, ...(k.token ? ['tokens.csv'] : [])].forEach((f) => out.add(f));
+  return out;
+}
+
+/**
+ * Where the given local PKI files end up and who reads them there: for renew.ts --dry-run ("server.crt → kubemaster:
+ * /srv/kubernetes/server.crt, restarts kube-apiserver").
+ */
+export function wherePlaced(inv: Inventory, files: string[]): { host: string; path: string; units: string[] }[] {
+  const out: { host: string; path: string; units: string[] }[] = [];
+  for (const h of allHosts(inv)) {
+    const roles: UnitRole[] = h.role === 'master' ? (isEtcdMember(inv, h) ? ['etcd', 'master'] : ['master']) : h.role === 'etcd' ? ['etcd'] : ['minion'];
+    const readers = (p: string) => roles.flatMap((r) => unitsFor(inv.profile, r)).filter((u) => u.reads.some((x) => remotePath(inv, x) === p)).map((u) => u.unit);
+    for (const p of placementsFor(inv, h)) if (files.includes(p.file)) out.push({ host: h.name, path: remotePath(inv, p.path), units: readers(remotePath(inv, p.path)) });
+    for (const k of kubeconfigsFor(inv, h)) {
+      const inputs = [`${k.cert}.crt`, `${k.cert}.key`, ...(k.token ? ['tokens.csv'] : [])];
+      if (inputs.some((f) => files.includes(f))) out.push({ host: h.name, path: remotePath(inv, k.path), units: readers(remotePath(inv, k.path)) });
+    }
+  }
   return out;
 }
 

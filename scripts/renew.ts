@@ -1,13 +1,14 @@
 #!/usr/bin/env -S npx zx
 /**
  * Made for cron: renew what is due, roll it out to exactly the hosts it touches, health-gated, rolled back on failure.
- *   npx zx scripts/renew.ts [--inventory cluster.yaml] [--quiet] [--dry-run] [--concurrency N]
+ *   npx zx scripts/renew.ts [--inventory cluster.yaml] [--quiet] [--dry-run] [--json] [--only HOST,…] [--cert NAME,… [--force]]
  * Exit 0: nothing due, or renewed and verified · 1: something failed, or the CA is inside its window · 75: locked.
  */
-import { common, helpFor, intFlag, main, parseFlags } from '../lib/cli.ts';
-import { loadInventory } from '../lib/inventory.ts';
+import { common, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
+import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
-import { holdLog, releaseLog } from '../lib/log.ts';
+import { configureLog, holdLog, releaseLog } from '../lib/log.ts';
+import { selectHosts } from '../lib/rollout.ts';
 import { tightenModes } from '../lib/pki.ts';
 import { recordSuccess, renew } from '../lib/renew.ts';
 
@@ -19,7 +20,12 @@ drifted (same CA, new keys), installs it on the hosts it touches, restarts their
 certificates are served and accepted, and rolls a host back if they are not.
 
   --quiet            print nothing unless something was renewed or failed (cron mails only then)
-${helpFor('inventory', 'dry-run', 'concurrency', 'accept-new-host-keys')}
+  --cert NAME[,NAME] only these certificates (file base names: server, kubeminion1, apiserver-etcd-client, tokens …)
+  --force            with --cert: renew them now even when they are not due (kubeadm certs renew)
+${helpFor('inventory', 'dry-run', 'only', 'json', 'concurrency', 'accept-new-host-keys')}
+
+  --only limits the run to what reaches those hosts; other hosts a renewed file reaches are finished by the next run.
+  --dry-run lists what would be renewed, where each file would be installed and which units would restart.
 `;
 
 await main(async () => {
@@ -29,21 +35,37 @@ await main(async () => {
     'dry-run': common['dry-run'],
     concurrency: common.concurrency,
     'accept-new-host-keys': common['accept-new-host-keys'],
+    only: common.only,
+    json: common.json,
+    cert: { type: 'string' },
+    force: { type: 'boolean', default: false },
   }, USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
+  const only = onlyFlag(f.only, USAGE);
+  const certs = onlyFlag(f.cert, USAGE.replace('--only', '--cert'));
+  if (f.force && !certs) usageError('--force goes with --cert NAME[,NAME]', USAGE);
+  if (f.json) configureLog({ sink: (line) => process.stderr.write(`${line}\n`) });
   const inv = loadInventory(f.inventory);
+  if (only) selectHosts(allHosts(inv), only); // unknown host: exit 2
   if (f.quiet) holdLog();
   let result;
   let fixedModes: string[] = [];
   try {
     if (!f['dry-run']) acquireLock(inv, 'renew.ts');
     fixedModes = tightenModes(inv, f['dry-run']); // a key or token others can read is set back to 0600; cron mails it
-    result = await renew(inv, { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'] });
+    result = await renew(inv, { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'] },
+      { certs: certs?.split(','), force: f.force, only: only?.split(',') });
   } catch (e) {
     if (f.quiet) releaseLog(true);
     throw e;
   }
   if (f.quiet) releaseLog(result.happened || result.code !== 0 || fixedModes.length > 0);
   if (result.code === 0 && !f['dry-run']) recordSuccess(inv);
+  if (f.json) {
+    process.stdout.write(`${JSON.stringify({
+      apiVersion: 'kubetls/v1', kind: 'RenewResult', ok: result.code === 0, dryRun: f['dry-run'], renewed: result.renewed,
+      hosts: result.outcomes.map((x) => ({ host: x.host, ok: !x.failed, done: x.done, failedStep: x.failed ?? null, error: x.error ?? null, written: x.writes, restarted: x.restarts })),
+    }, null, 2)}\n`);
+  }
   return result.code;
 });

@@ -4,6 +4,7 @@
  * The tests share one lab and run in order.
  */
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCert } from '../lib/pki.ts';
@@ -137,4 +138,69 @@ test.serial('--prometheus reports the last successful renewal run', async (t) =>
   t.is(r.code, 0, r.all);
   const last = Number(/^kubetls_renew_last_success_timestamp_seconds (\d+)$/m.exec(readFileSync(out, 'utf8'))![1]);
   t.true(Date.now() / 1000 - last < 600);
+});
+
+const sha = (lab: Awaited<typeof labP>, f: string) => createHash('sha256').update(readFileSync(path.join(lab.pkiDir, f))).digest('hex');
+
+test.serial('renew.ts --cert names one certificate: without --force nothing is due, with --force only it is renewed and only its readers restart', async (t) => {
+  const lab = await labP;
+  const inv = ['--inventory', lab.inventoryPath];
+  const calm = await runScript('renew.ts', [...inv, '--cert', 'kubeminion1']);
+  t.is(calm.code, 0, calm.all);
+  t.regex(calm.stdout, /nothing to renew/);
+  const before = allRestarts(lab);
+  const server = localSerial(lab, 'server.crt');
+  const minion = localSerial(lab, 'kubeminion1.crt');
+  const r = await runScript('renew.ts', [...inv, '--cert', 'kubeminion1', '--force', '--json']);
+  t.is(r.code, 0, r.all);
+  const out = JSON.parse(r.stdout) as { apiVersion: string; ok: boolean; renewed: string[]; hosts: { host: string; restarted: string[] }[] };
+  t.like(out, { apiVersion: 'kubetls/v1', ok: true, renewed: ['kubeminion1.crt'] });
+  t.deepEqual(out.hosts.map((h) => h.host), ['kubeminion1']);
+  t.not(localSerial(lab, 'kubeminion1.crt'), minion);
+  t.is(localSerial(lab, 'server.crt'), server);
+  const after = allRestarts(lab);
+  t.deepEqual(after.kubemaster, before.kubemaster, 'the master is not touched');
+  t.deepEqual(after.kubeminion2, before.kubeminion2);
+  t.is(after.kubeminion1.kubelet - before.kubeminion1.kubelet, 1);
+  t.is(after.kubeminion1['kube-proxy'] - before.kubeminion1['kube-proxy'], 1);
+});
+
+test.serial('renew.ts --cert with a name that is no certificate is exit 2 and lists the names', async (t) => {
+  const lab = await labP;
+  const r = await runScript('renew.ts', ['--inventory', lab.inventoryPath, '--cert', 'kubeminion9', '--force']);
+  t.is(r.code, 2, r.all);
+  t.regex(r.stderr, /--cert names no certificate of this inventory: kubeminion9 \(known: server, kubeminion1, kubeminion2, tokens\)/);
+  const f = await runScript('renew.ts', ['--inventory', lab.inventoryPath, '--force']);
+  t.is(f.code, 2);
+  t.regex(f.stderr, /--force goes with --cert/);
+});
+
+test.serial('renew.ts --dry-run lists what would be renewed, where it goes and what restarts, and changes nothing', async (t) => {
+  const lab = await labP;
+  editInventory(lab, (d) => { d.apiserver.dns.push('dry.example'); });
+  const before = sha(lab, 'server.crt');
+  const restartsBefore = allRestarts(lab);
+  const r = await runScript('renew.ts', ['--inventory', lab.inventoryPath, '--dry-run']);
+  t.is(r.code, 0, r.all);
+  t.regex(r.stdout, /server\.crt: SAN added: DNS:dry\.example/);
+  t.regex(r.stdout, /\[kubemaster\] would install \/srv\/kubernetes\/server\.crt, restarting kube-apiserver/);
+  t.regex(r.stdout, /\[kubemaster\] would install \/srv\/kubernetes\/server\.key, restarting kube-apiserver, kube-controller-manager/);
+  t.notRegex(r.stdout, /\[kubeminion\d\] would install/);
+  t.is(sha(lab, 'server.crt'), before);
+  t.deepEqual(allRestarts(lab), restartsBefore);
+  t.is((await runScript('renew.ts', ['--inventory', lab.inventoryPath])).code, 0);
+});
+
+test.serial('renew.ts --only renews what reaches those hosts now and leaves the others to the next run', async (t) => {
+  const lab = await labP;
+  const inv = ['--inventory', lab.inventoryPath];
+  const r = await runScript('renew.ts', [...inv, '--cert', 'tokens', '--force', '--only', 'kubemaster']);
+  t.is(r.code, 0, r.all);
+  t.regex(r.stdout, /not now \(--only\): kubeminion1, kubeminion2/);
+  t.deepEqual(JSON.parse(readFileSync(path.join(lab.pkiDir, '.renew-pending.json'), 'utf8')), ['kubeminion1', 'kubeminion2']);
+  const next = await runScript('renew.ts', inv);
+  t.is(next.code, 0, next.all);
+  t.regex(next.stdout, /left behind by an earlier run: kubeminion1, kubeminion2/);
+  const v = await runScript('verify.ts', inv);
+  t.is(v.code, 0, v.all);
 });
