@@ -54,7 +54,11 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
     {
       path: '/etc/kubernetes/apiserver',
       vars: {
-        ...(legacy ? {} : { KUBE_ETCD_SERVERS: `--etcd-servers=${etcdServers(c)}` }),
+        ...(legacy ? {} : {
+          KUBE_ETCD_SERVERS: `--etcd-servers=${etcdServers(c)}`,
+          // the distro's plugins plus NodeRestriction (kubeadm's): a node may modify only its own Node object
+          KUBE_ADMISSION_CONTROL: '--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,NodeRestriction',
+        }),
         KUBE_API_ARGS: flags(
           legacy && '--kubelet-https=true',
           `--client-ca-file=${r}/ca.crt`,
@@ -148,7 +152,8 @@ export function minionEnv(profile: Profile, c: FlagContext, host: { name: string
           '--register-node=true',
           `--kubeconfig=${c.kubeconfig}`,
           '--node-status-update-frequency=5s',
-          !legacy && `--tls-cert-file=${KUBELET_PKI}/kubelet.crt --tls-private-key-file=${KUBELET_PKI}/kubelet.key --client-ca-file=${c.remoteDir}/ca.crt`,
+          // its API (logs, exec) only for callers with a certificate from the cluster CA: 1.30 still lets anonymous in by default
+          !legacy && `--tls-cert-file=${KUBELET_PKI}/kubelet.crt --tls-private-key-file=${KUBELET_PKI}/kubelet.key --client-ca-file=${c.remoteDir}/ca.crt --anonymous-auth=false`,
         ),
       },
     },

@@ -21,6 +21,8 @@ export interface Host {
   address: string; // what we connect to; the name is what certificates and URLs use
   port: number;
   user: string;
+  /** which of address, port and user cluster.yaml gave (for this host, or under ssh:): those win over ssh_config */
+  explicit: { address: boolean; port: boolean; user: boolean };
 }
 
 export interface Inventory {
@@ -42,7 +44,12 @@ export interface Inventory {
   apiserver: { cn: string; dns: string[]; ip: string[]; port: number };
   clusterDns: string;
   clusterDomain: string;
-  ssh: { identityFile: string; knownHosts: string; sudo: boolean };
+  ssh: {
+    identityFile: string; knownHosts: string; sudo: boolean; user: string;
+    /** the OpenSSH client config read for HostName, User, Port, IdentityFile, ProxyJump… (undefined: none) */
+    configFile?: string;
+    explicit: { identityFile: boolean; knownHosts: boolean };
+  };
   master: Host;
   minions: Host[];
   /**
@@ -200,6 +207,7 @@ const schema = z.object({
     identity_file: filePath.default('~/.ssh/id_ed25519'),
     known_hosts: filePath.default('~/.ssh/known_hosts'),
     sudo: z.boolean({ invalid_type_error: 'true or false' }).default(false),
+    config_file: filePath.default('~/.ssh/config'),
   }, { invalid_type_error: 'a mapping of settings' }).strict().default({}),
   master: hostEntry,
   minions: z.array(hostEntry, { invalid_type_error: 'a list of hosts' }).default([]),
@@ -295,9 +303,11 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   if (raw.pki.days > raw.pki.ca_days) {
     at(['pki', 'days'], `expected at most pki.ca_days (${raw.pki.ca_days}), found ${raw.pki.days}`);
   }
+  const sshSet = (k: string) => doc.hasIn(['ssh', k]);
   const hostOf = (entry: Raw['master'], role: Host['role']): Host => {
-    const o = typeof entry === 'string' ? { name: entry } : entry;
-    return { name: o.name, role, address: o.address ?? o.name, port: o.port ?? raw.ssh.port, user: o.user ?? raw.ssh.user };
+    const o: { name: string; address?: string; port?: number; user?: string } = typeof entry === 'string' ? { name: entry } : entry;
+    return { name: o.name, role, address: o.address ?? o.name, port: o.port ?? raw.ssh.port, user: o.user ?? raw.ssh.user,
+      explicit: { address: o.address !== undefined, port: o.port !== undefined || sshSet('port'), user: o.user !== undefined || sshSet('user') } };
   };
   const master = hostOf(raw.master, 'master');
   const minions = raw.minions.map((m) => hostOf(m, 'minion'));
@@ -382,7 +392,11 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     apiserver: { ...raw.apiserver },
     clusterDns: raw.cluster_dns,
     clusterDomain: raw.cluster_domain,
-    ssh: { identityFile: filePathOf(raw.ssh.identity_file), knownHosts: filePathOf(raw.ssh.known_hosts), sudo: raw.ssh.sudo },
+    ssh: {
+      identityFile: filePathOf(raw.ssh.identity_file), knownHosts: filePathOf(raw.ssh.known_hosts), sudo: raw.ssh.sudo, user: raw.ssh.user,
+      configFile: raw.ssh.config_file === 'none' ? undefined : filePathOf(raw.ssh.config_file),
+      explicit: { identityFile: sshSet('identity_file'), knownHosts: sshSet('known_hosts') },
+    },
     master,
     minions,
     etcd: { members },

@@ -11,7 +11,7 @@
  * `dryRemote(host)` has the same interface, logs every action as a shell line and connects nowhere.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import SftpClient from 'ssh2-sftp-client';
@@ -21,6 +21,7 @@ import { faultIs } from './fault.ts';
 import type { Host, Inventory } from './inventory.ts';
 import * as knownHosts from './knownhosts.ts';
 import { log } from './log.ts';
+import { sshTarget, type SshTarget } from './sshconfig.ts';
 import { command, quote } from './sh.ts';
 
 export interface ExecResult { code: number; stdout: string; stderr: string }
@@ -108,7 +109,8 @@ export function parseInspect(paths: string[], stdout: string): Map<string, FileS
 export function dirScript(dirs: string[]): string {
   return [
     `chk() { o=$IFS; IFS=/; set -f; set -- $1; IFS=$o; set +f; p=; stat -c '%u|%g|%a|%F|%n' -- /; for c; do [ -n "$c" ] || continue; p="$p/$c"; if [ -L "$p" ] || [ -e "$p" ]; then stat -c '%u|%g|%a|%F|%n' -- "$p"; else printf '%s\\n' "-|-|-|missing|$p"; return 0; fi; done; }`,
-    `for d in ${dirs.map(quote).join(' ')}; do printf 'D|%s\\n' "$d"; chk "$d"; r=$(realpath -e -- "$d" 2>/dev/null) && [ "$r" != "$d" ] && { printf 'R|%s\\n' "$r"; chk "$r"; }; done; true`,
+    // realpath -m: also for a folder still to be made, so that `install -d` can never create or chmod through a link
+    `for d in ${dirs.map(quote).join(' ')}; do printf 'D|%s\\n' "$d"; chk "$d"; r=$(realpath -m -- "$d" 2>/dev/null) && [ "$r" != "$d" ] && { printf 'R|%s\\n' "$r"; chk "$r"; }; done; true`,
   ].join('\n');
 }
 
@@ -128,7 +130,6 @@ export function dirProblem(dir: string, entries: DirEntry[], real: DirEntry[], t
       const isLeaf = e.path === leaf;
       if (e.type === 'symbolic link') {
         if (e.uid !== '0') return `${e.path} is a symlink owned by uid ${e.uid}, not root`;
-        if (isLeaf && list === entries && !real.length) return `${e.path} is a symlink whose target does not exist`;
         continue;
       }
       if (e.type !== 'directory') return `${e.path} is a ${e.type}, not a folder`;
@@ -144,7 +145,7 @@ export function dirProblem(dir: string, entries: DirEntry[], real: DirEntry[], t
   return { problem, missing, takeOver: over };
 }
 
-function parseDirs(stdout: string): Map<string, { entries: DirEntry[]; real: DirEntry[] }> {
+export function parseDirs(stdout: string): Map<string, { entries: DirEntry[]; real: DirEntry[] }> {
   const out = new Map<string, { entries: DirEntry[]; real: DirEntry[] }>();
   let cur: { entries: DirEntry[]; real: DirEntry[] } | undefined;
   let list: DirEntry[] = [];
@@ -172,14 +173,18 @@ export function installScript(tmp: string, file: string, backup: string | undefi
   const dir = path.posix.dirname(file);
   return [
     'set -e',
-    ...(from ? [`trap 'rm -f -- ${q(from)}' EXIT`, `rm -f -- ${q(tmp)}`, `install -o ${q(m.owner)} -g ${q(m.group)} -m ${modeStr(m.mode)} -- ${q(from)} ${q(tmp)}`] : []),
+    ...(from ? [`staged=${q(from)}`, `trap 'rm -f -- "$staged"' EXIT`, `rm -f -- ${q(tmp)}`, `install -o ${q(m.owner)} -g ${q(m.group)} -m ${modeStr(m.mode)} -- ${q(from)} ${q(tmp)}`] : []),
     `if [ -L ${q(tmp)} ] || [ ! -f ${q(tmp)} ]; then echo 'staged file is not a regular file' >&2; exit ${SHORT_WRITE}; fi`,
     `got=$(stat -c %s -- ${q(tmp)})`,
     `if [ "$got" != ${size} ] || [ "$(sha256sum < ${q(tmp)} | cut -d' ' -f1)" != ${hash} ]; then rm -f -- ${q(tmp)}; echo "landed $got of ${size} bytes; free: $(df -Pk -- ${q(dir)} | awk 'NR==2 {print $4}') KiB" >&2; exit ${SHORT_WRITE}; fi`,
     ...(from ? [] : [`chown -h ${q(`${m.owner}:${m.group}`)} -- ${q(tmp)}`, `chmod ${modeStr(m.mode)} -- ${q(tmp)}`]),
-    ...(backup ? [`if [ -f ${q(file)} ] && [ ! -L ${q(file)} ] && [ -s ${q(file)} ]; then ln -fP -- ${q(file)} ${q(backup)}; fi`] : []),
-    `set -- ${q(file)}.bak-*; [ -e "$1" ] || set --; while [ $# -gt ${BACKUPS_KEPT} ]; do rm -f -- "$1"; shift; done`,
-    `mv -f -- ${q(tmp)} ${q(file)}`,
+    ...(backup ? [`if [ -f ${q(file)} ] && [ ! -L ${q(file)} ]; then ln -fPT -- ${q(file)} ${q(backup)}; fi`] : []),
+    // keep the newest BACKUPS_KEPT backups of kubetls's own stamp shape, and never the one just made
+    `set -- ${q(file)}.bak-[0-9]*T[0-9]*Z; [ -e "$1" ] || set --; while [ $# -gt ${BACKUPS_KEPT} ]; do [ "$1" = ${q(backup ?? '')} ] || rm -f -- "$1"; shift; done`,
+    // on disk before the rename: a power cut right after it must not leave an empty file (XFS, ext4 noauto_da_alloc)
+    `sync -- ${q(tmp)}`,
+    `mv -fT -- ${q(tmp)} ${q(file)}`,
+    `sync -- ${q(dir)} 2>/dev/null || true`,
   ].join('\n');
 }
 
@@ -191,10 +196,12 @@ class SshRemote implements Remote {
   private staging?: string;
   /** Folders proven root-only in this connection (dirProblem), so each is checked once per run. */
   private safe = new Set<string>();
-  constructor(readonly host: Host, private sftp: SftpClient, private sudo: boolean) {}
+  constructor(readonly host: Host, private sftp: SftpClient, private sudo: boolean, private jumps: Client[] = []) {}
 
   private exec(script: string, asRoot = true, timeoutMs = EXEC_TIMEOUT_MS): Promise<ExecResult> {
-    const cmd = asRoot && this.sudo ? `sudo -n sh -c ${quote(script)}` : script;
+    // always POSIX sh, whatever root's login shell is (zsh splits words differently), in the C locale (stat's %F)
+    const wrapped = `LC_ALL=C; export LC_ALL\n${script}`;
+    const cmd = asRoot && this.sudo ? `sudo -n sh -c ${quote(wrapped)}` : `sh -c ${quote(wrapped)}`;
     return new Promise((resolve, reject) => {
       const client = (this.sftp as unknown as { client: Client }).client;
       if (!client) return reject(new RemoteError(this.host.name, 'exec: the connection is gone'));
@@ -271,7 +278,7 @@ class SshRemote implements Remote {
       await this.run(['chown', '-h', 'root:root', '--', dir]);
       await this.run(['chmod', modeStr(m.mode), '--', dir]);
       // and whatever that user left at the names kubetls writes (temp files, backups) goes, if it is not a plain file
-      await this.run(['find', dir, '-maxdepth', '1', '(', '-name', '.*.kubetls-tmp', '-o', '-type', 'l', '-name', '*.bak-*', ')', '-delete']);
+      await this.run(['find', dir, '-mindepth', '1', '-maxdepth', '1', '(', '-name', '.*.kubetls-tmp', '-o', '-name', '*.bak-*', ')', '(', '-type', 'l', '-o', '!', '-user', 'root', ')', '-delete']);
       changed = true;
     }
     if (changed) {
@@ -280,6 +287,8 @@ class SshRemote implements Remote {
       if (w.problem || w.missing) throw new RemoteError(this.host.name, `refusing to write below ${dir}: ${w.problem ?? 'still missing'}`);
     }
     this.safe.add(dir);
+    // temp files a killed or cut-off run left here (the folder is root's now, so they can only be ours): no stray key copies
+    await this.exec(`find ${quote(dir)} -mindepth 1 -maxdepth 1 -name '.*.kubetls-tmp' -type f -delete 2>/dev/null; true`);
     return changed;
   }
 
@@ -292,7 +301,7 @@ class SshRemote implements Remote {
     const base = path.posix.basename(file);
     if (!this.safe.has(dir)) await this.ensureDir(dir, { owner: 'root', group: 'root', mode: 0o755 });
     const tmp = `${dir}/.${base}.kubetls-tmp`;
-    const backup = state && state.size > 0 ? `${file}.bak-${backupStamp}` : undefined;
+    const backup = state ? `${file}.bak-${backupStamp}` : undefined;
     log.action(`sftp put ${label} → ${file} (${describeMode(m)}${backup ? `, old one kept as ${path.posix.basename(backup)}` : ''})`, this.host.name);
     let staged: string | undefined;
     try {
@@ -301,10 +310,12 @@ class SshRemote implements Remote {
         await this.sftp.put(content, staged, { writeStreamOptions: { mode: 0o600, flags: 'w' } });
       } else {
         // O_EXCL: never open through a name someone else made (the folder is root's, so only a leftover of ours)
-        await this.exec(`rm -f -- ${quote(tmp)}`);
+        const rm = await this.exec(`rm -f -- ${quote(tmp)}`);
+        if (rm.code !== 0) throw new RemoteError(this.host.name, `${tmp} is in the way (${rm.stderr.trim()}): remove it`);
         await this.sftp.put(content, tmp, { writeStreamOptions: { mode: 0o600, flags: 'wx' as 'w' } });
       }
     } catch (e) {
+      if (e instanceof RemoteError) throw e;
       if (staged) await this.exec(`rm -f -- ${quote(staged)}`, false).catch(() => undefined);
       else await this.exec(`rm -f -- ${quote(tmp)}`).catch(() => undefined);
       const full = await this.freeKiB(staged ? path.posix.dirname(staged) : dir, !staged);
@@ -323,6 +334,11 @@ class SshRemote implements Remote {
     if (r.code !== 0) throw new RemoteError(this.host.name, `install ${file}: ${r.stderr.trim() || `exit ${r.code}`}`);
     this.writes.push({ path: file, backup });
     return true;
+  }
+
+  /** sudo mode: remove what an earlier run left in ~/.kubetls-staging (it holds only kubetls's staged copies). */
+  async cleanStaging(): Promise<void> {
+    await this.exec('d="$HOME/.kubetls-staging"; [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -type f -delete; true', false);
   }
 
   /** Free space of the file system holding `dir`, in KiB (undefined when df cannot tell). */
@@ -346,15 +362,22 @@ class SshRemote implements Remote {
   }
 
   async rollback(): Promise<void> {
-    for (const w of [...this.writes].reverse()) {
-      if (w.backup) await this.run(['mv', '-f', '--', w.backup, w.path]);
-      else await this.run(['rm', '-f', '--', w.path]);
+    const errors: string[] = [];
+    for (const w of [...this.writes].reverse()) { // every file gets its chance: one failed restore must not stop the rest
+      try {
+        if (w.backup) await this.run(['mv', '-fT', '--', w.backup, w.path]);
+        else await this.run(['rm', '-f', '--', w.path]);
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
     }
     this.writes.length = 0;
+    if (errors.length) throw new RemoteError(this.host.name, `rollback incomplete: ${errors.join('; ')}`);
   }
 
   async close(): Promise<void> {
     await this.sftp.end().catch(() => undefined);
+    for (const c of this.jumps) c.end();
   }
 }
 
@@ -390,53 +413,117 @@ function judgeIdentity(file: string, agent: string | undefined): { key?: Buffer;
   };
 }
 
-/** Open the one connection to a host: host key checked first, auth by key file or agent, retried when dropped early. */
-export async function connect(inv: Inventory, host: Host, o: ConnectOptions = {}): Promise<Remote> {
-  const names = [...new Set([knownHosts.lookupName(host.address, host.port), knownHosts.lookupName(host.name, host.port)])];
-  const file = inv.ssh.knownHosts;
-  const types = knownHosts.knownTypes(file, names);
-  let hostKeyProblem: string | undefined;
-  const config: ConnectConfig = {
-    host: host.address,
-    port: host.port,
-    username: host.user,
+/** The host-key check of one endpoint against every known_hosts file it has (the first file is where new keys go). */
+function hostVerifier(t: SshTarget, label: string, o: ConnectOptions, problem: (p: string) => void): { names: string[]; types: string[]; verify: (key: Buffer) => boolean } {
+  const names = [...new Set([knownHosts.lookupName(t.address, t.port), knownHosts.lookupName(t.name, t.port)])];
+  const files = t.knownHosts;
+  const types = [...new Set(files.flatMap((f) => knownHosts.knownTypes(f, names)))];
+  return {
+    names,
+    types,
+    verify: (key: Buffer) => {
+      const verdicts = files.map((f) => ({ file: f, v: knownHosts.check(f, names, key) }));
+      const fp = `${knownHosts.blobType(key)} ${knownHosts.fingerprint(key)}`;
+      const bad = verdicts.find((x) => x.v.kind === 'changed' || x.v.kind === 'revoked');
+      if (!bad && verdicts.some((x) => x.v.kind === 'known')) return true;
+      if (!bad && o.acceptNewHostKeys) {
+        knownHosts.add(files[0], names[0], key);
+        log.warn(`added host key ${fp} for ${names[0]} to ${files[0]}`, label);
+        return true;
+      }
+      const v = bad?.v;
+      problem(!v
+        ? `host key ${fp} for ${names[0]} is not in ${files.join(' or ')}: check it, then add it (ssh-keyscan, or --accept-new-host-keys)`
+        : v.kind === 'changed'
+          ? `HOST KEY CHANGED for ${names[0]}: offered ${fp}, ${bad.file}:${v.line} has ${v.expected}. Someone may be intercepting; nothing was sent. If the host was reinstalled, remove that line.`
+          : `host key ${fp} for ${names[0]} is revoked (${bad.file}:${'line' in v ? v.line : '?'})`);
+      return false;
+    },
+  };
+}
+
+function sshConfigFor(t: SshTarget, label: string, o: ConnectOptions, problem: (p: string) => void, sock?: NodeJS.ReadableStream): ConnectConfig {
+  const hv = hostVerifier(t, label, o, problem);
+  const identity = t.identityFiles.find((f) => existsSync(f)) ?? t.identityFiles[0];
+  return {
+    host: t.address,
+    port: t.port,
+    username: t.user,
     readyTimeout: o.readyTimeoutMs ?? 10_000,
     // a peer that vanishes mid-run (host down, network cut) is noticed within a minute instead of hanging the run
     keepaliveInterval: 15_000,
     keepaliveCountMax: 4,
-    privateKey: loadIdentity(inv.ssh.identityFile, process.env.SSH_AUTH_SOCK),
+    privateKey: loadIdentity(identity, process.env.SSH_AUTH_SOCK),
     agent: process.env.SSH_AUTH_SOCK,
-    algorithms: types.length ? { serverHostKey: types.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t])) as never } : undefined,
-    hostVerifier: (key: Buffer) => {
-      const v = knownHosts.check(file, names, key);
-      const fp = `${knownHosts.blobType(key)} ${knownHosts.fingerprint(key)}`;
-      if (v.kind === 'known') return true;
-      if (v.kind === 'unknown' && o.acceptNewHostKeys) {
-        knownHosts.add(file, names[0], key);
-        log.warn(`added host key ${fp} for ${names[0]} to ${file}`, host.name);
-        return true;
-      }
-      hostKeyProblem = v.kind === 'unknown'
-        ? `host key ${fp} for ${names[0]} is not in ${file}: check it, then add it (ssh-keyscan, or --accept-new-host-keys)`
-        : v.kind === 'changed'
-          ? `HOST KEY CHANGED for ${names[0]}: offered ${fp}, ${file}:${v.line} has ${v.expected}. Someone may be intercepting; nothing was sent. If the host was reinstalled, remove that line.`
-          : `host key ${fp} for ${names[0]} is revoked (${file}:${v.line})`;
-      return false;
-    },
+    localAddress: sock ? undefined : t.bindAddress,
+    sock: sock as never,
+    algorithms: hv.types.length ? { serverHostKey: hv.types.flatMap((x) => (x === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [x])) as never } : undefined,
+    hostVerifier: hv.verify,
   };
+}
+
+/**
+ * Through the jump hosts (ssh_config's ProxyJump), outermost first: each is an SSH connection of its own, host key
+ * checked like any host, and the next hop is a `direct-tcpip` channel through it (what `ssh -J` does). Returns the
+ * stream to the target and the jump connections, which close with it.
+ */
+async function jumpTo(t: SshTarget, label: string, o: ConnectOptions): Promise<{ sock: NodeJS.ReadableStream; clients: Client[] }> {
+  const clients: Client[] = [];
+  let sock: NodeJS.ReadableStream | undefined;
+  try {
+    for (const [i, j] of t.jumps.entries()) {
+      let problem: string | undefined;
+      const c = new ssh2.Client();
+      await new Promise<void>((resolve, reject) => {
+        c.once('ready', () => resolve());
+        c.once('error', (e) => reject(new RemoteError(label, problem ?? `jump host ${j.user}@${j.address}:${j.port}: ${e.message}`)));
+        c.connect(sshConfigFor(j, label, o, (p) => { problem = `jump host ${j.name}: ${p}`; }, sock));
+      });
+      clients.push(c);
+      const next = t.jumps[i + 1] ?? t;
+      sock = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
+        c.forwardOut('127.0.0.1', 0, next.address, next.port, (err, stream) => (err
+          ? reject(new RemoteError(label, `jump host ${j.name} cannot reach ${next.address}:${next.port}: ${err.message}`))
+          : resolve(stream)));
+      });
+    }
+    return { sock: sock!, clients };
+  } catch (e) {
+    for (const c of clients) c.end();
+    throw e;
+  }
+}
+
+/**
+ * Open the one connection to a host: host key checked first, auth by key file or agent, through its jump hosts, retried
+ * when dropped early. Where to connect comes from cluster.yaml, then ssh_config, then the defaults (lib/sshconfig.ts).
+ */
+export async function connect(inv: Inventory, host: Host, o: ConnectOptions = {}): Promise<Remote> {
+  let t: SshTarget;
+  try { t = sshTarget(inv, host); } catch (e) { throw new RemoteError(host.name, (e as Error).message); }
+  const via = t.jumps.length ? ` via ${t.jumps.map((j) => j.name).join(' → ')}` : '';
   const attempts = o.attempts ?? 5;
   for (let attempt = 1; ; attempt++) {
+    let hostKeyProblem: string | undefined;
+    let jumps: Client[] = [];
     const sftp = new SftpClient(host.name, { error: () => undefined, end: () => undefined, close: () => undefined });
     try {
+      let sock: NodeJS.ReadableStream | undefined;
+      if (t.jumps.length) ({ sock, clients: jumps } = await jumpTo(t, host.name, o));
+      const config = sshConfigFor(t, host.name, o, (p) => { hostKeyProblem = p; }, sock);
       await sftp.connect(config);
-      return new SshRemote(host, sftp, inv.ssh.sudo && host.user !== 'root');
+      const remote = new SshRemote(host, sftp, inv.ssh.sudo && t.user !== 'root', jumps);
+      if (inv.ssh.sudo && t.user !== 'root') await remote.cleanStaging(); // a key a cut-off run staged does not wait for the next write
+      return remote;
     } catch (e) {
       await sftp.end().catch(() => undefined);
+      for (const c of jumps) c.end();
       if (hostKeyProblem) throw new RemoteError(host.name, hostKeyProblem);
+      if (e instanceof RemoteError && !e.retriable && /jump host .*(HOST KEY|host key|is not in|revoked)/.test(e.message)) throw e;
       const msg = (e as Error).message.replace(/^connect: /, '');
       const auth = /authentication methods failed/i.test(msg);
-      if (auth) throw new RemoteError(host.name, `ssh ${host.user}@${host.address}:${host.port}: authentication failed (key ${inv.ssh.identityFile}${config.agent ? ' or the agent' : ''})`);
-      if (attempt >= attempts) throw new RemoteError(host.name, `ssh ${host.user}@${host.address}:${host.port}: ${msg} (after ${attempt} attempts)`, true);
+      if (auth) throw new RemoteError(host.name, `ssh ${t.user}@${t.address}:${t.port}${via}: authentication failed (key ${t.identityFiles.find((f) => existsSync(f)) ?? t.identityFiles[0]}${process.env.SSH_AUTH_SOCK ? ' or the agent' : ''})`);
+      if (attempt >= attempts) throw new RemoteError(host.name, `ssh ${t.user}@${t.address}:${t.port}${via}: ${msg} (after ${attempt} attempts)`, true);
       await sleep(200 * 2 ** (attempt - 1) + Math.floor(Math.random() * 100)); // OpenSSH MaxStartups drops early connections: back off
     }
   }

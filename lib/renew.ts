@@ -27,7 +27,7 @@ function readPending(inv: Inventory, dryRun?: boolean): string[] {
   let hosts: string[];
   try { hosts = JSON.parse(readFileSync(pendingFile(inv), 'utf8')) as string[]; } catch { return []; }
   // a host removed from the inventory since can never be finished: forget it (once, loudly) instead of failing forever
-  const known = new Set([inv.master.name, ...inv.minions.map((m) => m.name)]);
+  const known = new Set(allHosts(inv).map((h) => h.name));
   const gone = hosts.filter((h) => !known.has(h));
   const kept = hosts.filter((h) => known.has(h));
   if (gone.length) {
@@ -45,6 +45,19 @@ function writePending(inv: Inventory, hosts: string[]): void {
 function hostsTouched(inv: Inventory, items: PlanItem[]): Set<string> {
   const files = new Set(items.flatMap((i) => i.files));
   return new Set(allHosts(inv).filter((h) => [...localInputs(inv, h)].some((f) => files.has(f))).map((h) => h.name));
+}
+
+/**
+ * master.ts and minions.ts: a host they failed on is owed the current files, which cron's renew.ts then finishes; a
+ * host they brought up to date is no longer owed anything.
+ */
+export function recordRollout(inv: Inventory, outcomes: HostOutcome[], dryRun: boolean | undefined, completes: (host: string) => boolean): void {
+  if (dryRun || !existsSync(inv.pki.dir)) return;
+  const failed = outcomes.filter((x) => x.failed).map((x) => x.host);
+  // master.ts completes the master and etcd hosts; a minion is complete only after minions.ts (its kubeconfig)
+  const done = new Set(outcomes.filter((x) => !x.failed && completes(x.host)).map((x) => x.host));
+  const next = [...readPending(inv, dryRun).filter((h) => !done.has(h)), ...failed];
+  writePending(inv, next);
 }
 
 /** `nothing to renew; next due: server.crt in 287 d` — the leaf that becomes due first. */

@@ -22,7 +22,7 @@ import { log, shown } from './log.ts';
 import { faultPoint } from './fault.ts';
 import { parseCert, readCert } from './pki.ts';
 import { table } from './table.ts';
-import { connect, dryRemote, type FileState, type Remote } from './remote.ts';
+import { backupStamp, connect, dryRemote, type FileState, type Remote, type Written } from './remote.ts';
 
 export interface RolloutOptions {
   dryRun?: boolean;
@@ -98,6 +98,13 @@ function placementsFor(inv: Inventory, host: Host): FilePlacement[] {
     : host.role === 'etcd' ? etcdFiles(host.name)
       : [...minionFiles(host.name), ...kubeletFiles(inv.profile, host.name)];
   return list.filter((p, i) => list.findIndex((q) => q.path === p.path) === i);
+}
+
+/** The variables kubetls sets on a host, per environment file (verify.ts checks them). */
+export function envFor(inv: Inventory, host: Host): EnvEdit[] {
+  const ctx = flagContext(inv);
+  if (host.role === 'master') return [...masterEnv(inv.profile, ctx), ...(isEtcdMember(inv, host) ? etcdEnv(ctx, host) : [])];
+  return host.role === 'etcd' ? etcdEnv(ctx, host) : minionEnv(inv.profile, ctx, host);
 }
 
 /** The kubeconfigs a host receives. */
@@ -199,7 +206,13 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
     if (stale.length) hit = await owedUnits(inv, r, job.roles, changed, stale, true);
   }
   if (hit.length) {
-    await step('record restarts', () => r.run(['sh', '-c', 'mkdir -p -m 0700 "$1" && shift && touch -- "$@"', 'sh', PENDING_DIR, ...hit.map((u) => `${PENDING_DIR}/restart.${u}`)], { quiet: true }));
+    await step('record restarts', async () => {
+      await r.ensureDir(PENDING_DIR, modes.stateDir);
+      // the backups this run is about to make, so that a later run that only owes the restart can still roll back
+      const list = planned.flatMap((p) => [p.d.path, p.state?.kind === 'file' ? `${p.d.path}.bak-${backupStamp}` : '-']);
+      await r.run(['sh', '-c', 'd=$1; shift; n=$1; shift; i=0; while [ $i -lt $n ]; do touch -- "$d/restart.$1"; shift; i=$((i+1)); done; [ $# -eq 0 ] || printf \'%s\\t%s\\n\' "$@" >> "$d/rollback.list"',
+        'sh', PENDING_DIR, String(hit.length), ...hit, ...list], { quiet: true });
+    });
     faultPoint('marked');
   }
   for (const kind of ['files', 'env'] as const) {
@@ -226,6 +239,8 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
       faultPoint('gated');
       await r.run(['rm', '-f', '--', `${PENDING_DIR}/restart.${unit}`], { quiet: true });
     }
+    // every restart passed its gate: nothing left to roll back to
+    await r.run(['sh', '-c', 'ls "$1"/restart.* >/dev/null 2>&1 || rm -f -- "$1/rollback.list"', 'sh', PENDING_DIR], { quiet: true });
   });
 }
 
@@ -358,8 +373,9 @@ export async function minionSteps(inv: Inventory, r: Remote, step: Step, out: Ho
   const kcs = kubeconfigsFor(inv, r.host);
   await converge(inv, r, step, out, {
     dirs: [...new Set([...kcs.map((k) => path.posix.dirname(k.path)), ...kubeletFiles(inv.profile, r.host.name).map((p) => path.posix.dirname(p.path))])]
-      .map((dir) => ({ dir, mode: { ...modes.kubeconfig, mode: 0o700 } })).concat({ dir: '/etc/kubernetes', mode: modes.envDir }),
+      .map((dir) => ({ dir, mode: { ...modes.kubeconfig, mode: 0o700 } })).concat({ dir: '/etc/kubernetes', mode: modes.envDir }, { dir: inv.pki.remoteDir, mode: modes.minionPkiDir }),
     files: [...kcs.map((k) => desiredKubeconfig(inv, k)), ...kubeletFiles(inv.profile, r.host.name).map((p) => desired(inv, p))],
+    // remote_dir is only read here (its ca.crt tells which CA the host holds), but even a read is done below a proven folder
     env: minionEnv(inv.profile, flagContext(inv), r.host),
     roles: ['minion'],
     caFile: 'ca.crt',
@@ -381,6 +397,14 @@ function readLocal(file: string): Buffer {
   }
 }
 
+/** The writes a killed run recorded in rollback.list before it replaced anything (see converge): path → backup or none. */
+async function earlierWrites(r: Remote): Promise<Written[]> {
+  // only what is still there to put back: a backup the killed run never got to make is skipped
+  const list = await r.run(['sh', '-c', 't=$(printf "\\t"); [ -f "$1" ] || exit 0; while IFS=$t read -r p b; do if [ "$b" = - ] || [ -f "$b" ]; then printf "%s\\t%s\\n" "$p" "$b"; fi; done < "$1"',
+    'sh', `${PENDING_DIR}/rollback.list`], { quiet: true });
+  return list.stdout.split('\n').filter(Boolean).map((l) => l.split('\t')).map(([p, b]) => ({ path: p, backup: b === '-' ? undefined : b }));
+}
+
 /**
  * Run a host's steps; if they fail after something was written, put the backups back, restart what was restarted
  * (so the old certificates are served again), and fail with the original error. master.ts, minions.ts and renew.ts
@@ -390,17 +414,23 @@ export async function withRollback(inv: Inventory, r: Remote, out: HostOutcome, 
   try {
     await body();
   } catch (e) {
-    if (o.dryRun || !r.writes.length) throw e;
+    if (o.dryRun) throw e;
+    // what to put back: this run's writes, or (a run that only did the restart an earlier, killed run owed) the list
+    // of backups that run recorded before its first write
+    if (!r.writes.length && out.restarts.length) r.writes.push(...await earlierWrites(r));
+    if (!r.writes.length) throw e;
     log.warn(`rolling back ${r.writes.length} file(s): ${(e as Error).message}`, r.host.name);
-    await r.rollback();
-    for (const unit of [...new Set(out.restarts)]) await r.run(['systemctl', 'restart', unit], { ok: [0, 1, 3] });
+    let incomplete = '';
+    try { await r.rollback(); } catch (err) { incomplete = `; ${(err as Error).message}`; }
+    // restarted whatever happened above: a unit left on files that failed its gate is worse than one on a mix
+    for (const unit of [...new Set(out.restarts)]) await r.run(['systemctl', 'restart', unit], { ok: [0, 1, 3] }).catch(() => undefined);
     if (out.restarts.includes('kube-apiserver')) {
       const served = await servedCert(inv).then((c) => `serves serial ${c.serial} again`, (err: Error) => `does not answer: ${err.message}`);
       log.warn(`after rollback ${inv.master.address}:${inv.apiserver.port} ${served}`, r.host.name);
     } else if (out.restarts.length) {
       await waitActive(r, [...new Set(out.restarts)]).catch((err: Error) => log.warn(`after rollback: ${err.message}`, r.host.name));
     }
-    throw new Error(`${(e as Error).message} (rolled back)`);
+    throw new Error(`${(e as Error).message} (rolled back${incomplete})`);
   }
 }
 

@@ -6,7 +6,7 @@
  * Every row is computed on its own: one truncated or garbage file makes its row `unreadable` and the report (and the
  * Prometheus textfile, with that row's ok=0) is still written, so monitoring never keeps a stale "ok".
  */
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -118,7 +118,7 @@ function saRow(inv: Inventory): StatusRow {
   if (!existsSync(key) || !existsSync(pub)) return { ...base, status: existsSync(key) || existsSync(pub) ? 'missing: sa.key and sa.pub incomplete' : 'missing' };
   try {
     const spki = (k: ReturnType<typeof readKey>) => k.export({ type: 'spki', format: 'pem' });
-    const match = spki(readPublicKey(pub)) === spki(readKey(key));
+    const match = spki(readPublicKey(pub)) === spki(createPublicKey(readKey(key)));
     return withMode({ ...base, status: match ? 'ok' : 'key mismatch: sa.pub does not match sa.key' }, key);
   } catch (e) {
     return unreadable('sa.key', shown(key), e);

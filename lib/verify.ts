@@ -12,7 +12,8 @@ import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
 import type { Host, Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
 import { checkLeaf, leafSpecs, readCert, readToken } from './pki.ts';
-import { kubeconfigContent, kubeconfigsFor, pkiFilesFor, servedCert } from './rollout.ts';
+import { envFor, kubeconfigContent, kubeconfigsFor, pkiFilesFor, servedCert } from './rollout.ts';
+import { getVar } from './envfile.ts';
 import type { Remote } from './remote.ts';
 import { ETCD_CLIENT_PORT, KUBELET_PORT } from '../config/profiles.ts';
 import { readServed } from './status.ts';
@@ -138,6 +139,17 @@ export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[
       }
     }
     out.push({ check: 'deployed', target, ok, detail });
+  }
+  // every variable kubetls sets: a service started with other flags (kube-proxy pointed at the kubelet's identity, an
+  // etcd endpoint edited by hand) is configuration drift, whatever the certificates say
+  for (const e of envFor(inv, r.host)) {
+    const target = `${r.host.name}:${e.path}`;
+    const text = await r.read(e.path).catch((err: Error) => err);
+    if (text instanceof Error || !text) { out.push({ check: 'configured', target, ok: false, detail: text instanceof Error ? text.message : 'missing' }); continue; }
+    const wrong = Object.entries(e.vars).filter(([k, v]) => getVar(text, k) !== v).map(([k]) => k);
+    out.push(wrong.length
+      ? { check: 'configured', target, ok: false, detail: `${wrong.map((k) => `${k}="${getVar(text, k) ?? ''}"`).join(', ')} differ from what kubetls sets (run ${r.host.role === 'minion' ? 'minions.ts' : 'master.ts'})` }
+      : { check: 'configured', target, ok: true, detail: `${Object.keys(e.vars).join(', ')} as kubetls sets them` });
   }
   for (const k of kubeconfigsFor(inv, r.host)) {
     const remote = k.path.replace('{remote}', inv.pki.remoteDir);

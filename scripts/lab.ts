@@ -1,13 +1,13 @@
 #!/usr/bin/env zx
 // kubetls lab: a master + K minions in Linux namespaces on 127.N.0.0/24, each with a real sshd.
-//   npx zx scripts/lab.ts up     [--name lab] [--minions 3] [--out .lab/NAME] [--profile legacy|modern]
+//   npx zx scripts/lab.ts up     [--name lab] [--minions 3] [--out .lab/NAME] [--profile legacy|modern] [--etcd-members 1]
 //   npx zx scripts/lab.ts status [--name lab] [--out DIR]
 //   npx zx scripts/lab.ts down   [--name lab] [--out DIR]
 // Needs root and namespaces; without them it says so in one line and exits 1.
 import { argv } from 'zx';
 import { LabError, labDown, labStatus, labUnavailable, labUp, resolveLabDir } from '../lib/lab/index.ts';
 
-const USAGE = 'usage: lab.ts up|down|status [--name NAME] [--minions K] [--out DIR] [--profile legacy|modern]';
+const USAGE = 'usage: lab.ts up|down|status [--name NAME] [--minions K] [--out DIR] [--profile legacy|modern] [--etcd-members N]';
 const [command, ...extra] = argv._ as string[];
 const name = String(argv.name ?? 'lab');
 const target = argv.out ? String(argv.out) : name;
@@ -29,6 +29,8 @@ try {
       minions: argv.minions === undefined ? 3 : Number(argv.minions),
       out: argv.out ? String(argv.out) : undefined,
       profile: (argv.profile ?? 'legacy') as 'legacy' | 'modern',
+      // modern: N etcd members, the master and kubeetcd2..N (hosts of their own)
+      etcdMembers: argv['etcd-members'] === undefined ? 1 : Number(argv['etcd-members']),
     });
     const secs = ((performance.now() - t0) / 1000).toFixed(2);
     console.log(`lab ${lab.name} up in ${secs} s: ${lab.hosts.length} hosts on 127.${lab.block}.0.0/24, Kubernetes ${lab.version} (${lab.profile})`);

@@ -6,6 +6,7 @@
 import { common, ExitError, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
+import { recordRollout } from '../lib/renew.ts';
 import { log } from '../lib/log.ts';
 import { applyPki, planPki, summary, tightenModes } from '../lib/pki.ts';
 import { etcdSteps, forHosts, masterSteps, pkiToMinion, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
@@ -72,6 +73,7 @@ await main(async () => {
     log.phase(`minions: SEED.md step 13 (${minions.length} host(s), ${concurrency} at once)`);
     outcomes.push(...await forHosts(inv, minions, o, (r, step, out) => withRollback(inv, r, out, o, () => pkiToMinion(inv, r, step, out, o))));
   }
+  recordRollout(inv, outcomes, dryRun, (h) => !inv.minions.some((m) => m.name === h)); // a host that failed is owed the files: cron's renew.ts finishes it
   const { text, code } = summarize(outcomes, dryRun);
   log.print(text);
   return code;

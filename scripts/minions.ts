@@ -9,6 +9,7 @@ import path from 'node:path';
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
+import { recordRollout } from '../lib/renew.ts';
 import { log } from '../lib/log.ts';
 import { forHosts, minionSteps, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
 
@@ -41,6 +42,7 @@ await main(async () => {
   if (missing.length && !o.dryRun) throw new Error(`${missing.join(', ')} missing in ${inv.pki.dir}: run scripts/master.ts first`);
   log.phase(`minions: SEED.md steps 14–18 (${minions.length} host(s), ${concurrency} at once)`);
   const outcomes = await forHosts(inv, minions, o, (r, step, out) => withRollback(inv, r, out, o, () => minionSteps(inv, r, step, out, o)));
+  recordRollout(inv, outcomes, o.dryRun, () => true); // a host that failed is owed the files: cron's renew.ts finishes it
   const { text, code } = summarize(outcomes, o.dryRun);
   log.print(text);
   return code;

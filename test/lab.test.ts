@@ -11,6 +11,7 @@ import { pidAlive, preferredBlock } from '../lib/lab/state.ts';
 import { expandExec, parseEnvFile } from '../lib/lab/envfile.ts';
 import { flagSpec, parseFlags } from '../lib/lab/standins/flags.ts';
 import { labNameFor, makeTestPki, useLab, type TestPki } from './helpers/lab.ts';
+import { installEtcd, makeModernPki, type ModernPki } from './helpers/modern-pki.ts';
 
 const modernLab = useLab(test, { minions: 2, profile: 'modern' });
 const legacyLab = useLab(test, { minions: 1, profile: 'legacy' });
@@ -24,12 +25,18 @@ const ssh = (lab: Lab, host: string, command: string[], user?: string) =>
 
 let modernPki: TestPki;
 let legacyPki: TestPki;
+let etcdPki: ModernPki;
 test.before(async () => {
   [modern, legacy] = await Promise.all([modernLab, legacyLab]);
-  [modernPki, legacyPki] = await Promise.all([
+  [modernPki, legacyPki, etcdPki] = await Promise.all([
     makeTestPki(join(pkiRoot, 'modern'), modern.master, 'kubeminion1', 'system:nodes'),
     makeTestPki(join(pkiRoot, 'legacy'), legacy.master, 'kubeminion1'),
+    makeModernPki(join(pkiRoot, 'etcd'), modern.master, [], [modern.master]),
   ]);
+  // the modern apiserver needs its etcd (the real one, TLS): test/lab-modern.test.ts covers it, here it just runs
+  installEtcd(modern, etcdPki);
+  const e = await modern.exec('kubemaster', ['systemctl', 'start', 'etcd']);
+  if (e.exitCode !== 0) throw new Error(`etcd did not start: ${e.stderr}`);
 });
 
 const TOKEN = 'Ab3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF';
@@ -44,7 +51,12 @@ function installApiserver(lab: Lab, pki: TestPki, args: string[], keyOwner: 'kub
   put(pki.sa, 'sa.key');
   put(pki.saPub, 'sa.pub');
   lab.writeFile('kubemaster', '/srv/kubernetes/tokens.csv', `${TOKEN},kubelet,kubelet\n`, kube);
-  const file = lab.readFile('kubemaster', '/etc/kubernetes/apiserver');
+  let file = lab.readFile('kubemaster', '/etc/kubernetes/apiserver');
+  if (lab.profile === 'modern') {
+    put(etcdPki.crt('apiserver-etcd-client'), 'apiserver-etcd-client.crt');
+    put(etcdPki.key('apiserver-etcd-client'), 'apiserver-etcd-client.key');
+    file = file.replace(/^KUBE_ETCD_SERVERS=.*$/m, `KUBE_ETCD_SERVERS="--etcd-servers=https://${lab.master.address}:2379"`);
+  }
   // multi-line, double-quoted: the way the recipe (SEED.md step 9) writes it
   lab.writeFile('kubemaster', '/etc/kubernetes/apiserver', file.replace(/^KUBE_API_ARGS=.*$/m, `KUBE_API_ARGS="${args.join('\n')}"`));
 }
@@ -60,6 +72,10 @@ const MODERN_ARGS = [
   '--service-account-issuer=https://kubernetes.default.svc',
   '--service-account-key-file=/srv/kubernetes/sa.pub',
   '--service-account-signing-key-file=/srv/kubernetes/sa.key',
+  // the real etcd of the modern lab (installEtcd put etcd-ca.crt there, 0644)
+  '--etcd-cafile=/srv/kubernetes/etcd-ca.crt',
+  '--etcd-certfile=/srv/kubernetes/apiserver-etcd-client.crt',
+  '--etcd-keyfile=/srv/kubernetes/apiserver-etcd-client.key',
 ];
 
 const restarts = (lab: Lab, unit: string) =>
@@ -275,6 +291,16 @@ test('a lab whose name hashes to a block in use gets the next free block', async
   } finally {
     await lab.down();
   }
+});
+
+test('the legacy lab has no etcd unit (the recipe\'s 1.4 master is outside what the lab checks); the modern one runs Debian\'s', async (t) => {
+  const l = await legacy.exec('kubemaster', ['systemctl', 'start', 'etcd']);
+  t.is(l.exitCode, 5);
+  t.regex(l.stderr, /Unit etcd\.service not found/);
+  t.is((await modern.exec('kubemaster', ['systemctl', 'is-active', 'etcd'])).stdout.trim(), 'active');
+  t.regex((await modern.exec('kubemaster', ['systemctl', 'status', 'etcd'])).stdout, /Loaded: loaded \(\/lib\/systemd\/system\/etcd\.service/);
+  t.false('etcd' in parse(readFileSync(legacy.inventoryPath, 'utf8')), 'no etcd section in a legacy cluster.yaml');
+  await t.throwsAsync(labUp({ name: 'never-up', minions: 0, etcdMembers: 2 }), { message: /--etcd-members needs --profile modern/ });
 });
 
 test('a modern kubelet rejects the recipe\'s --api-servers and --enable_server like the 1.30 binary', async (t) => {

@@ -7,8 +7,18 @@ import { VERSION_FILE, VERSION_OF, type Profile } from './versions.ts';
 
 export interface LabHostAddr { name: string; address: string }
 
-/** Pick UIDs that the real machine does not use: kube a system UID (≤ 999), jijisa a normal one (≥ 1000). */
-export function pickUids(): { kubeUid: number; jijisaUid: number } {
+/** The id of NAME in /etc/passwd or /etc/group of the real machine, or undefined. */
+function idOf(file: string, name: string): number | undefined {
+  const line = readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  return line ? Number(line.split(':')[2]) : undefined;
+}
+
+/**
+ * Pick UIDs that the real machine does not use: kube a system UID (≤ 999), jijisa a normal one (≥ 1000). etcd keeps
+ * the machine's own ids when Debian's etcd-server made the user (the package's /var/lib/etcd, seen through every
+ * host's /var/lib overlay, is owned by them); otherwise the next free system id below kube's.
+ */
+export function pickUids(): { kubeUid: number; jijisaUid: number; etcdUid: number; etcdGid: number } {
   const used = new Set<number>();
   for (const f of ['/etc/passwd', '/etc/group']) {
     for (const line of readFileSync(f, 'utf8').split('\n')) {
@@ -20,8 +30,24 @@ export function pickUids(): { kubeUid: number; jijisaUid: number } {
   while (used.has(kubeUid)) kubeUid--;
   let jijisaUid = 1000;
   while (used.has(jijisaUid)) jijisaUid++;
-  return { kubeUid, jijisaUid };
+  let etcdUid = idOf('/etc/passwd', 'etcd');
+  let etcdGid = idOf('/etc/group', 'etcd');
+  if (etcdUid === undefined || etcdGid === undefined) {
+    let free = kubeUid - 1;
+    while (used.has(free)) free--;
+    etcdUid ??= free;
+    etcdGid ??= free;
+  }
+  return { kubeUid, jijisaUid, etcdUid, etcdGid };
 }
+
+/** Debian's /etc/default/etcd as the etcd-server package (3.4, bookworm) ships it: commented defaults only. */
+export const DEBIAN_ETCD_DEFAULT = `## etcd(1) daemon options
+## See "/usr/share/doc/etcd-server/op-guide/configuration.md.gz"
+## for available options.
+##
+## Use environment to override, for example: ETCD_NAME=default
+`;
 
 function copyWith(src: string, dst: string, edit: (text: string) => string): void {
   const st = statSync(src);
@@ -31,6 +57,8 @@ function copyWith(src: string, dst: string, edit: (text: string) => string): voi
 }
 
 const withLine = (text: string, line: string) => (text.endsWith('\n') || text === '' ? text : text + '\n') + line + '\n';
+/** Add a line for NAME unless the file has one already (the machine's own etcd user). */
+const withEntry = (text: string, name: string, line: string) => (text.split('\n').some((l) => l.startsWith(`${name}:`)) ? text : withLine(text, line));
 
 export function hostsFile(hosts: LabHostAddr[]): string {
   return [
@@ -42,17 +70,25 @@ export function hostsFile(hosts: LabHostAddr[]): string {
   ].join('\n');
 }
 
-export function writeBaseEtc(etc: string, opts: { name: string; profile: Profile; hosts: LabHostAddr[]; kubeUid: number; jijisaUid: number }): void {
-  const { kubeUid, jijisaUid } = opts;
+export function writeBaseEtc(etc: string, opts: {
+  name: string; profile: Profile; hosts: LabHostAddr[]; kubeUid: number; jijisaUid: number; etcdUid: number; etcdGid: number;
+}): void {
+  const { kubeUid, jijisaUid, etcdUid, etcdGid } = opts;
+  // modern: Debian's etcd-server user (etcd:etcd, home /var/lib/etcd), unless the machine's files have it already
+  const modern = opts.profile === 'modern';
+  const etcdUser = (t: string) => (modern ? withEntry(t, 'etcd', `etcd:x:${etcdUid}:${etcdGid}::/var/lib/etcd/:/usr/sbin/nologin`) : t);
+  const etcdGroup = (t: string) => (modern ? withEntry(t, 'etcd', `etcd:x:${etcdGid}:`) : t);
   for (const d of ['sudoers.d', 'kubernetes', 'kubetls-lab']) mkdirSync(join(etc, d), { recursive: true, mode: 0o755 });
   copyWith('/etc/passwd', join(etc, 'passwd'), (t) =>
-    withLine(withLine(t, `kube:x:${kubeUid}:65534:Kubernetes user:/nonexistent:/usr/sbin/nologin`),
-      `jijisa:x:${jijisaUid}:${jijisaUid}:jijisa:/home/jijisa:/bin/bash`));
-  copyWith('/etc/group', join(etc, 'group'), (t) => withLine(t, `jijisa:x:${jijisaUid}:`));
+    etcdUser(withLine(withLine(t, `kube:x:${kubeUid}:65534:Kubernetes user:/nonexistent:/usr/sbin/nologin`),
+      `jijisa:x:${jijisaUid}:${jijisaUid}:jijisa:/home/jijisa:/bin/bash`)));
+  copyWith('/etc/group', join(etc, 'group'), (t) => etcdGroup(withLine(t, `jijisa:x:${jijisaUid}:`)));
   // UsePAM no: sshd refuses a locked account ("!" password) even for keys, so root and jijisa get "*" (no password)
   copyWith('/etc/shadow', join(etc, 'shadow'), (t) =>
-    withLine(withLine(t.replace(/^root:[^:]*:/m, 'root:*:'), 'kube:!:19000::::::'), 'jijisa:*:19000:0:99999:7:::'));
-  copyWith('/etc/gshadow', join(etc, 'gshadow'), (t) => withLine(t, 'jijisa:!::'));
+    (modern ? (x: string) => withEntry(x, 'etcd', 'etcd:!:19000::::::') : (x: string) => x)(
+      withLine(withLine(t.replace(/^root:[^:]*:/m, 'root:*:'), 'kube:!:19000::::::'), 'jijisa:*:19000:0:99999:7:::')));
+  copyWith('/etc/gshadow', join(etc, 'gshadow'), (t) =>
+    (modern ? (x: string) => withEntry(x, 'etcd', 'etcd:!::') : (x: string) => x)(withLine(t, 'jijisa:!::')));
   writeFileSync(join(etc, 'hosts'), hostsFile(opts.hosts), { mode: 0o644 });
   writeFileSync(join(etc, 'sudoers.d', 'jijisa'), 'jijisa ALL=(ALL:ALL) NOPASSWD: ALL\n', { mode: 0o440 });
   chmodSync(join(etc, 'sudoers.d', 'jijisa'), 0o440);
@@ -60,6 +96,11 @@ export function writeBaseEtc(etc: string, opts: { name: string; profile: Profile
   writeFileSync(join(etc, 'kubetls-lab', 'lab'), `${opts.name}\n`, { mode: 0o644 });
   for (const [file, text] of Object.entries(kubernetesDefaults(opts.profile))) {
     writeFileSync(join(etc, 'kubernetes', file), text, { mode: 0o644 });
+  }
+  if (modern) {
+    // the etcd unit's EnvironmentFile, as the package ships it (whatever the machine's own copy says)
+    mkdirSync(join(etc, 'default'), { recursive: true, mode: 0o755 });
+    writeFileSync(join(etc, 'default', 'etcd'), DEBIAN_ETCD_DEFAULT, { mode: 0o644 });
   }
 }
 
@@ -88,7 +129,10 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 }
 
 /** A host's own folders: overlay uppers for /etc and /var/lib, and the bind sources for /srv /home /root /var/log. */
-export function prepareHostDirs(hd: string, o: { name: string; address: string; hostKey: string; hostKeyPub: string; clientPub: string; jijisaUid: number }): void {
+export function prepareHostDirs(hd: string, o: {
+  name: string; address: string; hostKey: string; hostKeyPub: string; clientPub: string; jijisaUid: number;
+  etcd?: { uid: number; gid: number };
+}): void {
   for (const d of ['etc/ssh', 'var-lib/kubelet', 'work/etc', 'work/var-lib', 'srv', 'log/kubetls-lab']) {
     mkdirSync(join(hd, d), { recursive: true, mode: 0o755 });
   }
@@ -105,4 +149,10 @@ export function prepareHostDirs(hd: string, o: { name: string; address: string; 
   writeFileSync(join(jh, '.ssh', 'authorized_keys'), o.clientPub, { mode: 0o600 });
   chmodSync(jh, 0o750);
   for (const p of [jh, join(jh, '.ssh'), join(jh, '.ssh', 'authorized_keys')]) chownSync(p, o.jijisaUid, o.jijisaUid);
+  if (o.etcd) {
+    // in the host's own /var/lib (overlay upper): etcd's data never lands in the machine's /var/lib/etcd
+    mkdirSync(join(hd, 'var-lib', 'etcd'), { mode: 0o700 });
+    chmodSync(join(hd, 'var-lib', 'etcd'), 0o700);
+    chownSync(join(hd, 'var-lib', 'etcd'), o.etcd.uid, o.etcd.gid);
+  }
 }

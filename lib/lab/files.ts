@@ -5,12 +5,19 @@ import { fileURLToPath } from 'node:url';
 import { BINARIES } from './units.ts';
 import type { Profile } from './versions.ts';
 
-export interface AddrHost { name: string; address: string; role: 'master' | 'minion' }
+export interface AddrHost { name: string; address: string; role: 'master' | 'minion' | 'etcd' }
 
 /** The inventory, in the exact format lib/inventory.ts validates (paths relative to this file). */
 export function clusterYaml(name: string, profile: Profile, hosts: AddrHost[]): string {
   const master = hosts.find((h) => h.role === 'master')!;
   const minions = hosts.filter((h) => h.role === 'minion');
+  const members = hosts.filter((h) => h.role === 'etcd');
+  // etcd.members only when there is more than the master: one member is the inventory's default, and a file without
+  // the key stays the one a test may extend with its own etcd section.
+  const etcd = members.length === 0 ? '' : `etcd:
+  members:
+${[master, ...members].map((m) => `    - { name: ${m.name}, address: ${m.address} }`).join('\n')}
+`;
   return `# written by \`scripts/lab.ts up\` for lab ${name}
 cluster: debian-cluster
 profile: ${profile}
@@ -36,10 +43,11 @@ ssh:
   identity_file: id_ed25519
   known_hosts: known_hosts
   sudo: false
+  config_file: ssh_config     # the lab's own, not the machine's ~/.ssh/config: the tests see the same hosts everywhere
 master: { name: ${master.name}, address: ${master.address} }
 minions:
 ${minions.map((m) => `  - { name: ${m.name}, address: ${m.address} }`).join('\n')}
-`;
+${etcd}`;
 }
 
 export function knownHosts(hosts: { name: string; address: string; hostKeyPub: string }[]): string {

@@ -6,8 +6,8 @@
 //   lab.inventoryPath                                           // DIR/cluster.yaml for the tool
 //   await lab.down();
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { pickUids, prepareHostDirs, writeBaseEtc } from './base.ts';
 import { TSX_CACHE_DIR, clusterYaml, knownHosts, sshConfig, writeBinWrappers } from './files.ts';
 import { killHost, launchHost, nsExec, waitSshd, type ExecOptions, type ExecResult } from './host.ts';
@@ -17,7 +17,7 @@ import {
   MARKER_FILE, claimBlock, pidAlive, readRegistry, readState, releaseBlock, updateRegistry, writeState,
   type HostState, type LabState,
 } from './state.ts';
-import { UNITS } from './units.ts';
+import { ALL_UNIT_NAMES } from './units.ts';
 import { VERSION_OF, type Profile } from './versions.ts';
 
 export type { ExecOptions, ExecResult, HostState, JournalLine, LabState, Profile };
@@ -30,6 +30,8 @@ export interface LabOptions {
   /** state folder; default `.lab/NAME` relative to the current directory */
   out?: string;
   profile?: Profile;
+  /** modern: how many etcd members (default 1, the master); members 2..N are hosts kubeetcd2..kubeetcdN of their own */
+  etcdMembers?: number;
 }
 
 export class LabError extends Error {}
@@ -67,8 +69,14 @@ export class Lab {
   get hosts(): HostState[] { return this.state.hosts; }
   get master(): HostState { return this.state.hosts.find((h) => h.role === 'master')!; }
   get minions(): HostState[] { return this.state.hosts.filter((h) => h.role === 'minion'); }
+  /** The etcd members in cluster order: the master, then kubeetcd2..N (modern; the legacy lab has none). */
+  get etcdMembers(): HostState[] {
+    return this.profile === 'modern' ? [this.master, ...this.state.hosts.filter((h) => h.role === 'etcd')] : [];
+  }
   /** UIDs inside the hosts (the real machine has no such users). */
-  get uids() { return { kube: this.state.kubeUid, jijisa: this.state.jijisaUid, nogroup: 65534 }; }
+  get uids() {
+    return { kube: this.state.kubeUid, jijisa: this.state.jijisaUid, nogroup: 65534, etcd: this.state.etcdUid ?? 0, etcdGid: this.state.etcdGid ?? 0 };
+  }
 
   host(name: string): HostState {
     const h = this.state.hosts.find((x) => x.name === name || x.address === name);
@@ -95,17 +103,26 @@ export class Lab {
     return join(`/proc/${h.pid}/root`, path);
   }
 
-  /** Write a file inside a host with an owner and mode (numeric ids: see `uids`), creating parent folders. */
+  /**
+   * Write a file inside a host with an owner and mode (numeric ids: see `uids`), creating parent folders. Done by a
+   * process INSIDE the host (nsenter), never through /proc/PID/root: there, an absolute symlink planted in the host
+   * (the attacker tests plant `-> /etc/shadow`) would resolve against the real machine's root and overwrite its files.
+   */
   writeFile(host: string, path: string, data: string | Buffer, opts: { mode?: number; uid?: number; gid?: number } = {}): void {
-    const p = this.hostPath(host, path);
-    mkdirSync(dirname(p), { recursive: true });
-    writeFileSync(p, data, { mode: opts.mode ?? 0o644 });
-    chmodSync(p, opts.mode ?? 0o644);
-    chownSync(p, opts.uid ?? 0, opts.gid ?? 0);
+    const h = this.host(host);
+    if (!h.pid || !pidAlive(h.pid)) throw new LabError(`lab ${this.name}: ${h.name} is not running`);
+    const mode = (opts.mode ?? 0o644).toString(8);
+    execFileSync('nsenter', ['-t', String(h.pid), '-m', '-u', '-p', '--', 'sh', '-c',
+      // parents as `mkdir -p` makes them (0755: a service user must traverse /srv/kubernetes); the file itself 077
+      'mkdir -p -- "$(dirname -- "$1")" && umask 077 && rm -f -- "$1" && cat > "$1" && chown "$2" "$1" && chmod "$3" "$1"',
+      'sh', path, `${opts.uid ?? 0}:${opts.gid ?? 0}`, mode], { input: data, stdio: ['pipe', 'ignore', 'pipe'] });
   }
 
+  /** A file as the host sees it, read by a process inside the host (see writeFile: never through /proc/PID/root). */
   readFile(host: string, path: string): string {
-    return readFileSync(this.hostPath(host, path), 'utf8');
+    const h = this.host(host);
+    if (!h.pid || !pidAlive(h.pid)) throw new LabError(`lab ${this.name}: ${h.name} is not running`);
+    return execFileSync('nsenter', ['-t', String(h.pid), '-m', '-u', '-p', '--', 'cat', '--', path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
   }
 
   /** Path on the real machine of a file in a host's /var/log (bind-mounted from DIR/hosts/H/log). */
@@ -137,7 +154,7 @@ export class Lab {
     const out: Record<string, number> = {};
     if (!h.pid || !pidAlive(h.pid)) return out;
     const root = `/proc/${h.pid}/root`;
-    for (const unit of Object.keys(UNITS)) {
+    for (const unit of ALL_UNIT_NAMES) {
       try {
         const pid = Number(readFileSync(`${root}/run/kubetls-lab/${unit}.pid`, 'utf8').trim());
         const stat = readFileSync(`${root}/proc/${pid}/stat`, 'utf8');
@@ -197,9 +214,14 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
   const name = opts.name ?? 'lab';
   const minions = opts.minions ?? 3;
   const profile = opts.profile ?? 'legacy';
+  const etcdMembers = opts.etcdMembers ?? 1;
   if (!NAME_RE.test(name)) throw new LabError(`lab: bad name ${JSON.stringify(name)} (lowercase letters, digits, -)`);
   if (!Number.isInteger(minions) || minions < 0 || minions > 250) throw new LabError(`lab: --minions must be 0..250, got ${minions}`);
   if (profile !== 'legacy' && profile !== 'modern') throw new LabError(`lab: --profile must be legacy or modern, got ${profile}`);
+  if (!Number.isInteger(etcdMembers) || etcdMembers < 1 || minions + etcdMembers > 254) {
+    throw new LabError(`lab: --etcd-members must be 1..${254 - Math.min(minions, 250)} (with ${minions} minions), got ${etcdMembers}`);
+  }
+  if (etcdMembers > 1 && profile !== 'modern') throw new LabError('lab: --etcd-members needs --profile modern (the legacy lab has no etcd)');
   const why = labUnavailable();
   if (why) throw new LabError(why);
   const dir = resolve(opts.out ?? defaultDir(name));
@@ -215,15 +237,19 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   writeFileSync(join(dir, MARKER_FILE), `kubetls lab ${name}\n`);
   const block = claimBlock(name, dir);
-  const { kubeUid, jijisaUid } = pickUids();
+  const { kubeUid, jijisaUid, etcdUid, etcdGid } = pickUids();
   const hosts: HostState[] = [
     { name: 'kubemaster', role: 'master' as const, address: `127.${block}.0.1`, pid: 0, unsharePid: 0 },
     ...Array.from({ length: minions }, (_, i) => ({
       name: `kubeminion${i + 1}`, role: 'minion' as const, address: `127.${block}.0.${i + 2}`, pid: 0, unsharePid: 0,
     })),
+    // etcd members of their own come after the minions: kubeetcd2 is member 2 (the master is member 1)
+    ...Array.from({ length: etcdMembers - 1 }, (_, i) => ({
+      name: `kubeetcd${i + 2}`, role: 'etcd' as const, address: `127.${block}.0.${minions + 2 + i}`, pid: 0, unsharePid: 0,
+    })),
   ];
   const state: LabState = {
-    name, dir, block, profile, version: VERSION_OF[profile], kubeUid, jijisaUid, createdAt: new Date().toISOString(),
+    name, dir, block, profile, version: VERSION_OF[profile], kubeUid, jijisaUid, etcdUid, etcdGid, createdAt: new Date().toISOString(),
     ownerPid: process.pid, hosts,
   };
   const lab = new Lab(state);
@@ -235,13 +261,15 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     writeBinWrappers(join(dir, 'bin'));
     mkdirSync(TSX_CACHE_DIR, { recursive: true, mode: 0o1777 });
     execFileSync('chmod', ['1777', TSX_CACHE_DIR]);
-    writeBaseEtc(join(dir, 'base', 'etc'), { name, profile, hosts, kubeUid, jijisaUid });
+    writeBaseEtc(join(dir, 'base', 'etc'), { name, profile, hosts, kubeUid, jijisaUid, etcdUid, etcdGid });
     const hostKeys = new Map<string, string>();
     for (const h of hosts) {
       const key = ed25519KeyPair(`root@${h.name}`);
       hostKeys.set(h.name, key.publicKey);
       prepareHostDirs(join(dir, 'hosts', h.name), {
         name: h.name, address: h.address, hostKey: key.privateKey, hostKeyPub: key.publicKey, clientPub: client.publicKey, jijisaUid,
+        // etcd's data folder (/var/lib/etcd, 0700 etcd:etcd as the package makes it) on the hosts that may run it
+        etcd: profile === 'modern' && h.role !== 'minion' ? { uid: etcdUid, gid: etcdGid } : undefined,
       });
     }
     writeFileSync(join(dir, 'known_hosts'), knownHosts(hosts.map((h) => ({ ...h, hostKeyPub: hostKeys.get(h.name)! }))), { mode: 0o644 });

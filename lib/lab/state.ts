@@ -7,7 +7,8 @@ import type { Profile } from './versions.ts';
 
 export interface HostState {
   name: string;
-  role: 'master' | 'minion';
+  /** etcd: an etcd member of its own (kubeetcd2..N, modern only) */
+  role: 'master' | 'minion' | 'etcd';
   address: string;
   /** host PID of the namespace's PID 1 (host-init.sh); 0 when the host is stopped */
   pid: number;
@@ -23,6 +24,9 @@ export interface LabState {
   version: string;
   kubeUid: number;
   jijisaUid: number;
+  /** the etcd user inside the hosts (the machine's own when Debian's etcd-server is installed); absent in old labs */
+  etcdUid?: number;
+  etcdGid?: number;
   createdAt: string;
   /** the process that ran `up` (a test worker keeps its lab; the CLI exits at once) */
   ownerPid: number;

@@ -1,11 +1,20 @@
-// The five services as the distro "kubernetes" packages (Fedora/Debian contrib units) define them.
-// The systemctl stand-in runs them with exactly this data, so a wrong file, flag or owner fails as it would there.
+// The five services as the distro "kubernetes" packages (Fedora/Debian contrib units) define them, and (modern
+// profile) Debian's etcd-server unit. The systemctl stand-in runs them with exactly this data, so a wrong file, flag or
+// owner fails as it would there.
 export interface Unit {
   name: string;
   description: string;
-  user: 'kube' | 'root';
+  user: 'kube' | 'root' | 'etcd';
+  /** the unit has no Group=: systemd uses the user's primary group (kube: nogroup, etcd: etcd) */
+  group?: string;
+  /** Environment= lines (systemd specifiers such as %H already in the value); EnvironmentFile= values override them */
+  environment?: Record<string, string>;
   environmentFiles: string[]; // all optional ("EnvironmentFile=-…")
-  exec: string; // ExecStart as written in the unit
+  exec: string; // ExecStart as written in the unit (a bare name is a stand-in in /usr/local/sbin)
+  /** how start knows the service is up: the stand-in's ready line, or (etcd, Type=notify) etcd serving its clients */
+  ready?: 'marker' | 'etcd';
+  /** where the real unit file lives (for `systemctl status`) */
+  path?: string;
 }
 
 const unit = (name: string, description: string, user: Unit['user'], env: string, exec: string): Unit => ({
@@ -32,6 +41,30 @@ export const UNITS: Record<string, Unit> = {
 };
 
 export const BINARIES = Object.keys(UNITS);
+
+/**
+ * Debian bookworm's etcd-server unit (/lib/systemd/system/etcd.service, etcd 3.4): the REAL /usr/bin/etcd runs, as
+ * User=etcd, Type=notify. `ETCD_NAME=%H` is filled in with the host name by the caller (etcdUnit(hostname)).
+ *   Environment=DAEMON_ARGS=  Environment=ETCD_NAME=%H  Environment=ETCD_DATA_DIR=/var/lib/etcd/default
+ *   EnvironmentFile=-/etc/default/%p   ExecStart=/usr/bin/etcd $DAEMON_ARGS
+ * Only the modern lab knows it (the recipe's 1.4 master ran etcd without TLS, outside what the lab checks).
+ */
+export function etcdUnit(hostname: string): Unit {
+  return {
+    name: 'etcd',
+    description: 'etcd - highly-available key value store',
+    user: 'etcd',
+    group: 'etcd',
+    environment: { DAEMON_ARGS: '', ETCD_NAME: hostname, ETCD_DATA_DIR: '/var/lib/etcd/default' },
+    environmentFiles: ['/etc/default/etcd'],
+    exec: '/usr/bin/etcd $DAEMON_ARGS',
+    ready: 'etcd',
+    path: '/lib/systemd/system/etcd.service',
+  };
+}
+
+/** Every unit a host may run (for `lab.services`): the five, and etcd. */
+export const ALL_UNIT_NAMES = [...BINARIES, 'etcd'];
 
 /** Inside a lab host (paths as the host sees them). */
 export const RUN_DIR = '/run/kubetls-lab';

@@ -25,6 +25,7 @@ function stamp(level: string): string {
 export function makeLog(binary: string) {
   return {
     info: (msg: string) => console.log(`${stamp('I')} ${binary}] ${msg}`),
+    warn: (msg: string) => console.log(`${stamp('W')} ${binary}] ${msg}`),
     error: (msg: string) => console.log(`${stamp('E')} ${binary}] ${msg}`),
     /** Log and exit 1, the way the real binaries die on a bad config. */
     fatal: (msg: string): never => {

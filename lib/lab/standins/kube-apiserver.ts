@@ -6,9 +6,12 @@
 //  - --bind-address unset or 0.0.0.0/:: means THIS host's own lab address (from /etc/hosts), never all interfaces:
 //    the lab may only listen on its loopback block. 127.0.0.1 is refused (all labs share it).
 //  - --insecure-port/--insecure-bind-address (legacy) are accepted but nothing is served on them.
-//  - etcd is not contacted; --etcd-servers is only required, as the real binary requires it.
+//  - legacy: etcd is not contacted; --etcd-servers is only required, as the real binary requires it.
+//    modern: apiserver-modern.ts (a real TLS request to the real etcd at start, nodes kept in etcd, Node/RBAC
+//    authorization, requestheader authentication, the proxy to the kubelets).
 //  - SelfSubjectReview did not exist in 1.4; the stand-in answers it on both versions so one check works for both.
 import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdirSync, existsSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
@@ -16,6 +19,7 @@ import type { TLSSocket } from 'node:tls';
 import { versionInfo } from '../versions.ts';
 import { makeLog, onSignals, ownAddress, parseOrDie, readOrThrow } from './common.ts';
 import { loadAnyKey, loadKeyPair, parseCerts, parsePrivateKey } from './tlsfiles.ts';
+import { handleModern, requestHeaderUser, setupModern, status as modernStatus } from './apiserver-modern.ts';
 
 const log = makeLog('kube-apiserver');
 const { flags, version, legacy } = parseOrDie('kube-apiserver');
@@ -139,6 +143,8 @@ if (own && bind !== own) log.fatal(`listen tcp ${bind}:${port}: bind: cannot ass
 if (legacy && (flags.get('insecure-port') || flags.get('insecure-bind-address'))) {
   log.info('lab: the insecure port is accepted but not served');
 }
+const modern = legacy ? undefined : await setupModern(flags, log, `${bind}:${port}`);
+const clientCAs = clientCA ? parseCerts(clientCA, 'client-ca-file') : [];
 
 // --- authentication --------------------------------------------------------------------------------------------
 interface UserInfo { username: string; uid?: string; groups: string[] }
@@ -148,6 +154,13 @@ function authenticate(req: IncomingMessage): UserInfo | 'unauthorized' | 'anonym
   const peer = sock.getPeerCertificate();
   const hasCert = !!clientCA && !!peer && Object.keys(peer).length > 0;
   // x509 first, then tokens: the real union authenticator's order.
+  if (modern && hasCert && sock.authorized) {
+    // two CAs are trusted for the handshake: --client-ca-file (x509 users) and the front-proxy CA (requestheader)
+    const leaf = new X509Certificate(peer.raw);
+    if (!clientCAs.some((ca) => leaf.checkIssued(ca) && leaf.verify(ca.publicKey))) {
+      return requestHeaderUser(modern, req, leaf) ?? 'anonymous';
+    }
+  }
   if (hasCert && sock.authorized) {
     const o = peer.subject.O;
     const orgs = o === undefined ? [] : Array.isArray(o) ? o : [o];
@@ -175,7 +188,7 @@ const REVIEW = /^\/apis\/authentication\.k8s\.io\/(v1|v1beta1|v1alpha1)\/selfsub
 const server = createServer({
   cert: serving!.cert,
   key: serving!.key,
-  ...(clientCA ? { ca: clientCA } : {}),
+  ...(clientCA ? { ca: modern?.requestheader ? [clientCA, modern.requestheader.pem] : clientCA } : {}),
   requestCert: !!clientCA,
   rejectUnauthorized: false,
 }, (req, res) => {
@@ -187,6 +200,13 @@ const server = createServer({
     log.info(`${req.method} ${path} ${res.statusCode} user=${ident} remote=${req.socket.remoteAddress}:${req.socket.remotePort}`);
   });
   if (who === 'unauthorized') return status(res, 401, 'Unauthorized', 'Unauthorized');
+  if (modern) {
+    handleModern(modern, req, res, who, versionInfo(version)).catch((e) => {
+      log.error(`${req.method} ${path}: ${(e as Error).message}`);
+      if (!res.headersSent) modernStatus(res, 500, 'InternalError', `Internal error occurred: ${(e as Error).message}`);
+    });
+    return;
+  }
   if (req.method === 'GET' && path === '/version') {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     return res.end(JSON.stringify(versionInfo(version), null, 2) + '\n');

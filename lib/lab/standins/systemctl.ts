@@ -1,15 +1,24 @@
 // Stand-in for systemctl inside a lab host (systemd is not PID 1 here). Knows the five kubernetes units
-// (../units.ts), reads their EnvironmentFile=s, expands ExecStart= like systemd, runs the service as the unit's
-// User= (setpriv --init-groups), detached, output appended to /var/log/kubetls-lab/<unit>.log, PID in
-// /run/kubetls-lab/<unit>.pid. start/restart wait (≤ 10 s) for the stand-in's ready line (our sd_notify).
+// (../units.ts), and on a modern lab Debian's etcd unit (the real /usr/bin/etcd); reads their Environment= and
+// EnvironmentFile=s, expands ExecStart= like systemd, runs the service as the unit's User= (setpriv --init-groups),
+// detached, output appended to /var/log/kubetls-lab/<unit>.log, PID in /run/kubetls-lab/<unit>.pid. start/restart
+// wait (≤ 10 s) for the stand-in's ready line (our sd_notify); for etcd (Type=notify) until etcd serves TLS on its
+// client URLs after its "ready to serve client requests" (≤ 30 s), or exits.
 // Every start/stop/restart/failure is appended to /var/log/kubetls-lab/journal.
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { hostname } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { parseEnvFile, expandExec } from '../envfile.ts';
 import { formatJournalLine, parseJournal, type JournalEvent } from '../journal.ts';
-import { JOURNAL, LOG_DIR, READY_MARKER, RUN_DIR, UNITS, type Unit } from '../units.ts';
+import { JOURNAL, LOG_DIR, READY_MARKER, RUN_DIR, UNITS, etcdUnit, type Unit } from '../units.ts';
+import { VERSION_FILE, isLegacy } from '../versions.ts';
 
 const START_TIMEOUT_MS = Number(process.env.KUBETLS_LAB_START_TIMEOUT_MS ?? 10_000);
+// etcd: shorter than systemd's 90 s default TimeoutStartSec, so that a hung test fails sooner. A first member of a
+// new multi-member cluster is only ready once a quorum has joined: start the members together (as with systemd).
+const ETCD_START_TIMEOUT_MS = Number(process.env.KUBETLS_LAB_ETCD_START_TIMEOUT_MS ?? 30_000);
 const STOP_TIMEOUT_MS = 5_000;
 const BIN_DIR = '/usr/local/sbin';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,7 +80,7 @@ function tail(text: string, n: number): string[] {
 }
 
 function loadEnv(u: Unit): Record<string, string> {
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = { ...u.environment };
   for (const f of u.environmentFiles) {
     if (!existsSync(f)) continue; // EnvironmentFile=-… : a missing file is fine
     Object.assign(env, parseEnvFile(readFileSync(f, 'utf8')));
@@ -117,7 +126,7 @@ async function start(u: Unit, event: 'start' | 'restart', wait: boolean): Promis
   }
   const env = loadEnv(u);
   const [binary, ...args] = expandExec(u.exec, env);
-  const exe = `${BIN_DIR}/${binary}`;
+  const exe = binary!.startsWith('/') ? binary! : `${BIN_DIR}/${binary}`;
   const logFd = openSync(logFile(u), 'a');
   const offset = fstatSync(logFd).size;
   const home = u.user === 'root' ? '/root' : '/';
@@ -132,7 +141,7 @@ async function start(u: Unit, event: 'start' | 'restart', wait: boolean): Promis
   };
   for (const k of ['KUBETLS_LAB_PERIOD_MS']) if (process.env[k]) serviceEnv[k] = process.env[k]!;
   const argv = u.user === 'root' ? [exe, ...args]
-    : ['/usr/bin/setpriv', `--reuid=${u.user}`, '--regid=nogroup', '--init-groups', '--', exe, ...args];
+    : ['/usr/bin/setpriv', `--reuid=${u.user}`, `--regid=${u.group ?? 'nogroup'}`, '--init-groups', '--', exe, ...args];
   const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', logFd, logFd], env: serviceEnv, cwd: '/' });
   closeSync(logFd);
   const pid = child.pid!;
@@ -144,10 +153,14 @@ async function start(u: Unit, event: 'start' | 'restart', wait: boolean): Promis
     child.unref();
     return true;
   }
-  const deadline = Date.now() + START_TIMEOUT_MS;
+  const deadline = Date.now() + (u.ready === 'etcd' ? ETCD_START_TIMEOUT_MS : START_TIMEOUT_MS);
   let timedOut = false;
   for (;;) {
-    if (readFrom(logFile(u), offset).split('\n').some((l) => l.trim() === READY_MARKER)) {
+    const ready = u.ready === 'etcd'
+      ? /ready to serve client requests/.test(readFrom(logFile(u), offset)) && (await etcdServing(env, args))
+      : readFrom(logFile(u), offset).split('\n').some((l) => l.trim() === READY_MARKER);
+    // etcd may fail right after its ready line (a client certificate it cannot load): alive is part of ready
+    if (ready && exited === undefined && alive(pid)) {
       child.unref();
       return true;
     }
@@ -170,6 +183,48 @@ async function start(u: Unit, event: 'start' | 'restart', wait: boolean): Promis
   return false;
 }
 
+/** The units of this host: the five, and etcd on a modern lab where Debian's etcd-server is installed. */
+function unitNamed(name: string): Unit | undefined {
+  if (UNITS[name]) return UNITS[name];
+  if (name !== 'etcd' && name !== 'etcd2') return undefined; // etcd2: the unit's Alias=
+  let version = '';
+  try {
+    version = readFileSync(VERSION_FILE, 'utf8').trim();
+  } catch { /* not a lab host */ }
+  return version && !isLegacy(version) && existsSync('/usr/bin/etcd') ? etcdUnit(hostname()) : undefined;
+}
+
+/**
+ * Our stand-in for etcd's sd_notify(READY=1): every client URL answers a TLS handshake (https) or a TCP connect
+ * (http). etcd logs "ready to serve client requests" BEFORE it loads the client certificate, and exits a moment later
+ * when it cannot (etcdmain: tls: private key does not match public key): a handshake that completes proves it loaded.
+ * A TLS alert from the server (it wants a client certificate we do not send) counts as serving too.
+ */
+async function etcdServing(env: Record<string, string>, args: string[]): Promise<boolean> {
+  const flag = args.map((a) => /^--?listen-client-urls=(.*)$/.exec(a)?.[1]).find((v) => v !== undefined);
+  const urls = (flag ?? env.ETCD_LISTEN_CLIENT_URLS ?? 'http://localhost:2379').split(',').map((s) => s.trim()).filter(Boolean);
+  const probe = (raw: string) => new Promise<boolean>((done) => {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      return done(false);
+    }
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || 2379);
+    const tls = url.protocol === 'https:';
+    const sock = tls ? tlsConnect({ host, port, rejectUnauthorized: false }) : netConnect({ host, port });
+    const finish = (ok: boolean) => {
+      sock.destroy();
+      done(ok);
+    };
+    sock.setTimeout(1000, () => finish(false));
+    sock.once(tls ? 'secureConnect' : 'connect', () => finish(true));
+    sock.once('error', (e) => finish(/alert/i.test(e.message)));
+  });
+  return (await Promise.all(urls.map(probe))).every(Boolean);
+}
+
 function activeState(u: Unit): 'active' | 'failed' | 'inactive' {
   if (mainPid(u) !== undefined) return 'active';
   if (existsSync(failedFile(u))) return 'failed';
@@ -184,7 +239,7 @@ function status(u: Unit): number {
   const lines = parseJournal(readFrom(JOURNAL, 0)).filter((l) => l.unit === u.name);
   const since = lines.length ? ` since ${lines[lines.length - 1]!.time}` : '';
   console.log(`${dot} ${u.name}.service - ${u.description}`);
-  console.log(`     Loaded: loaded (/usr/lib/systemd/system/${u.name}.service; enabled; preset: enabled)`);
+  console.log(`     Loaded: loaded (${u.path ?? `/usr/lib/systemd/system/${u.name}.service`}; enabled; preset: enabled)`);
   console.log(`     Active: ${state}${state === 'active' ? ' (running)' : state === 'failed' ? ' (Result: exit-code)' : ' (dead)'}${since}`);
   if (pid !== undefined) console.log(`   Main PID: ${pid} (${u.name})`);
   console.log('');
@@ -216,7 +271,7 @@ async function main(argv: string[]): Promise<number> {
   let rc = 0;
   for (const raw of names) {
     const name = raw.replace(/\.service$/, '');
-    const u = UNITS[name];
+    const u = unitNamed(name);
     if (!u) {
       if (verb === 'is-active' || verb === 'is-failed') {
         if (!quiet) console.log('inactive');
