@@ -9,7 +9,8 @@
  * Reference: RFC 5280 §4.2.1.3 (keyUsage), §4.2.1.9 (basicConstraints), §4.2.1.12 (extendedKeyUsage);
  * https://kubernetes.io/docs/setup/best-practices/certificates/ (what each Kubernetes certificate must carry).
  */
-export const sections = {
+/** A plain object, not `as const`: mutation testing (StrykerJS) skips `as const` literals, so these strings would go unchecked. */
+export const sections: Record<'v3_ca' | 'SAN' | 'server' | 'client', string[]> = {
   /** The CA (step 2): may sign certificates and CRLs, and nothing else. */
   v3_ca: [
     'basicConstraints = critical, CA:TRUE',
@@ -38,7 +39,7 @@ export const sections = {
     'subjectKeyIdentifier = hash',
     'authorityKeyIdentifier = keyid, issuer',
   ],
-} as const;
+};
 
 export type Section = keyof typeof sections;
 

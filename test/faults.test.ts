@@ -125,3 +125,39 @@ test.serial('renew.ts killed after installing, before the restart, restarts on t
   t.is(await servedSerial(lab), localSerial(lab));
   t.regex((await runScript('renew.ts', inv(lab))).stdout, /nothing to renew/);
 });
+
+test.serial('a run that only does the restart a killed run owed still rolls back when the gate fails, from the backups that run recorded', async (t) => {
+  const lab = await labP;
+  const served = await servedSerial(lab);
+  const before = await snapshot(t, lab, 'kubemaster', MASTER_FILES);
+  addSan(lab);
+  const killed = await runScript('master.ts', [...inv(lab), '--only', 'kubemaster'], { KUBETLS_FAULT: 'wrote-all' });
+  t.not(killed.code, 0);
+  await lab.exec('kubemaster', ['sh', '-c', 'mkdir -p /etc/kubetls-lab/fail-next-start && touch /etc/kubetls-lab/fail-next-start/kube-apiserver']);
+  const r = await runScript('master.ts', [...inv(lab), '--only', 'kubemaster']);
+  t.is(r.code, 1, r.all);
+  t.regex(r.all, /kube-apiserver still owes a restart from an earlier run/);
+  t.regex(r.all, /rolling back \d file\(s\)/);
+  t.deepEqual(await snapshot(t, lab, 'kubemaster', ['/srv/kubernetes/server.crt', '/srv/kubernetes/server.key']),
+    { '/srv/kubernetes/server.crt': before['/srv/kubernetes/server.crt'], '/srv/kubernetes/server.key': before['/srv/kubernetes/server.key'] });
+  t.is(await servedSerial(lab), served, 'the old certificate is served again');
+  const again = await runScript('master.ts', [...inv(lab), '--only', 'kubemaster']);
+  t.is(again.code, 0, again.all);
+  t.is(await servedSerial(lab), localSerial(lab));
+});
+
+test.serial('backups dated in the future (another machine\'s clock) never make a run prune the backup it just made', async (t) => {
+  const lab = await labP;
+  const served = await servedSerial(lab);
+  const good = (await remoteFile(lab, 'kubemaster', '/srv/kubernetes/server.crt'))!.sha;
+  await lab.exec('kubemaster', ['sh', '-c', 'for s in 99990101T000000Z 99990102T000000Z 99990103T000000Z; do echo old > /srv/kubernetes/server.crt.bak-$s; done']);
+  await lab.exec('kubemaster', ['sh', '-c', 'mkdir -p /etc/kubetls-lab/fail-next-start && touch /etc/kubetls-lab/fail-next-start/kube-apiserver']);
+  addSan(lab);
+  const r = await runScript('master.ts', [...inv(lab), '--only', 'kubemaster']);
+  t.is(r.code, 1, r.all);
+  t.notRegex(r.all, /rollback incomplete/);
+  t.is((await remoteFile(lab, 'kubemaster', '/srv/kubernetes/server.crt'))!.sha, good, 'the good certificate is back');
+  t.is(await servedSerial(lab), served);
+  await lab.exec('kubemaster', ['sh', '-c', 'rm -f /srv/kubernetes/*.bak-9999*']);
+  t.is((await runScript('master.ts', [...inv(lab), '--only', 'kubemaster'])).code, 0);
+});

@@ -42,7 +42,7 @@ for (const [file, [line, message]] of Object.entries(invalid)) {
     const rel = path.relative(repoRoot, path.join(fixtures, file));
     const r = await runScript('master.ts', ['--pki-only', '--inventory', rel]);
     t.is(r.code, 2, r.all);
-    const lines = r.stderr.trim().split('\n');
+    const lines = r.stderr.trim().split('\n').filter(Boolean);
     t.is(lines.length, 1, r.stderr);
     t.true(lines[0].startsWith(`ERROR: ${rel}:${line}: `), lines[0]);
     t.regex(lines[0], message);

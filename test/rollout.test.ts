@@ -87,7 +87,7 @@ test.serial('the edited environment files keep every other line and comment', as
   t.regex(lab.readFile('kubeminion1', '/etc/kubernetes/config'), /^KUBE_MASTER="--master=https:\/\/kubemaster:6443"$/m);
   t.regex(lab.readFile('kubeminion1', '/etc/kubernetes/config'), /^KUBE_LOGTOSTDERR=/m);
   t.regex(lab.readFile('kubeminion2', '/etc/kubernetes/proxy'), /^KUBE_PROXY_ARGS="--kubeconfig=\/var\/lib\/kubelet\/kubeconfig"$/m);
-  const backups = (await lab.exec('kubemaster', ['sh', '-c', 'ls /etc/kubernetes/apiserver.bak-*'])).stdout.trim().split('\n');
+  const backups = (await lab.exec('kubemaster', ['sh', '-c', 'ls /etc/kubernetes/apiserver.bak-*'])).stdout.trim().split('\n').filter(Boolean);
   t.is(backups.length, 1, 'the distro file was kept as a backup');
 });
 
