@@ -502,6 +502,10 @@ export async function connect(inv: Inventory, host: Host, o: ConnectOptions = {}
   let t: SshTarget;
   try { t = sshTarget(inv, host); } catch (e) { throw new RemoteError(host.name, (e as Error).message); }
   const via = t.jumps.length ? ` via ${t.jumps.map((j) => j.name).join(' → ')}` : '';
+  // an unusable identity file fails every attempt the same way: judged once, before the first, never retried
+  for (const x of [...t.jumps, t]) {
+    try { loadIdentity(x.identityFiles.find((f) => existsSync(f)) ?? x.identityFiles[0], process.env.SSH_AUTH_SOCK); } catch (e) { throw new RemoteError(host.name, (e as Error).message); }
+  }
   const attempts = o.attempts ?? 5;
   for (let attempt = 1; ; attempt++) {
     let hostKeyProblem: string | undefined;

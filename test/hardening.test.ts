@@ -67,7 +67,7 @@ test.serial('a link kube plants where root writes is never followed, and the rec
   const r = await runScript('master.ts', inv(lab));
   t.is(r.code, 0, r.all);
   t.regex(r.all, /\/srv\/kubernetes belongs to kube .*giving the folder back to root/);
-  t.regex(r.stdout, /\$ find \/srv\/kubernetes -maxdepth 1/);
+  t.regex(r.stdout, /\$ find \/srv\/kubernetes -mindepth 1 -maxdepth 1 /);
   t.deepEqual(await remoteFile(lab, 'kubemaster', '/etc/shadow'), shadow, '/etc/shadow untouched');
   t.is((await lab.exec('kubemaster', ['stat', '-c', '%U:%G %a', '/srv/kubernetes'])).stdout.trim(), 'root:root 755');
   t.deepEqual(await remoteFile(lab, 'kubemaster', '/srv/kubernetes/server.crt'),
