@@ -13,13 +13,14 @@ import tls from 'node:tls';
 import pLimit from 'p-limit';
 import * as modes from '../config/files.ts';
 import { etcdFiles, ETCD_ENV, kubeletFiles, masterFiles, masterKubeconfigs, minionFiles, minionKubeconfigs, type FilePlacement, type KubeconfigPlacement } from '../config/layout.ts';
-import { etcdEnv, masterEnv, minionEnv, unitsFor, type EnvEdit, type FlagContext, type UnitRole } from '../config/profiles.ts';
+import { etcdEnv, KUBELET_PORT, masterEnv, minionEnv, unitsFor, type EnvEdit, type FlagContext, type UnitRole } from '../config/profiles.ts';
 import { ExitError } from './cli.ts';
 import { quoteValue, setVarsBuffer } from './envfile.ts';
 import { allHosts, type Host, type Inventory } from './inventory.ts';
 import { kubeconfig } from './kubeconfig.ts';
 import { log, shown } from './log.ts';
 import { faultPoint } from './fault.ts';
+import { readServed } from './status.ts';
 import { parseCert, readCert } from './pki.ts';
 import { table } from './table.ts';
 import { backupStamp, connect, dryRemote, type FileState, type Remote, type Written } from './remote.ts';
@@ -287,7 +288,34 @@ async function checkSameCa(inv: Inventory, r: Remote, caFile: string, st: FileSt
  * etcdctl from the operator's machine).
  */
 function gateFor(inv: Inventory, r: Remote): (unit: string) => Promise<void> {
-  return async (unit) => (unit === 'kube-apiserver' ? waitServing(inv) : waitActive(r, [unit]));
+  return async (unit) => {
+    if (unit === 'kube-apiserver') return waitServing(inv);
+    await waitActive(r, [unit]);
+    // modern: a kubelet must also serve its local serving certificate on :10250, verified for its name
+    if (unit === 'kubelet' && inv.profile === 'modern') await waitKubeletServing(inv, r.host);
+  };
+}
+
+/** Wait (bounded) until a kubelet serves exactly the local kubelet-<name>.crt, verified against ca.crt for its name. */
+async function waitKubeletServing(inv: Inventory, host: Host, timeoutMs = 20_000): Promise<void> {
+  const want = readCert(path.join(inv.pki.dir, `kubelet-${host.name}.crt`))?.fingerprint;
+  const ca = readFileSync(path.join(inv.pki.dir, 'ca.crt'));
+  const end = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const got = await readServed(host.address, KUBELET_PORT, host.name, ca, 3000);
+      if (got.authorized && got.info.fingerprint === want) {
+        log.info(`${host.address}:${KUBELET_PORT} serves kubelet-${host.name}.crt serial ${got.info.serial}`, host.name);
+        return;
+      }
+      last = got.authorized ? `serves serial ${got.info.serial}, not the local kubelet-${host.name}.crt` : `${got.error}`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > end) throw new Error(`the kubelet does not serve its new certificate on :${KUBELET_PORT} after ${timeoutMs / 1000} s: ${last}`);
+    await sleep(300);
+  }
 }
 
 const desired = (inv: Inventory, p: FilePlacement): Desired => {

@@ -9,6 +9,7 @@ import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { configureLog, log } from '../lib/log.ts';
 import { forHosts, selectHosts } from '../lib/rollout.ts';
 import { lastRenew, localStatus, prometheus, remoteStatus, servedKubelets, servedStatus, writePrometheus, type StatusRow } from '../lib/status.ts';
+import { caSpecs } from '../lib/pki.ts';
 import { table } from '../lib/table.ts';
 
 const USAGE = `
@@ -16,6 +17,7 @@ usage: npx zx scripts/status.ts [options]
 
   --remote           also read what is deployed on each host (one SSH connection per host) and what 6443 serves
   --prometheus FILE  also write node_exporter textfile metrics to FILE (atomically)
+  --wide             also show each certificate's subject and SANs
 ${helpFor('inventory', 'only', 'concurrency', 'json', 'accept-new-host-keys')}
 `;
 
@@ -26,6 +28,7 @@ await main(async () => {
     only: common.only,
     json: common.json,
     prometheus: { type: 'string' },
+    wide: { type: 'boolean', default: false },
     concurrency: common.concurrency,
     'accept-new-host-keys': common['accept-new-host-keys'],
   }, USAGE);
@@ -44,8 +47,17 @@ await main(async () => {
   const bad = rows.filter((r) => r.status !== 'ok');
   if (f.json) process.stdout.write(`${JSON.stringify({ ok: bad.length === 0, rows }, null, 2)}\n`);
   else {
-    log.print(table(['NAME', 'WHERE', 'SUBJECT', 'SANS', 'NOT AFTER', 'DAYS', 'ISSUER', 'STATUS'],
-      rows.map((r) => [r.name, r.where, r.subject, r.sans, r.notAfter?.slice(0, 10) ?? '-', r.daysLeft === undefined ? '-' : String(r.daysLeft), r.issuer, r.status])));
+    // kubeadm's `certs check-expiration` layout: the certificates, then the CAs in a table of their own; --wide adds
+    // the subject and the SANs
+    const authority = (issuer: string) => caSpecs(inv).find((c) => issuer === `CN=${c.cn}`)?.name ?? issuer;
+    const isCa = (r: StatusRow) => /^(ca|etcd-ca|front-proxy-ca)\.crt$/.test(r.name) && !r.where.includes(':');
+    const expires = (r: StatusRow) => (r.notAfter ? new Date(r.notAfter).toUTCString().replace(/^\w+, (\d+) (\w+) (\d+) (\d\d:\d\d):\d\d GMT$/, '$2 $1, $3 $4 UTC') : '-');
+    const residual = (r: StatusRow) => (r.daysLeft === undefined ? '-' : r.daysLeft >= 365 ? `${Math.floor(r.daysLeft / 365)}y` : `${r.daysLeft}d`);
+    const certs = rows.filter((r) => !isCa(r));
+    log.print(table(['CERTIFICATE', 'WHERE', 'EXPIRES', 'RESIDUAL TIME', 'AUTHORITY', 'STATUS', ...(f.wide ? ['SUBJECT', 'SANS'] : [])],
+      certs.map((r) => [r.name, r.where, expires(r), residual(r), r.issuer === '-' ? '-' : authority(r.issuer), r.status, ...(f.wide ? [r.subject, r.sans] : [])])));
+    log.print('');
+    log.print(table(['CERTIFICATE AUTHORITY', 'EXPIRES', 'RESIDUAL TIME', 'STATUS'], rows.filter(isCa).map((r) => [r.name.replace(/\.crt$/, ''), expires(r), residual(r), r.status])));
     log.print(bad.length ? `${bad.length} of ${rows.length} need attention` : `all ${rows.length} ok`);
   }
   return bad.length ? 1 : 0;

@@ -114,3 +114,17 @@ test('a leaf signed by the wrong CA is reissued by its own', async (t) => {
   await applyPki(inv, plan);
   t.true(await verifies(dir, 'etcd-ca.crt', 'apiserver-etcd-client.crt'));
 });
+
+test('status.ts shows the certificates as kubeadm does, and the three CAs in a table of their own', async (t) => {
+  const { file } = await built;
+  const r = await runScript('status.ts', ['--inventory', file]);
+  t.is(r.code, 0, r.all);
+  const [certs, cas] = r.stdout.split(/\n\n/);
+  t.regex(certs, /^CERTIFICATE +WHERE +EXPIRES +RESIDUAL TIME +AUTHORITY +STATUS/);
+  t.regex(certs, /^apiserver-etcd-client\.crt +\S+ +\w{3} \d+, \d{4} \d\d:\d\d UTC +364d +etcd-ca +ok$/m);
+  t.regex(certs, /^front-proxy-client\.crt .* front-proxy-ca +ok$/m);
+  t.notRegex(certs, /^(ca|etcd-ca|front-proxy-ca)\.crt /m, 'no CA among the certificates');
+  t.regex(cas, /^CERTIFICATE AUTHORITY +EXPIRES +RESIDUAL TIME +STATUS\nca +.* 9y +ok\netcd-ca +.* ok\nfront-proxy-ca +.* ok\n/);
+  const wide = await runScript('status.ts', ['--inventory', file, '--wide']);
+  t.regex(wide.stdout, /^etcd-server-kubeetcd2\.crt .* CN=kubeetcd2 +DNS:kubeetcd2,DNS:localhost,IP:127\.9\.0\.9,IP:127\.0\.0\.1,IP:::1$/m);
+});

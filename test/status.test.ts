@@ -43,8 +43,9 @@ test('status shows renew due, drift with what drifted, and missing, and exits 1'
   t.regex(line('kubeminion1.crt'), /renew due$/);
   t.regex(line('kubeminion3.crt'), /missing$/);
   t.regex(line('tokens.csv'), /missing$/);
-  t.regex(line('ca.crt'), / ok$/);
-  t.regex(r.stdout, /SUBJECT\s+SANS\s+NOT AFTER\s+DAYS\s+ISSUER\s+STATUS/);
+  t.regex(line('ca '), / ok$/, 'the CA, in its own table');
+  t.regex(r.stdout, /^CERTIFICATE\s+WHERE\s+EXPIRES\s+RESIDUAL TIME\s+AUTHORITY\s+STATUS$/m);
+  t.regex(r.stdout, /^CERTIFICATE AUTHORITY\s+EXPIRES\s+RESIDUAL TIME\s+STATUS$/m);
 });
 
 test('--prometheus writes node_exporter textfile metrics: one series per certificate', async (t) => {
