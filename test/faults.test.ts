@@ -7,23 +7,15 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseCert } from '../lib/pki.ts';
 import { useLab } from './helpers/lab.ts';
-import { editInventory, remoteFile, restarts, sha256 } from './helpers/e2e.ts';
+import { addSan, editInventory, localServerSerial, remoteFile, restarts, servedSerial, sha256 } from './helpers/e2e.ts';
 import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'legacy' });
 type Lab = Awaited<typeof labP>;
 
 const inv = (lab: Lab) => ['--inventory', lab.inventoryPath];
-const localSerial = (lab: Lab) => parseCert(readFileSync(path.join(lab.pkiDir, 'server.crt'))).serial;
-async function servedSerial(lab: Lab): Promise<string> {
-  const { servedCert } = await import('../lib/rollout.ts');
-  const { loadInventory } = await import('../lib/inventory.ts');
-  return (await servedCert(loadInventory(lab.inventoryPath))).serial;
-}
-let sans = 0;
-const addSan = (lab: Lab) => editInventory(lab, (d) => { d.apiserver.dns.push(`fault${++sans}.example`); });
+const localSerial = localServerSerial;
 
 const MASTER_FILES = ['/srv/kubernetes/ca.crt', '/srv/kubernetes/ca.key', '/srv/kubernetes/server.crt', '/srv/kubernetes/server.key',
   '/srv/kubernetes/tokens.csv', '/etc/kubernetes/apiserver', '/etc/kubernetes/controller-manager'];

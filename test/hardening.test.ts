@@ -7,24 +7,15 @@
 import test from 'ava';
 import { cpSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseCert } from '../lib/pki.ts';
 import { useLab } from './helpers/lab.ts';
-import { editInventory, remoteFile, restarts, sha256 } from './helpers/e2e.ts';
+import { addSan, localServerSerial, remoteFile, restarts, servedSerial, sha256 } from './helpers/e2e.ts';
 import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'legacy' });
 type Lab = Awaited<typeof labP>;
 
 const inv = (lab: Lab) => ['--inventory', lab.inventoryPath];
-const localSerial = (lab: Lab) => parseCert(readFileSync(path.join(lab.pkiDir, 'server.crt'))).serial;
-async function servedSerial(lab: Lab): Promise<string> {
-  const { servedCert } = await import('../lib/rollout.ts');
-  const { loadInventory } = await import('../lib/inventory.ts');
-  return (await servedCert(loadInventory(lab.inventoryPath))).serial;
-}
-/** A new SAN: the next master.ts reissues server.crt/key and has to install them and restart the apiserver. */
-let sanCount = 0;
-const addSan = (lab: Lab) => editInventory(lab, (d) => { d.apiserver.dns.push(`extra${++sanCount}.example`); });
+const localSerial = localServerSerial;
 const sh = (lab: Lab, host: string, script: string, user?: string) => lab.exec(host, ['sh', '-c', script], user ? { user } : undefined);
 const PKI = ['ca.crt', 'ca.key', 'server.crt', 'server.key', 'tokens.csv'];
 async function masterFiles(lab: Lab) {

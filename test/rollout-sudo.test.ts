@@ -80,6 +80,20 @@ test.serial('a failed install through sudo leaves no copy of a key in the stagin
   t.is((await lab.exec('kubemaster', ['ls', '-A', '/home/jijisa/.kubetls-staging'])).stdout, '');
 });
 
+test.serial('the sudoers line the README documents is enough: a run restricted to sudo sh works', async (t) => {
+  const lab = await labP;
+  await lab.exec('kubeminion1', ['sh', '-c', 'echo "jijisa ALL=(root) NOPASSWD: /usr/bin/sh, /bin/sh" > /etc/sudoers.d/jijisa']);
+  const inv = await sudoInventory();
+  editInventory(lab, (d) => { d.cluster_dns = '10.24.0.11'; d.ssh.user = 'jijisa'; d.ssh.sudo = true; }, inv);
+  const r = await runScript('minions.ts', ['--inventory', inv, '--only', 'kubeminion1']);
+  t.is(r.code, 0, r.all);
+  t.regex(r.stdout, /\[kubeminion1\] \$ sudo -n systemctl restart kubelet/);
+  t.regex(lab.readFile('kubeminion1', '/etc/kubernetes/kubelet'), /--cluster-dns=10\.24\.0\.11/);
+  // and nothing else: sudo refuses another command
+  const other = await lab.exec('kubeminion1', ['sudo', '-n', '-u', 'root', 'id'], { user: 'jijisa' });
+  t.not(other.exitCode, 0);
+});
+
 test.serial('when sudo asks for a password the host fails with a clear message and the others go on', async (t) => {
   const lab = await labP;
   await lab.exec('kubeminion2', ['sh', '-c', 'echo "jijisa ALL=(ALL) ALL" > /etc/sudoers.d/jijisa']);

@@ -2,7 +2,11 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
+import path from 'node:path';
+import { loadInventory } from '../../lib/inventory.ts';
 import type { Lab } from '../../lib/lab/index.ts';
+import { parseCert } from '../../lib/pki.ts';
+import { servedCert } from '../../lib/rollout.ts';
 
 export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -29,3 +33,13 @@ export function editInventory(lab: Lab, edit: (doc: Record<string, any>) => void
   writeFileSync(file, stringify(doc));
   return file;
 }
+
+/** The serial of the server.crt in the lab's local PKI, and of the certificate its apiserver serves right now. */
+export const localServerSerial = (lab: Lab) => parseCert(readFileSync(path.join(lab.pkiDir, 'server.crt'))).serial;
+export async function servedSerial(lab: Lab): Promise<string> {
+  return (await servedCert(loadInventory(lab.inventoryPath))).serial;
+}
+
+/** Add a DNS SAN to the lab's inventory: the next master.ts reissues server.crt/key, installs them, restarts the apiserver. */
+let sanCount = 0;
+export const addSan = (lab: Lab, prefix = 'extra') => editInventory(lab, (d) => { d.apiserver.dns.push(`${prefix}${++sanCount}.example`); });
