@@ -162,8 +162,9 @@ export function parseDirs(stdout: string): Map<string, { entries: DirEntry[]; re
 /**
  * Install a staged file: check it is exactly what was sent (size and sha256: a full disk or a failed write leaves a
  * short file, and ssh2's put can resolve anyway), give it its owner and mode (`chown -h`: never through a link), back
- * up the current file (a hard link: same inode, owner and mode; never an empty file, so a bad copy cannot rotate the
- * good ones away), keep the newest BACKUPS_KEPT, and rename it over the target (atomic: the file is old or new).
+ * up the current file (a hard link: same inode, owner and mode; since every upload is verified first, a failed run
+ * installs nothing and so rotates no good backup away), keep the newest BACKUPS_KEPT but never the one just made,
+ * and rename it over the target (atomic: the file is old or new).
  * `tmp` lives in the target's own folder, which dirProblem has proven only root can write to.
  * With sudo the upload went to the user's staging folder first (`from`); `install` copies it to `tmp` as root, and the
  * staged copy is removed whatever happens (a key must not linger in a home folder).
