@@ -37,11 +37,15 @@ await main(async () => {
   if (f.json) configureLog({ sink: (s) => process.stderr.write(`${s}\n`) });
   const inv = loadInventory(f.inventory);
   const rows: StatusRow[] = localStatus(inv);
+  const localCount = rows.length;
   if (f.remote) {
     rows.push(await servedStatus(inv), ...await servedKubelets(inv));
     const outcomes = await forHosts(inv, selectHosts(allHosts(inv), only), { concurrency, acceptNewHostKeys: f['accept-new-host-keys'], report: false },
       async (r, step) => { rows.push(...await step('read', () => remoteStatus(inv, r))); });
     for (const o of outcomes.filter((x) => x.failed)) rows.push({ name: '-', where: o.host, subject: '-', sans: '-', issuer: '-', status: `unreachable: ${o.error}` });
+    // a kubeconfig row computed from the local PKI gives way to the row read on its host: one row (and one series) per place
+    const read = new Set(rows.filter((r, i) => i >= localCount).map((r) => r.where));
+    rows.splice(0, localCount, ...rows.slice(0, localCount).filter((r) => !read.has(r.where)));
   }
   if (f.prometheus) writePrometheus(f.prometheus, prometheus(rows, lastRenew(inv)));
   const bad = rows.filter((r) => r.status !== 'ok');

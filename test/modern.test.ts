@@ -72,6 +72,14 @@ test.serial('status.ts --remote lists every certificate and kubeconfig of the se
   t.true(rows.some((x) => x.where === 'kubeminion2:/var/lib/kube-proxy/kubeconfig' && x.status === 'ok'));
   t.true(rows.some((x) => /:10250 \(served\)$/.test(x.where) && x.name === 'kubelet-kubeminion1.crt' && x.status === 'ok'));
   t.deepEqual(rows.filter((x) => x.status !== 'ok'), []);
+  // with --remote, the textfile has a series per deployed copy and per served certificate: still one per label set
+  const { promtool, nodeExporterScrape } = await import('./helpers/prometheus.ts');
+  const prom = path.join(lab.dir, 'remote.prom');
+  t.is((await runScript('status.ts', [...inv(lab), '--remote', '--prometheus', prom])).code, 0);
+  const text = readFileSync(prom, 'utf8');
+  t.deepEqual(await promtool(text), { code: 0, said: '' });
+  t.like(await nodeExporterScrape(text), { scrapeError: 0, gatherErrors: [] });
+  t.regex(text, /^kubetls_served_certificate_not_after_seconds\{cert="kubelet",where="127\.\d+\.0\.\d+:10250"\} \d+$/m);
 });
 
 test.serial('a wrong etcd client certificate stops the apiserver as on a real cluster; verify and status say which file; master.ts repairs it', async (t) => {

@@ -260,3 +260,26 @@ test('master.ts refuses to sign with an expired CA and writes nothing', async (t
   t.regex(r.stderr, /CA expired \d+ d ago: refusing to sign with an expired CA \(nothing was written\)/);
   t.deepEqual(readdirSync(dir).sort(), before, 'no certificate signed, no file added');
 });
+
+test('the Prometheus textfile passes promtool and loads in a real node_exporter with no error, also with an unreadable row', async (t) => {
+  const { promtool, nodeExporterScrape } = await import('./helpers/prometheus.ts');
+  const { file, dir } = await build();
+  const prom = path.join(dir, 'kubetls.prom');
+  t.is((await runScript('status.ts', ['--inventory', file, '--prometheus', prom])).code, 0);
+  const clean = readFileSync(prom, 'utf8');
+  t.deepEqual(await promtool(clean), { code: 0, said: '' });
+  const scraped = await nodeExporterScrape(clean);
+  t.is(scraped.scrapeError, 0);
+  t.deepEqual(scraped.gatherErrors, []);
+  t.regex(scraped.body, /^kubetls_certificate_not_after_seconds\{name="server\.crt",.*\} \d/m);
+  // the check can fail: the same file with a series repeated is rejected by node_exporter
+  const dup = `${clean}${clean.split('\n').find((l) => l.startsWith('kubetls_certificate_ok{'))}\n`;
+  t.regex((await nodeExporterScrape(dup)).gatherErrors.join('\n'), /was collected before with the same name and label values/);
+  // a damaged file: the row says so and the textfile still loads
+  writeFileSync(path.join(dir, 'server.crt'), 'garbage\n');
+  t.is((await runScript('status.ts', ['--inventory', file, '--prometheus', prom])).code, 1);
+  const damaged = readFileSync(prom, 'utf8');
+  t.regex(damaged, /^kubetls_certificate_ok\{name="server\.crt",.*\} 0$/m);
+  t.is((await promtool(damaged)).code, 0);
+  t.like(await nodeExporterScrape(damaged), { scrapeError: 0, gatherErrors: [] });
+});
