@@ -4,7 +4,8 @@
  */
 import test from 'ava';
 import { execa } from 'execa';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
@@ -59,4 +60,39 @@ test('on a terminal, NO_COLOR removes the colour escapes and keeps the terminal 
   t.notRegex(plain.stdout, /\x1b\[/);
   t.regex(plain.stdout, /^== PKI in/m);
   t.notRegex(plain.stdout, /^\d{4}-\d\d-\d\dT/m, 'no timestamps: still the terminal layout');
+});
+
+test('one kubetls command runs every script: --version, an unknown command is exit 2, master --pki-only builds the PKI', async (t) => {
+  const bin = path.join(repoRoot, 'bin', 'kubetls.mjs');
+  const v = await execa(process.execPath, [bin, '--version'], { reject: false });
+  t.is(v.stdout, `kubetls ${version}`);
+  const bad = await execa(process.execPath, [bin, 'mastr'], { reject: false });
+  t.is(bad.exitCode, 2);
+  t.regex(bad.stderr, /unknown command 'mastr'[\s\S]*master +build the PKI/);
+  const file = writeInventory();
+  const r = await execa(process.execPath, [bin, 'master', '--pki-only', '--inventory', file], { reject: false, env: { NODE_OPTIONS: '' } });
+  t.is(r.exitCode, 0, r.stderr);
+  t.true(existsSync(path.join(path.dirname(file), 'pki', 'server.crt')));
+  const flags = await execa(process.execPath, [bin, 'renew', '--inventory', file, '--bogus'], { reject: false, env: { NODE_OPTIONS: '' } });
+  t.is(flags.exitCode, 2, 'the script\'s own flag parsing sees its flags');
+});
+
+test('npm ci --omit=dev is enough to build the PKI, with the kubetls command and with npx zx', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-prod-'));
+  try {
+    for (const f of ['package.json', 'package-lock.json', '.npmrc', 'bin', 'scripts', 'lib', 'config']) cpSync(path.join(repoRoot, f), path.join(dir, f), { recursive: true });
+    // NODE_OPTIONS emptied: the test runner's own --import=tsx must not reach npm in a folder that has no tsx yet
+    const ci = await execa('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, reject: false, timeout: 240_000, env: { NODE_OPTIONS: '' } });
+    t.is(ci.exitCode, 0, ci.stderr);
+    t.false(existsSync(path.join(dir, 'node_modules', 'ava')), 'no dev dependency installed');
+    const file = writeInventory();
+    const viaBin = await execa(process.execPath, [path.join(dir, 'bin', 'kubetls.mjs'), 'master', '--pki-only', '--inventory', file], { cwd: dir, reject: false, env: { NODE_OPTIONS: '' } });
+    t.is(viaBin.exitCode, 0, viaBin.stderr);
+    const other = writeInventory();
+    const viaZx = await execa('npx', ['zx', 'scripts/master.ts', '--pki-only', '--inventory', other], { cwd: dir, reject: false, env: { NODE_OPTIONS: '' } });
+    t.is(viaZx.exitCode, 0, viaZx.stderr);
+    t.true(existsSync(path.join(path.dirname(other), 'pki', 'ca.crt')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
