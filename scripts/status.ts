@@ -49,7 +49,8 @@ await main(async () => {
   }
   if (f.prometheus) writePrometheus(f.prometheus, prometheus(rows, lastRenew(inv)));
   const bad = rows.filter((r) => r.status !== 'ok');
-  if (f.json) process.stdout.write(`${JSON.stringify({ ok: bad.length === 0, rows }, null, 2)}\n`);
+  // versioned, so that a consumer can tell a later shape apart (README: --json)
+  if (f.json) process.stdout.write(`${JSON.stringify({ apiVersion: 'kubetls/v1', kind: 'Status', ok: bad.length === 0, rows }, null, 2)}\n`);
   else {
     // kubeadm's `certs check-expiration` layout: the certificates, then the CAs in a table of their own; --wide adds
     // the subject and the SANs

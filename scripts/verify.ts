@@ -50,7 +50,7 @@ await main(async () => {
   for (const o of outcomes.filter((x) => x.failed)) results.push({ check: 'ssh', target: o.host, ok: false, detail: o.error ?? 'failed' });
 
   const failed = results.filter((r) => !r.ok).length;
-  if (f.json) process.stdout.write(`${JSON.stringify({ ok: failed === 0, results }, null, 2)}\n`);
+  if (f.json) process.stdout.write(`${JSON.stringify({ apiVersion: 'kubetls/v1', kind: 'Verify', ok: failed === 0, results }, null, 2)}\n`);
   else {
     log.print(table(['CHECK', 'TARGET', 'RESULT', 'DETAIL'], results.map((r) => [r.check, r.target, r.ok ? 'ok' : 'FAIL', r.detail])));
     log.print(failed ? `${failed} of ${results.length} checks failed` : `all ${results.length} checks passed`);

@@ -64,7 +64,9 @@ test.serial('status.ts --remote lists every certificate and kubeconfig of the se
   const lab = await labP;
   const r = await runScript('status.ts', [...inv(lab), '--remote', '--json']);
   t.is(r.code, 0, r.all);
-  const rows = (JSON.parse(r.stdout) as { rows: { name: string; where: string; status: string }[] }).rows;
+  const out = JSON.parse(r.stdout) as { apiVersion: string; kind: string; rows: { name: string; where: string; status: string }[] };
+  t.like(out, { apiVersion: 'kubetls/v1', kind: 'Status' });
+  const rows = out.rows;
   const names = new Set(rows.map((x) => x.name));
   for (const n of ['ca.crt', 'etcd-ca.crt', 'front-proxy-ca.crt', 'apiserver-kubelet-client.crt', 'apiserver-etcd-client.crt', 'front-proxy-client.crt',
     'controller-manager.crt', 'scheduler.crt', 'kube-proxy.crt', 'admin.crt', 'etcd-server-kubemaster.crt', 'etcd-peer-kubemaster.crt',

@@ -25,6 +25,7 @@ test.serial('master.ts, minions.ts and verify.ts succeed as a sudo user on the m
   t.is(n.code, 0, n.all);
   const v = await runScript('verify.ts', ['--inventory', inv, '--json']);
   t.is(v.code, 0, v.all);
+  t.like(JSON.parse(v.stdout), { apiVersion: 'kubetls/v1', kind: 'Verify', ok: true });
   const results = JSON.parse(v.stdout).results as { check: string; target: string; detail: string }[];
   t.regex(results.find((x) => x.check === 'whoami' && x.target === 'cert kubeminion1')!.detail, /^system:node:kubeminion1 \[.*system:nodes/);
   // etcd first (the master is the only member), then the apiserver and its clients, each once
