@@ -4,20 +4,42 @@
 //   npx zx scripts/lab.ts status [--name lab] [--out DIR]
 //   npx zx scripts/lab.ts down   [--name lab] [--out DIR]
 // Needs root and namespaces; without them it says so in one line and exits 1.
-import { argv } from 'zx';
+import { parseArgs } from 'node:util';
+import { scriptArgs, usageError, VERSION } from '../lib/cli.ts';
 import { LabError, labDown, labStatus, labUnavailable, labUp, resolveLabDir } from '../lib/lab/index.ts';
 
 const USAGE = 'usage: lab.ts up|down|status [--name NAME] [--minions K] [--out DIR] [--profile legacy|modern] [--etcd-members N]';
-const [command, ...extra] = argv._ as string[];
+// strict like every other script: an unknown flag, a missing or extra command, a bad value is exit 2 with the usage
+let parsed: ReturnType<typeof parse>;
+function parse() {
+  return parseArgs({
+    args: scriptArgs(process.argv).filter((a) => a !== '--'), allowPositionals: true, strict: true,
+    options: { name: { type: 'string' }, out: { type: 'string' }, minions: { type: 'string' }, profile: { type: 'string' },
+      'etcd-members': { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+  });
+}
+try { parsed = parse(); } catch (e) { usageError((e as Error).message, USAGE); }
+const argv = parsed.values;
+if (argv.version) { console.log(`kubetls ${VERSION}`); process.exit(0); }
+if (argv.help) { console.log(USAGE); process.exit(0); }
+const [command, ...extra] = parsed.positionals;
 const name = String(argv.name ?? 'lab');
 const target = argv.out ? String(argv.out) : name;
+const count = (v: string | undefined, flag: string, dflt: number) => {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v)) usageError(`${flag} expects a whole number, found '${v}'`, USAGE);
+  return Number(v);
+};
 
 function fail(msg: string): never {
   console.error(msg.startsWith('lab') || msg.startsWith('usage') ? msg : `ERROR: ${msg}`);
   process.exit(1);
 }
 
-if (!command || extra.length || !['up', 'down', 'status'].includes(command)) fail(USAGE);
+if (!command || extra.length || !['up', 'down', 'status'].includes(command)) usageError(command ? `unknown command '${[command, ...extra].join(' ')}'` : 'no command', USAGE);
+if (argv.profile !== undefined && argv.profile !== 'legacy' && argv.profile !== 'modern') usageError(`--profile expects legacy or modern, found '${argv.profile}'`, USAGE);
+const minions = count(argv.minions, '--minions', 3);
+const etcdMembers = count(argv['etcd-members'], '--etcd-members', 1);
 const why = labUnavailable();
 if (why) fail(why);
 
@@ -26,11 +48,11 @@ try {
     const t0 = performance.now();
     const lab = await labUp({
       name,
-      minions: argv.minions === undefined ? 3 : Number(argv.minions),
+      minions,
       out: argv.out ? String(argv.out) : undefined,
       profile: (argv.profile ?? 'legacy') as 'legacy' | 'modern',
       // modern: N etcd members, the master and kubeetcd2..N (hosts of their own)
-      etcdMembers: argv['etcd-members'] === undefined ? 1 : Number(argv['etcd-members']),
+      etcdMembers,
     });
     const secs = ((performance.now() - t0) / 1000).toFixed(2);
     console.log(`lab ${lab.name} up in ${secs} s: ${lab.hosts.length} hosts on 127.${lab.block}.0.0/24, Kubernetes ${lab.version} (${lab.profile})`);

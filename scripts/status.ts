@@ -15,6 +15,8 @@ import { table } from '../lib/table.ts';
 const USAGE = `
 usage: npx zx scripts/status.ts [options]
 
+Read-only: it changes nothing on any host, and here writes only the --prometheus file (so it takes no --dry-run).
+
   --remote           also read what is deployed on each host (one SSH connection per host) and what 6443 serves
   --prometheus FILE  also write node_exporter textfile metrics to FILE (atomically)
   --wide             also show each certificate's subject and SANs

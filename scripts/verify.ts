@@ -17,6 +17,7 @@ const USAGE = `
 usage: npx zx scripts/verify.ts [options]
 
 Checks the cluster's TLS end to end and prints one row per check; exit 0 only if every check passes.
+Read-only: it changes nothing, here or on any host (so it takes no --dry-run).
 
 ${helpFor('inventory', 'only', 'concurrency', 'json', 'accept-new-host-keys')}
 `;

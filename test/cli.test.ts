@@ -96,3 +96,28 @@ test('npm ci --omit=dev is enough to build the PKI, with the kubetls command and
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('lab.ts and demo.ts refuse bad usage with exit 2 like every other script, and lab.ts knows --version', async (t) => {
+  for (const [s, args, said] of [
+    ['lab.ts', ['bogus'], /unknown command 'bogus'/],
+    ['lab.ts', [], /no command/],
+    ['lab.ts', ['up', '--nope'], /Unknown option '--nope'/],
+    ['lab.ts', ['up', '--minions', 'three'], /--minions expects a whole number, found 'three'/],
+    ['lab.ts', ['up', '--profile', 'ancient'], /--profile expects legacy or modern, found 'ancient'/],
+    ['lab.ts', ['down', 'extra'], /unknown command 'down extra'/],
+    ['demo.ts', ['--nope'], /Unknown option '--nope'/],
+    ['demo.ts', ['--profile', 'ancient'], /--profile expects legacy or modern/],
+  ] as const) {
+    const r = await runScript(s, [...args]);
+    t.is(r.code, 2, `${s} ${args.join(' ')}: ${r.all}`);
+    t.regex(r.stderr, said);
+    t.regex(r.stderr, /usage: /);
+  }
+  const v = await runScript('lab.ts', ['--version']);
+  t.is(v.stdout, `kubetls ${version}`);
+});
+
+test('the read-only scripts say so in their help, where the writing ones offer --dry-run', async (t) => {
+  for (const s of ['verify.ts', 'status.ts']) t.regex((await runScript(s, ['--help'])).stdout, /^Read-only: it changes nothing/m, s);
+  for (const s of ['master.ts', 'minions.ts', 'renew.ts']) t.regex((await runScript(s, ['--help'])).stdout, /--dry-run +print every action as a shell line; write nothing, connect nowhere/, s);
+});
