@@ -253,16 +253,26 @@ export function lastRenew(inv: Inventory): Date | undefined {
 
 /**
  * node_exporter textfile format. Label sets are the same for every series of a family and unique per series:
- *   kubetls_certificate_not_after_seconds{name,where,subject}   every certificate file, local and deployed
+ *   kubetls_certificate_not_after_seconds{name,where}           every certificate file, local and deployed
  *   kubetls_served_certificate_not_after_seconds{cert,where}     what a port serves, from the wire (cert="apiserver",
  *                                                                where="<master address>:<port>"): alert on this one
  *                                                                and a renewal that was never served still shows
- *   kubetls_certificate_ok{name,where,subject,status}            every row, 0 unless ok (unreadable rows included)
+ *   kubetls_certificate_ok{name,where,status}                    every row, 0 unless ok (unreadable rows included);
+ *                                                                status is a category (ok, renew_due, drift, …), never
+ *                                                                free text: a label that changes with every message
+ *                                                                would start a new series each time (the table says why)
  *   kubetls_renew_last_success_timestamp_seconds
  */
+/** A row's status as a fixed word for a label: `drift: SAN added: …` → `drift`, `insecure mode 0644: …` → `insecure_mode`. */
+export function statusCategory(status: string): string {
+  const head = status.split(':')[0].replace(/ \d{4}$/, '').trim();
+  const known = ['ok', 'renew due', 'expired', 'drift', 'missing', 'not signed by CA', 'key mismatch', 'unreadable', 'insecure mode', 'unreachable'];
+  return known.includes(head) ? head.toLowerCase().replace(/ /g, '_') : 'other';
+}
+
 export function prometheus(rows: StatusRow[], last?: Date): string {
   const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-  const labels = (r: StatusRow) => `name="${esc(r.name)}",where="${esc(r.where)}",subject="${esc(r.subject)}"`;
+  const labels = (r: StatusRow) => `name="${esc(r.name)}",where="${esc(r.where)}"`;
   const seconds = (r: StatusRow) => Math.floor(Date.parse(r.notAfter!) / 1000);
   const files = rows.filter((r) => r.notAfter && !r.served);
   const served = rows.filter((r) => r.notAfter && r.served);
@@ -275,7 +285,7 @@ export function prometheus(rows: StatusRow[], last?: Date): string {
     ...served.map((r) => `kubetls_served_certificate_not_after_seconds{cert="${esc(r.served!)}",where="${esc(r.where.replace(/ \(served\)$/, ''))}"} ${seconds(r)}`),
     '# HELP kubetls_certificate_ok 1 when the certificate is in date, not due and matches the inventory.',
     '# TYPE kubetls_certificate_ok gauge',
-    ...rows.map((r) => `kubetls_certificate_ok{${labels(r)},status="${esc(r.status)}"} ${r.status === 'ok' ? 1 : 0}`),
+    ...rows.map((r) => `kubetls_certificate_ok{${labels(r)},status="${statusCategory(r.status)}"} ${r.status === 'ok' ? 1 : 0}`),
     '# HELP kubetls_renew_last_success_timestamp_seconds When scripts/renew.ts last finished without error (Unix time).',
     '# TYPE kubetls_renew_last_success_timestamp_seconds gauge',
     `kubetls_renew_last_success_timestamp_seconds ${last ? Math.floor(last.getTime() / 1000) : 0}`,

@@ -283,3 +283,17 @@ test('the Prometheus textfile passes promtool and loads in a real node_exporter 
   t.is((await promtool(damaged)).code, 0);
   t.like(await nodeExporterScrape(damaged), { scrapeError: 0, gatherErrors: [] });
 });
+
+test('Prometheus labels carry no free text: status is a fixed category, the subject is not a label', async (t) => {
+  const { prometheus, statusCategory } = await import('../lib/status.ts');
+  t.is(statusCategory('drift: SAN added: IP:10.0.0.5'), 'drift');
+  t.is(statusCategory('insecure mode 0644: pki/ca.key'), 'insecure_mode');
+  t.is(statusCategory('unreadable: pki/server.crt: not a PEM certificate (truncated?)'), 'unreadable');
+  t.is(statusCategory('not signed by CA'), 'not_signed_by_ca');
+  t.is(statusCategory('renew due'), 'renew_due');
+  t.is(statusCategory('something new'), 'other');
+  const text = prometheus([{ name: 'server.crt', where: 'pki/server.crt', subject: 'CN=x', sans: '-', issuer: 'CN=ca', notAfter: new Date(0).toISOString(), status: 'drift: SAN added: IP:10.0.0.5' }]);
+  t.regex(text, /^kubetls_certificate_ok\{name="server\.crt",where="pki\/server\.crt",status="drift"\} 0$/m);
+  t.regex(text, /^kubetls_certificate_not_after_seconds\{name="server\.crt",where="pki\/server\.crt"\} 0$/m);
+  t.notRegex(text, /subject=|SAN added/);
+});
