@@ -208,24 +208,24 @@ class SshRemote implements Remote {
       if (!client) return reject(new RemoteError(this.host.name, 'exec: the connection is gone'));
       try {
         client.exec(cmd, (err: Error | undefined, stream: ClientChannel) => {
-        if (err) return reject(new RemoteError(this.host.name, `exec: ${err.message}`));
-        // a command that never ends (a hung `systemctl restart`) must not hold a cron run forever
-        const timer = setTimeout(() => {
-          reject(new RemoteError(this.host.name, `no answer after ${timeoutMs / 1000} s from: ${script.slice(0, 120)}`));
-          stream.close();
-        }, timeoutMs);
-        const out: Buffer[] = [];
-        const errs: Buffer[] = [];
-        stream.on('data', (d: Buffer) => out.push(d));
-        stream.stderr.on('data', (d: Buffer) => errs.push(d));
-        stream.on('close', (code: number | null) => {
-          clearTimeout(timer);
-          const stderr = Buffer.concat(errs).toString();
-          if (this.sudo && asRoot && /a password is required|a terminal is required/.test(stderr)) {
-            return reject(new RemoteError(this.host.name, `sudo asks for a password for ${this.host.user}: allow it with NOPASSWD in sudoers (kubetls runs 'sudo -n')`));
-          }
-          resolve({ code: code ?? 255, stdout: Buffer.concat(out).toString(), stderr });
-        });
+          if (err) return reject(new RemoteError(this.host.name, `exec: ${err.message}`));
+          // a command that never ends (a hung `systemctl restart`) must not hold a cron run forever
+          const timer = setTimeout(() => {
+            reject(new RemoteError(this.host.name, `no answer after ${timeoutMs / 1000} s from: ${script.slice(0, 120)}`));
+            stream.close();
+          }, timeoutMs);
+          const out: Buffer[] = [];
+          const errs: Buffer[] = [];
+          stream.on('data', (d: Buffer) => out.push(d));
+          stream.stderr.on('data', (d: Buffer) => errs.push(d));
+          stream.on('close', (code: number | null) => {
+            clearTimeout(timer);
+            const stderr = Buffer.concat(errs).toString();
+            if (this.sudo && asRoot && /a password is required|a terminal is required/.test(stderr)) {
+              return reject(new RemoteError(this.host.name, `sudo asks for a password for ${this.host.user}: allow it with NOPASSWD in sudoers (kubetls runs 'sudo -n')`));
+            }
+            resolve({ code: code ?? 255, stdout: Buffer.concat(out).toString(), stderr });
+          });
         });
       } catch (e) {
         reject(new RemoteError(this.host.name, `exec: ${(e as Error).message}`)); // ssh2 throws when the connection is gone
@@ -483,9 +483,13 @@ async function jumpTo(t: SshTarget, label: string, o: ConnectOptions): Promise<{
       clients.push(c);
       const next = t.jumps[i + 1] ?? t;
       sock = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
-        c.forwardOut('127.0.0.1', 0, next.address, next.port, (err, stream) => (err
-          ? reject(new RemoteError(label, `jump host ${j.name} cannot reach ${next.address}:${next.port}: ${err.message}`))
-          : resolve(stream)));
+        // bounded like every other step: a jump host that never answers the channel open must not hold a cron run
+        const timer = setTimeout(() => reject(new RemoteError(label, `jump host ${j.name}: no answer to opening ${next.address}:${next.port} in ${(o.readyTimeoutMs ?? 10_000) / 1000} s`, true)), o.readyTimeoutMs ?? 10_000);
+        c.forwardOut('127.0.0.1', 0, next.address, next.port, (err, stream) => {
+          clearTimeout(timer);
+          if (err) reject(new RemoteError(label, `jump host ${j.name} cannot reach ${next.address}:${next.port}: ${err.message}`));
+          else resolve(stream);
+        });
       });
     }
     return { sock: sock!, clients };

@@ -15,7 +15,7 @@ import { ExitError } from './cli.ts';
 import { faultPoint } from './fault.ts';
 import { log, shown } from './log.ts';
 import { applyPki, PkiError, planPki, readCert, untilDue, writeAtomic, type Plan, type PlanItem } from './pki.ts';
-import { etcdSteps, forHosts, localInputs, masterSteps, wherePlaced, minionSteps, pkiToMinion, servedCert, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
+import { etcdSteps, forHosts, localInputs, masterSteps, wherePlaced, minionSteps, pkiToMinion, servedMismatch, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
 import { lastRenewFile } from './status.ts';
 import { apiChecks } from './verify.ts';
 
@@ -176,17 +176,9 @@ async function mustPass(p: Promise<{ ok: boolean; check: string; target: string;
  * (status.ts --prometheus) covers a down apiserver, and a cron run must stay a no-op when nothing is due.
  */
 async function servedIsStale(inv: Inventory): Promise<boolean> {
-  const want = readCert(path.join(inv.pki.dir, 'server.crt'))?.serial;
-  if (!want) return false;
-  try {
-    const got = await servedCert(inv, 3000);
-    if (got.serial === want) return false;
-    log.info(`${inv.master.address}:${inv.apiserver.port} serves server.crt serial ${got.serial}, the local one is ${want}: the master is due`);
-    return true;
-  } catch (e) {
-    log.warn(`cannot ask ${inv.master.address}:${inv.apiserver.port} which certificate it serves: ${(e as Error).message}`);
-    return false;
-  }
+  const m = await servedMismatch(inv);
+  if (m) log.info(`${inv.master.address}:${inv.apiserver.port} serves server.crt serial ${m.served}, the local one is ${m.local}: the master is due`);
+  return m !== undefined;
 }
 
 /** After a run that finished without error: the time that --prometheus reports. */

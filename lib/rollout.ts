@@ -90,6 +90,11 @@ export function flagContext(inv: Inventory): FlagContext {
 }
 
 const isEtcdMember = (inv: Inventory, host: Host) => inv.profile === 'modern' && inv.etcd.members.some((m) => m.name === host.name);
+/** Whose units run on a host, in restart order: etcd before the apiserver that needs it. */
+const rolesFor = (inv: Inventory, host: Host): UnitRole[] =>
+  (host.role === 'master' ? (isEtcdMember(inv, host) ? ['etcd', 'master'] : ['master']) : host.role === 'etcd' ? ['etcd'] : ['minion']);
+/** The local files a kubeconfig is made from. */
+const kubeconfigInputs = (k: KubeconfigPlacement) => ['ca.crt', `${k.cert}.crt`, `${k.cert}.key`, ...(k.token ? ['tokens.csv'] : [])];
 const remotePath = (inv: Inventory, p: string) => p.replace('{remote}', inv.pki.remoteDir);
 
 /** The plain files a host receives (config/layout.ts), without duplicates (etcd-ca.crt on a master that is a member). */
@@ -121,7 +126,7 @@ export function pkiFilesFor(inv: Inventory, host: Host): [string, string][] {
 /** The local PKI files a host's files are made from (base names): what renew.ts reissued reaches exactly these hosts. */
 export function localInputs(inv: Inventory, host: Host): Set<string> {
   const out = new Set(placementsFor(inv, host).map((p) => p.file));
-  for (const k of kubeconfigsFor(inv, host)) ['ca.crt', `${k.cert}.crt`, `${k.cert}.key`, ...(k.token ? ['tokens.csv'] : [])].forEach((f) => out.add(f));
+  for (const k of kubeconfigsFor(inv, host)) kubeconfigInputs(k).forEach((f) => out.add(f));
   return out;
 }
 
@@ -132,12 +137,10 @@ export function localInputs(inv: Inventory, host: Host): Set<string> {
 export function wherePlaced(inv: Inventory, files: string[]): { host: string; path: string; units: string[] }[] {
   const out: { host: string; path: string; units: string[] }[] = [];
   for (const h of allHosts(inv)) {
-    const roles: UnitRole[] = h.role === 'master' ? (isEtcdMember(inv, h) ? ['etcd', 'master'] : ['master']) : h.role === 'etcd' ? ['etcd'] : ['minion'];
-    const readers = (p: string) => roles.flatMap((r) => unitsFor(inv.profile, r)).filter((u) => u.reads.some((x) => remotePath(inv, x) === p)).map((u) => u.unit);
+    const readers = (p: string) => unitsToRestart(inv, rolesFor(inv, h), [p], [], []);
     for (const p of placementsFor(inv, h)) if (files.includes(p.file)) out.push({ host: h.name, path: remotePath(inv, p.path), units: readers(remotePath(inv, p.path)) });
     for (const k of kubeconfigsFor(inv, h)) {
-      const inputs = [`${k.cert}.crt`, `${k.cert}.key`, ...(k.token ? ['tokens.csv'] : [])];
-      if (inputs.some((f) => files.includes(f))) out.push({ host: h.name, path: remotePath(inv, k.path), units: readers(remotePath(inv, k.path)) });
+      if (kubeconfigInputs(k).some((f) => files.includes(f))) out.push({ host: h.name, path: remotePath(inv, k.path), units: readers(remotePath(inv, k.path)) });
     }
   }
   return out;
@@ -201,10 +204,11 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
     return want.filter(({ d, bytes }) => r.dry || differs(state.get(d.path), bytes, d.mode)).map((w) => ({ ...w, state: state.get(w.d.path) }));
   });
   const changed = planned.map((p) => p.d.path);
-  let hit = await owedUnits(inv, r, job.roles, changed, [], job.deferRestart);
+  const owed = await owedRestarts(inv, r, job.roles, job.deferRestart);
+  let hit = unitsToRestart(inv, job.roles, changed, owed, []);
   if (job.stale && !r.dry) {
     const stale = (await job.stale(hit)).filter((u) => !hit.includes(u));
-    if (stale.length) hit = await owedUnits(inv, r, job.roles, changed, stale, true);
+    if (stale.length) hit = unitsToRestart(inv, job.roles, changed, owed, stale);
   }
   if (hit.length) {
     await step('record restarts', async () => {
@@ -249,14 +253,19 @@ function differs(st: FileState | undefined, bytes: Buffer, m: modes.FileMode): b
   return !st || st.kind !== 'file' || st.sha256 !== createHash('sha256').update(bytes).digest('hex') || st.owner !== m.owner || st.group !== m.group || st.mode !== m.mode;
 }
 
+/** The restarts an earlier run left owed on this host (`restart.<unit>` in PENDING_DIR), for the units of these roles. */
+async function owedRestarts(inv: Inventory, r: Remote, roles: UnitRole[], quiet = false): Promise<string[]> {
+  const mine = roles.flatMap((role) => unitsFor(inv.profile, role)).map((u) => u.unit);
+  if (r.dry || !mine.length) return [];
+  const owed = (await r.run(['ls', '-1', '--', PENDING_DIR], { ok: [0, 1, 2], quiet: true })).stdout.split('\n')
+    .filter((f) => f.startsWith('restart.')).map((f) => f.slice('restart.'.length)).filter((u) => mine.includes(u));
+  if (!quiet) for (const u of owed) log.info(`${u} still owes a restart from an earlier run`, r.host.name);
+  return owed;
+}
+
 /** The units to restart, in the order of config/profiles.ts: those reading a changed path, owed by an earlier run, or stale. */
-async function owedUnits(inv: Inventory, r: Remote, roles: UnitRole[], changed: string[], stale: string[], quiet = false): Promise<string[]> {
-  const all = roles.flatMap((role) => unitsFor(inv.profile, role));
-  if (!all.length) return [];
-  const owed = r.dry ? [] : (await r.run(['ls', '-1', '--', PENDING_DIR], { ok: [0, 1, 2], quiet: true })).stdout.split('\n')
-    .filter((f) => f.startsWith('restart.')).map((f) => f.slice('restart.'.length));
-  if (!quiet) for (const u of owed.filter((x) => all.some((a) => a.unit === x))) log.info(`${u} still owes a restart from an earlier run`, r.host.name);
-  return all.filter((u) => owed.includes(u.unit) || stale.includes(u.unit)
+function unitsToRestart(inv: Inventory, roles: UnitRole[], changed: string[], owed: string[], stale: string[]): string[] {
+  return roles.flatMap((role) => unitsFor(inv.profile, role)).filter((u) => owed.includes(u.unit) || stale.includes(u.unit)
     || u.reads.some((p) => changed.includes(remotePath(inv, p)))).map((u) => u.unit);
 }
 
@@ -339,7 +348,7 @@ export async function masterSteps(inv: Inventory, r: Remote, step: Step, out: Ho
       ...(member ? [{ dir: path.posix.dirname(ETCD_ENV), mode: modes.envDir }] : [])],
     files: [...placementsFor(inv, inv.master).map((p) => desired(inv, p)), ...kubeconfigsFor(inv, inv.master).map((k) => desiredKubeconfig(inv, k))],
     env: [...masterEnv(inv.profile, ctx), ...(member ? etcdEnv(ctx, inv.master) : [])],
-    roles: member ? ['etcd', 'master'] : ['master'],
+    roles: rolesFor(inv, inv.master),
     caFile: 'ca.crt',
     stale: async (already) => (already.includes('kube-apiserver') ? [] : staleApiserver(inv, r)),
     gate: gateFor(inv, r),
@@ -363,16 +372,26 @@ export async function etcdSteps(inv: Inventory, r: Remote, step: Step, out: Host
  * before the restart (or an apiserver restarted by hand with old files) is work to do, whatever the files say.
  */
 async function staleApiserver(inv: Inventory, r: Remote): Promise<string[]> {
-  const want = readCert(path.join(inv.pki.dir, 'server.crt'))?.serial;
-  if (!want) return [];
+  const m = await servedMismatch(inv, r.host.name);
+  if (!m) return [];
+  log.info(`${inv.master.address}:${inv.apiserver.port} serves serial ${m.served}, the local server.crt is ${m.local}: kube-apiserver owes a restart`, r.host.name);
+  return ['kube-apiserver'];
+}
+
+/**
+ * The serials 6443 serves and the local server.crt has, when they differ (master.ts and renew.ts both ask, on every
+ * run). An apiserver that does not answer is reported and treated as no difference: monitoring covers a down
+ * apiserver, and a cron run must stay a no-op when nothing is due.
+ */
+export async function servedMismatch(inv: Inventory, host?: string): Promise<{ served: string; local: string } | undefined> {
+  const local = readCert(path.join(inv.pki.dir, 'server.crt'))?.serial;
+  if (!local) return undefined;
   try {
-    const got = await servedCert(inv, 3000);
-    if (got.serial === want) return [];
-    log.info(`${inv.master.address}:${inv.apiserver.port} serves serial ${got.serial}, the local server.crt is ${want}: kube-apiserver owes a restart`, r.host.name);
-    return ['kube-apiserver'];
+    const served = (await servedCert(inv, 3000)).serial;
+    return served === local ? undefined : { served, local };
   } catch (e) {
-    log.warn(`cannot ask ${inv.master.address}:${inv.apiserver.port} which certificate it serves: ${(e as Error).message}`, r.host.name);
-    return [];
+    log.warn(`cannot ask ${inv.master.address}:${inv.apiserver.port} which certificate it serves: ${(e as Error).message}`, host);
+    return undefined;
   }
 }
 

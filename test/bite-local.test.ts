@@ -764,3 +764,27 @@ test('status --remote and verify: a kubeconfig that embeds another certificate i
   const v = (await deployedChecks(inv, hostWith(minion, files(other)))).find((r) => r.target.endsWith('/var/lib/kubelet/kubeconfig'))!;
   t.false(v.ok);
 });
+
+test('a jump host that never answers the channel open fails the host after the connect timeout instead of hanging', async (t) => {
+  const srv = await fakeSsh();
+  const hung = new ssh2.Server({ hostKeys: [srv.hostKey.private] }, (client) => {
+    client.on('authentication', (ctx) => ctx.accept());
+    client.on('tcpip', () => { /* never accepted, never rejected: the bastion hangs the channel */ });
+    client.on('error', () => undefined);
+  });
+  await new Promise<void>((res) => hung.listen(0, '127.0.0.1', res));
+  const port = (hung.address() as AddressInfo).port;
+  try {
+    const inv = sshInventory(srv.port, [`[127.0.0.1]:${port} ${srv.hostKey.text}`, `[127.0.0.1]:${srv.port} ${srv.hostKey.text}`]);
+    const cfg = path.join(path.dirname(inv.file), 'ssh_config');
+    writeFileSync(cfg, `Host kubemaster\n  ProxyJump bastion\nHost bastion\n  HostName 127.0.0.1\n  Port ${port}\n`);
+    const withJump = { ...inv, ssh: { ...inv.ssh, configFile: cfg } };
+    const started = Date.now();
+    const e = await refused(t, connect(withJump, inv.master, { readyTimeoutMs: 1500, attempts: 1 }));
+    t.regex(e.message, /jump host bastion: no answer to opening 127\.0\.0\.1:\d+ in 1\.5 s/);
+    t.true(Date.now() - started < 15_000);
+  } finally {
+    await srv.close();
+    await new Promise<void>((res) => hung.close(() => res()));
+  }
+});
