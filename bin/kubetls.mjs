@@ -2,11 +2,13 @@
 /**
  * `kubetls <command> [flags]`: one entry point for the scripts (package.json "bin"), so that `npx kubetls master` works
  * from the checkout and `kubetls master` after `npm install -g`. It runs exactly what `npx zx scripts/<command>.ts`
- * runs: TypeScript is loaded through tsx's API (a runtime dependency, so `npm ci --omit=dev` is enough).
+ * runs: the five commands cron and operators run (master, minions, verify, status, renew) from precompiled bundles in
+ * dist/ when they match the sources (bin/build.mjs says how that is checked), everything else, or when they cannot be
+ * built, TypeScript through tsx's API (a runtime dependency, so `npm ci --omit=dev` is enough). KUBETLS_NO_BUNDLE=1
+ * forces tsx.
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { register } from 'tsx/esm/api';
 
 const COMMANDS = {
   master: 'build the PKI and install it on the master and the minions (SEED.md steps 1-13)',
@@ -34,8 +36,27 @@ if (!command || !Object.hasOwn(COMMANDS, command)) {
   process.stderr.write(`ERROR: ${command ? `unknown command '${command}'` : 'no command'}\n\n${usage}`);
   process.exit(2);
 }
-register();
 const script = new URL(`../scripts/${command}.ts`, import.meta.url);
 // the script sees the argv it would see under `npx zx scripts/<command>.ts`: its own path, then its flags
 process.argv = [process.argv[0], script.pathname, ...rest];
-await import(pathToFileURL(script.pathname).href);
+// the precompiled bundle when it matches the sources (bin/build.mjs), rebuilt when they changed; tsx otherwise
+const bundle = process.env.KUBETLS_NO_BUNDLE ? undefined : await bundled(command);
+if (bundle) await import(pathToFileURL(bundle).href);
+else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import(pathToFileURL(script.pathname).href);
+}
+
+async function bundled(name) {
+  const { BUNDLED, build, freshBundle } = await import('./build.mjs');
+  if (!BUNDLED.includes(name)) return undefined;
+  const fresh = freshBundle(name);
+  if (fresh) return fresh;
+  try {
+    await build();
+  } catch {
+    return undefined; // dist/ not writable (a global install run by another user), or no esbuild: run the sources
+  }
+  return freshBundle(name);
+}

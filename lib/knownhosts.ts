@@ -1,12 +1,13 @@
 /**
  * Host keys checked the way OpenSSH checks them (sshd(8) "SSH_KNOWN_HOSTS FILE FORMAT"): plain and hashed (`|1|salt|hash`)
- * host patterns, `[host]:port` for ports other than 22, `*`/`?` wildcards, `!negation`, `@revoked`.
+ * host patterns, `[host]:port` for ports other than 22, `*`/`?` wildcards, `!negation`, `@revoked`, and
+ * `@cert-authority` CA keys (read here, used by lib/hostcert.ts when the plain key is unknown).
  * An unknown key stops the host unless --accept-new-host-keys; a changed key always stops it.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 
-export interface KnownKey { type: string; blob: Buffer; line: number; revoked: boolean }
+export interface KnownKey { type: string; blob: Buffer; line: number; revoked: boolean; ca: boolean }
 export type Verdict =
   | { kind: 'known'; line: number }
   | { kind: 'unknown' }
@@ -48,24 +49,33 @@ function hostsMatch(field: string, name: string): boolean {
   return matched;
 }
 
-/** Every key known_hosts holds for any of `names`. */
-export function keysFor(file: string, names: string[]): KnownKey[] {
+/**
+ * Every line of known_hosts that matches any of `names`: plain keys, `@revoked` keys and `@cert-authority` keys (the
+ * last are CA keys for host certificates, lib/hostcert.ts: never a host's own key). Other markers are skipped.
+ */
+export function markedKeys(file: string, names: string[]): KnownKey[] {
   if (!existsSync(file)) return [];
   const out: KnownKey[] = [];
   readFileSync(file, 'utf8').split('\n').forEach((raw, i) => {
     const fields = raw.trim().split(/\s+/);
     if (!fields[0] || fields[0].startsWith('#')) return;
-    let revoked = false;
-    if (fields[0].startsWith('@')) {
-      if (fields[0] !== '@revoked') return; // @cert-authority: host certificates are not used here
-      revoked = true;
-      fields.shift();
-    }
+    const marker = fields[0].startsWith('@') ? fields.shift() : undefined;
+    if (marker && marker !== '@revoked' && marker !== '@cert-authority') return;
     const [hosts, type, b64] = fields;
     if (!b64 || !names.some((n) => hostsMatch(hosts, n))) return;
-    out.push({ type, blob: Buffer.from(b64, 'base64'), line: i + 1, revoked });
+    out.push({ type, blob: Buffer.from(b64, 'base64'), line: i + 1, revoked: marker === '@revoked', ca: marker === '@cert-authority' });
   });
   return out;
+}
+
+/** Every key known_hosts holds for any of `names` (plain and `@revoked`; CA keys are not host keys). */
+export function keysFor(file: string, names: string[]): KnownKey[] {
+  return markedKeys(file, names).filter((k) => !k.ca);
+}
+
+/** Is there a `@cert-authority` line for any of `names` (so that the host's certificate is worth fetching)? */
+export function hasAuthority(files: string[], names: string[]): boolean {
+  return files.some((f) => markedKeys(f, names).some((k) => k.ca));
 }
 
 /** Compare the key a server offered with known_hosts. */

@@ -302,18 +302,35 @@ export class UnreadableError extends PkiError {
  * tokens.csv (step 8): `TOKEN,kubelet,kubelet`, TOKEN 32 characters of base64 without `=+/`. Undefined when absent.
  * A file that is there but unreadable is a PkiError naming it, never replaced silently: a new token would go to every
  * host and lock out whatever else uses the old one. (The token itself is never quoted in the message.)
+ * During a token rotation the file holds a second line, the token being retired (see `retiringToken`): the first line
+ * is always the current one, the one every kubeconfig gets.
  */
 export function readToken(inv: Inventory): string | undefined {
+  return readTokens(inv)?.[0];
+}
+
+/** The token a rotation still accepts until every kubeconfig holds the new one (tokens.csv's second line), if any. */
+export function retiringToken(inv: Inventory): string | undefined {
+  return readTokens(inv)?.[1];
+}
+
+function readTokens(inv: Inventory): string[] | undefined {
   const file = path.join(inv.pki.dir, 'tokens.csv');
   if (!existsSync(file)) return undefined;
   const text = readPkiFile(file).toString('latin1');
-  const m = /^([A-Za-z0-9]{32}),([^,\n]+),([^,\n]+)/.exec(text);
-  if (!m || m[2] !== TOKEN_USER) {
+  const lines = text.split('\n').filter((l) => l !== '');
+  const tokens = lines.map((l) => /^([A-Za-z0-9]{32}),([^,\n]+),([^,\n]+)$/.exec(l)).map((m) => (m && m[2] === TOKEN_USER ? m[1]! : undefined));
+  if (!tokens.length || tokens.length > 2 || tokens.some((t) => t === undefined)) {
     throw new UnreadableError(`${shown(file)}: ${text.trim() ? `not one "TOKEN,${TOKEN_USER},${TOKEN_USER}" line (truncated?)` : 'empty (truncated?)'}; `
       + 'restore it, or move it away to make a new token (every host then gets the new one)');
   }
-  registerSecret(m[1]);
-  return m[1];
+  for (const t of tokens) registerSecret(t!);
+  return tokens as string[];
+}
+
+/** tokens.csv's content: the current token, and during a rotation the retiring one on a second line. */
+export function tokensCsv(current: string, retiring?: string): string {
+  return [current, retiring].filter(Boolean).map((t) => `${t},${TOKEN_USER},${TOKEN_USER}\n`).join('');
 }
 
 /** Step 8 with a cryptographic RNG: 128 random bytes → base64 → drop `=+/` → the first 32 characters. */
@@ -463,7 +480,12 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
       if (!o.dryRun) {
         const token = newToken();
         registerSecret(token);
-        writeAtomic(p('tokens.csv'), `${token},${TOKEN_USER},${TOKEN_USER}\n`, localModes.secret, false);
+        // a rotation (`renew --cert tokens --force`): the old token stays accepted on a second line until every
+        // kubeconfig holds the new one (lib/renew.ts then retires it), so no client is refused during the switch
+        let old: string | undefined;
+        try { old = item.action === 'reissue' ? readToken(inv) : undefined; } catch { /* malformed: nothing to keep */ }
+        if (old) log.info('tokens.csv: the old token stays valid (second line) until every kubeconfig has the new one');
+        writeAtomic(p('tokens.csv'), tokensCsv(token, old), localModes.secret, false);
       }
       return commit(item);
     }

@@ -17,8 +17,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import SftpClient from 'ssh2-sftp-client';
 import ssh2, { type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { BACKUPS_KEPT, type FileMode } from '../config/files.ts';
-import { faultIs } from './fault.ts';
+import { faultIs, faultPoint } from './fault.ts';
 import type { Host, Inventory } from './inventory.ts';
+import * as hostCert from './hostcert.ts';
 import * as knownHosts from './knownhosts.ts';
 import { log } from './log.ts';
 import { sshTarget, type SshTarget } from './sshconfig.ts';
@@ -49,12 +50,30 @@ export interface Remote {
    * Returns true when something was created or changed.
    */
   ensureDir(dir: string, m: FileMode, takeOver?: string): Promise<boolean>;
+  /**
+   * Everything a rollout needs to know about a host, in ONE round trip: the folders' ownership from `/` down (judged
+   * by the next `ensureDir` of each, which then costs nothing), temp files a killed run left there, lstat + sha256 of
+   * `paths`, the contents of `read` (regular files only, at most MAX_READ bytes) and the names in `list`.
+   */
+  survey(q: SurveyQuery): Promise<Survey>;
   /** Write unless content, owner and mode already match. Returns true when written. */
   write(file: string, content: Buffer, m: FileMode, label: string, known?: FileState): Promise<boolean>;
+  /**
+   * Write several files: every upload first, then one command installs them all, in order, each exactly as `write`
+   * does (verified, backed up, renamed); it stops at the first that fails. Returns how many were written.
+   */
+  writeAll(items: WriteItem[]): Promise<number>;
   /** Put back what this run replaced on this host (newest first): the backup, or remove a file that was new. */
   rollback(): Promise<void>;
   close(): Promise<void>;
 }
+
+export interface SurveyQuery { dirs: { dir: string; takeOver?: string }[]; paths: string[]; read: string[]; list?: string }
+export interface Survey { states: Map<string, FileState | undefined>; contents: Map<string, Buffer | undefined>; listing: string[] }
+export interface WriteItem { file: string; content: Buffer; mode: FileMode; label: string; known?: FileState }
+
+/** The largest file `read`/`survey` return (env files and kubeconfigs are a few KiB): a planted huge file is refused. */
+export const MAX_READ = 1024 * 1024;
 
 export class RemoteError extends Error {
   constructor(readonly host: string, message: string, readonly retriable = false) {
@@ -160,6 +179,64 @@ export function parseDirs(stdout: string): Map<string, { entries: DirEntry[]; re
 }
 
 /**
+ * The survey (see Remote.survey) as one sh script. Sections start with a `@@` line so that no file content or path
+ * can be taken for another section: paths are quoted for sh and file contents travel as base64.
+ */
+export function surveyScript(q: SurveyQuery): string {
+  const users = [...new Set(q.dirs.flatMap((d) => (d.takeOver ? [d.takeOver] : [])))];
+  const dirs = q.dirs.map((d) => d.dir);
+  return [
+    'echo @@users',
+    // every data line of these two sections starts with `=`, so that no name can pass for a section marker
+    ...users.map((u) => `printf '=%s|%s\\n' ${quote(u)} "$(id -u -- ${quote(u)} 2>/dev/null)"`),
+    'echo @@dirs',
+    ...(dirs.length ? [dirScript(dirs)] : []),
+    'echo @@tmp',
+    // only listed here; removed by ensureDir once the folder is proven root's (find -P never follows a link)
+    ...(dirs.length ? [`for d in ${dirs.map(quote).join(' ')}; do [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '.*.kubetls-tmp' -type f 2>/dev/null; done; true`] : []),
+    'echo @@inspect',
+    ...(q.paths.length ? [inspectScript(q.paths)] : []),
+    // nothing read here is used before the folders pass (rollout.ts judges them first); reads are bounded
+    ...q.read.map((f) => `echo @@read; if [ -L ${quote(f)} ]; then echo LINK; elif [ -f ${quote(f)} ]; then if [ "$(stat -c %s -- ${quote(f)})" -gt ${MAX_READ} ]; then echo BIG; else echo FILE; base64 < ${quote(f)}; fi; elif [ -e ${quote(f)} ]; then echo OTHER; else echo MISSING; fi`),
+    'echo @@list',
+    ...(q.list ? [`ls -1A -- ${quote(q.list)} 2>/dev/null | sed 's/^/=/'; true`] : []),
+  ].join('\n');
+}
+
+export interface SurveyedDir { entries: DirEntry[]; real: DirEntry[]; uid?: string; leftovers: string[] }
+
+/** The survey's output, parsed. A read path that is a link or not a regular file throws, as `read` does. */
+export function parseSurvey(q: SurveyQuery, stdout: string, host: string): Survey & { dirs: Map<string, SurveyedDir> } {
+  const sections: { name: string; lines: string[] }[] = [];
+  for (const line of stdout.split('\n')) {
+    if (line.startsWith('@@')) sections.push({ name: line.slice(2), lines: [] });
+    else sections.at(-1)?.lines.push(line);
+  }
+  const get = (name: string) => sections.filter((x) => x.name === name);
+  const need = (name: string) => { const x = get(name)[0]; if (!x) throw new RemoteError(host, `survey: no ${name} section in the answer`); return x.lines; };
+  const data = (name: string) => need(name).filter((l) => l.startsWith('=')).map((l) => l.slice(1));
+  const uids = new Map(data('users').map((l) => { const i = l.lastIndexOf('|'); return [l.slice(0, i), l.slice(i + 1) || undefined] as const; }));
+  const parsed = parseDirs(need('dirs').join('\n'));
+  const tmp = need('tmp').filter(Boolean);
+  const dirs = new Map<string, SurveyedDir>(q.dirs.map((d) => [d.dir, {
+    ...(parsed.get(d.dir) ?? { entries: [], real: [] }),
+    uid: d.takeOver ? uids.get(d.takeOver) : undefined,
+    leftovers: tmp.filter((f) => path.posix.dirname(f) === d.dir),
+  }]));
+  const states = parseInspect(q.paths, need('inspect').join('\n'));
+  const reads = get('read');
+  if (reads.length !== q.read.length) throw new RemoteError(host, `survey: ${reads.length} of ${q.read.length} files read`);
+  const contents = new Map<string, Buffer | undefined>();
+  q.read.forEach((f, i) => {
+    const [what, ...b64] = reads[i]!.lines;
+    if (what === 'LINK' || what === 'OTHER') throw new RemoteError(host, `${f} is ${what === 'LINK' ? 'a symlink' : 'not a regular file'}: kubetls reads and writes only regular files there; remove it`);
+    if (what === 'BIG') throw new RemoteError(host, `${f} is larger than ${MAX_READ} bytes: not a file kubetls wrote; move it away`);
+    contents.set(f, what === 'FILE' ? Buffer.from(b64.join(''), 'base64') : undefined);
+  });
+  return { dirs, states, contents, listing: data('list') };
+}
+
+/**
  * Install a staged file: check it is exactly what was sent (size and sha256: a full disk or a failed write leaves a
  * short file, and ssh2's put can resolve anyway), give it its owner and mode (`chown -h`: never through a link), back
  * up the current file (a hard link: same inode, owner and mode; since every upload is verified first, a failed run
@@ -197,6 +274,11 @@ class SshRemote implements Remote {
   private staging?: string;
   /** Folders proven root-only in this connection (dirProblem), so each is checked once per run. */
   private safe = new Set<string>();
+  /** Folders proven in this run that hold no temp file of ours: an upload there needs no `rm -f` first. */
+  private clean = new Set<string>();
+  /** What the last survey saw of each folder, used (once) by ensureDir instead of asking again. */
+  private surveyed = new Map<string, SurveyedDir>();
+  private uploads = 0;
   constructor(readonly host: Host, private sftp: SftpClient, private sudo: boolean, private jumps: Client[] = []) {}
 
   private exec(script: string, asRoot = true, timeoutMs = EXEC_TIMEOUT_MS): Promise<ExecResult> {
@@ -257,6 +339,14 @@ class SshRemote implements Remote {
     return o === 'MISSING' ? undefined : Buffer.from(r.stdout.replace(/\s/g, ''), 'base64');
   }
 
+  async survey(q: SurveyQuery): Promise<Survey> {
+    const r = await this.exec(surveyScript(q));
+    if (r.code !== 0) throw new RemoteError(this.host.name, `survey: ${r.stderr.trim() || `exit ${r.code}`}`);
+    const { dirs, ...rest } = parseSurvey(q, r.stdout, this.host.name);
+    for (const [d, e] of dirs) if (!this.safe.has(d)) this.surveyed.set(d, e);
+    return rest;
+  }
+
   async ensureDir(dir: string, m: FileMode, takeOver?: string): Promise<boolean> {
     if (this.safe.has(dir)) return false;
     const look = async () => {
@@ -265,9 +355,13 @@ class SshRemote implements Remote {
       const e = parseDirs(r.stdout).get(dir) ?? { entries: [], real: [] };
       return e;
     };
+    // what a survey just saw, if there was one (the common case: no round trip at all for a folder already right)
+    const pre = this.surveyed.get(dir);
+    this.surveyed.delete(dir);
     let uid: string | undefined;
-    if (takeOver) uid = (await this.exec(`id -u ${quote(takeOver)} 2>/dev/null || true`)).stdout.trim() || undefined;
-    const e = await look();
+    if (pre) uid = pre.uid;
+    else if (takeOver) uid = (await this.exec(`id -u ${quote(takeOver)} 2>/dev/null || true`)).stdout.trim() || undefined;
+    const e = pre ?? await look();
     const v = dirProblem(dir, e.entries, e.real, uid ? { uid } : undefined);
     if (v.problem) throw new RemoteError(this.host.name, `refusing to write below ${dir}: ${v.problem}`);
     let changed = false;
@@ -288,53 +382,98 @@ class SshRemote implements Remote {
       if (w.problem || w.missing) throw new RemoteError(this.host.name, `refusing to write below ${dir}: ${w.problem ?? 'still missing'}`);
     }
     this.safe.add(dir);
-    // temp files a killed or cut-off run left here (the folder is root's now, so they can only be ours): no stray key copies
-    await this.exec(`find ${quote(dir)} -mindepth 1 -maxdepth 1 -name '.*.kubetls-tmp' -type f -delete 2>/dev/null; true`);
+    // temp files a killed or cut-off run left here (the folder is root's now, so they can only be ours): no stray key
+    // copies. A survey that saw none (the folder was already root's) saves the round trip.
+    if (!pre || pre.leftovers.length || changed) {
+      await this.exec(`find ${quote(dir)} -mindepth 1 -maxdepth 1 -name '.*.kubetls-tmp' -type f -delete 2>/dev/null; true`);
+    }
+    this.clean.add(dir);
     return changed;
   }
 
   async write(file: string, content: Buffer, m: FileMode, label: string, known?: FileState): Promise<boolean> {
-    const state = known ?? (await this.inspect([file])).get(file);
-    const hash = sha256(content);
-    if (state?.kind === 'file' && state.sha256 === hash && state.owner === m.owner && state.group === m.group && state.mode === m.mode) return false;
-    if (state && state.kind !== 'file') throw new RemoteError(this.host.name, `${file} is ${state.kind === 'link' ? 'a symlink' : 'not a regular file'}: refusing to write through it; remove it`);
-    const dir = path.posix.dirname(file);
-    const base = path.posix.basename(file);
-    if (!this.safe.has(dir)) await this.ensureDir(dir, { owner: 'root', group: 'root', mode: 0o755 });
-    const tmp = `${dir}/.${base}.kubetls-tmp`;
-    const backup = state ? `${file}.bak-${backupStamp}` : undefined;
-    log.action(`sftp put ${label} → ${file} (${describeMode(m)}${backup ? `, old one kept as ${path.posix.basename(backup)}` : ''})`, this.host.name);
-    let staged: string | undefined;
-    try {
-      if (this.sudo) {
-        staged = `${await this.stagingDir()}/${base}.${process.pid}`;
-        await this.sftp.put(content, staged, { writeStreamOptions: { mode: 0o600, flags: 'w' } });
-      } else {
-        // O_EXCL: never open through a name someone else made (the folder is root's, so only a leftover of ours)
-        const rm = await this.exec(`rm -f -- ${quote(tmp)}`);
-        if (rm.code !== 0) throw new RemoteError(this.host.name, `${tmp} is in the way (${rm.stderr.trim()}): remove it`);
-        await this.sftp.put(content, tmp, { writeStreamOptions: { mode: 0o600, flags: 'wx' as 'w' } });
+    return (await this.writeAll([{ file, content, mode: m, label, known }])) > 0;
+  }
+
+  async writeAll(items: WriteItem[]): Promise<number> {
+    const todo: { it: WriteItem; tmp: string; backup?: string; staged?: string; hash: string }[] = [];
+    for (const it of items) {
+      const { file, content, mode: m } = it;
+      const state = it.known ?? (await this.inspect([file])).get(file);
+      const hash = sha256(content);
+      if (state?.kind === 'file' && state.sha256 === hash && state.owner === m.owner && state.group === m.group && state.mode === m.mode) continue;
+      if (state && state.kind !== 'file') throw new RemoteError(this.host.name, `${file} is ${state.kind === 'link' ? 'a symlink' : 'not a regular file'}: refusing to write through it; remove it`);
+      const dir = path.posix.dirname(file);
+      if (!this.safe.has(dir)) await this.ensureDir(dir, { owner: 'root', group: 'root', mode: 0o755 });
+      todo.push({ it, hash, tmp: `${dir}/.${path.posix.basename(file)}.kubetls-tmp`, backup: state ? `${file}.bak-${backupStamp}` : undefined });
+    }
+    if (!todo.length) return 0;
+    // every upload first (each one verified by the install command below, so a short upload is caught there)
+    for (const w of todo) {
+      const { file, content, mode: m, label } = w.it;
+      const dir = path.posix.dirname(file);
+      log.action(`sftp put ${label} → ${file} (${describeMode(m)}${w.backup ? `, old one kept as ${path.posix.basename(w.backup)}` : ''})`, this.host.name);
+      try {
+        if (this.sudo) {
+          // unique per upload: two files of one batch may share a base name (the kubelet's and kube-proxy's kubeconfig)
+          w.staged = `${await this.stagingDir()}/${path.posix.basename(file)}.${process.pid}.${++this.uploads}`;
+          await this.sftp.put(content, w.staged, { writeStreamOptions: { mode: 0o600, flags: 'w' } });
+        } else {
+          // O_EXCL: never open through a name someone else made (the folder is root's, so only a leftover of ours,
+          // which ensureDir removed; the rm below is for a folder this run already wrote to and failed in)
+          if (!this.clean.has(dir)) {
+            const rm = await this.exec(`rm -f -- ${quote(w.tmp)}`);
+            if (rm.code !== 0) throw new RemoteError(this.host.name, `${w.tmp} is in the way (${rm.stderr.trim()}): remove it`);
+          }
+          await this.sftp.put(content, w.tmp, { writeStreamOptions: { mode: 0o600, flags: 'wx' as 'w' } });
+        }
+      } catch (e) {
+        this.clean.delete(dir);
+        await this.discard(todo);
+        if (e instanceof RemoteError) throw e;
+        const into = w.staged ? path.posix.dirname(w.staged) : dir;
+        const full = await this.freeKiB(into, !w.staged);
+        if (full !== undefined && full * 1024 < content.length) throw new RemoteError(this.host.name, `no space left on ${into}: ${file} was not replaced`);
+        const code = (e as { code?: number }).code;
+        throw new RemoteError(this.host.name, `upload ${file}: ${(e as Error).message.replace(/^_?\w+: /, '')}${code ? ` (sftp code ${code})` : ''}; ${file} was not replaced`);
       }
-    } catch (e) {
-      if (e instanceof RemoteError) throw e;
-      if (staged) await this.exec(`rm -f -- ${quote(staged)}`, false).catch(() => undefined);
-      else await this.exec(`rm -f -- ${quote(tmp)}`).catch(() => undefined);
-      const full = await this.freeKiB(staged ? path.posix.dirname(staged) : dir, !staged);
-      if (full !== undefined && full * 1024 < content.length) throw new RemoteError(this.host.name, `no space left on ${staged ? path.posix.dirname(staged) : dir}: ${file} was not replaced`);
-      const code = (e as { code?: number }).code;
-      throw new RemoteError(this.host.name, `upload ${file}: ${(e as Error).message.replace(/^_?\w+: /, '')}${code ? ` (sftp code ${code})` : ''}; ${file} was not replaced`);
+      if (faultIs('disconnect')) (this.sftp as unknown as { client: Client }).client.end();
     }
-    if (faultIs('disconnect')) (this.sftp as unknown as { client: Client }).client.end();
-    const r = await this.exec(installScript(tmp, file, backup, m, content.length, hash, staged));
-    if (r.code === SHORT_WRITE) {
-      const landed = /landed (\d+) of/.exec(r.stderr)?.[1];
-      const free = Number(/free: (\d+) KiB/.exec(r.stderr)?.[1] ?? NaN);
-      const why = free * 1024 < content.length ? `no space left on ${dir}` : `the upload to ${dir} failed`;
-      throw new RemoteError(this.host.name, `${why}: ${landed ?? '?'} of ${content.length} bytes of ${base} landed; ${file} was not replaced`);
+    // then one command installs them in order, each in a subshell of its own; `@@ok i` after each one that landed
+    const batches = faultIs('wrote-1') && todo.length > 1 ? [todo.slice(0, 1), todo.slice(1)] : [todo];
+    let done = 0;
+    for (const batch of batches) {
+      const script = batch.map((w, i) => `(\n${installScript(w.tmp, w.it.file, w.backup, w.it.mode, w.it.content.length, w.hash, w.staged)}\n); rc=$?; [ $rc -eq 0 ] || exit $rc; echo @@ok ${i}`).join('\n');
+      const r = await this.exec(script);
+      const landed = r.stdout.split('\n').filter((l) => l.startsWith('@@ok ')).length;
+      for (const w of batch.slice(0, landed)) this.writes.push({ path: w.it.file, backup: w.backup });
+      done += landed;
+      if (r.code !== 0) {
+        const failed = batch[landed]!;
+        const rest = todo.slice(done + 1);
+        await this.discard(rest);
+        const { file, content } = failed.it;
+        const dir = path.posix.dirname(file);
+        this.clean.delete(dir);
+        if (r.code === SHORT_WRITE) {
+          const got = /landed (\d+) of/.exec(r.stderr)?.[1];
+          const free = Number(/free: (\d+) KiB/.exec(r.stderr)?.[1] ?? NaN);
+          const why = free * 1024 < content.length ? `no space left on ${dir}` : `the upload to ${dir} failed`;
+          throw new RemoteError(this.host.name, `${why}: ${got ?? '?'} of ${content.length} bytes of ${path.posix.basename(file)} landed; ${file} was not replaced`);
+        }
+        throw new RemoteError(this.host.name, `install ${file}: ${r.stderr.trim() || `exit ${r.code}`}`);
+      }
+      if (batch !== batches.at(-1)) faultPoint('wrote-1');
     }
-    if (r.code !== 0) throw new RemoteError(this.host.name, `install ${file}: ${r.stderr.trim() || `exit ${r.code}`}`);
-    this.writes.push({ path: file, backup });
-    return true;
+    return done;
+  }
+
+  /** Remove the uploads that will not be installed (a key must not linger in a temp or staging name). */
+  private async discard(items: { tmp: string; staged?: string }[]): Promise<void> {
+    const staged = items.flatMap((w) => (w.staged ? [w.staged] : []));
+    const tmps = items.filter((w) => !w.staged).map((w) => w.tmp);
+    if (staged.length) await this.exec(`rm -f -- ${staged.map(quote).join(' ')}`, false).catch(() => undefined);
+    if (tmps.length) await this.exec(`rm -f -- ${tmps.map(quote).join(' ')}`).catch(() => undefined);
   }
 
   /** sudo mode: remove what an earlier run left in ~/.kubetls-staging (it holds only kubetls's staged copies). */
@@ -414,37 +553,67 @@ function judgeIdentity(file: string, agent: string | undefined): { key?: Buffer;
   };
 }
 
-/** The host-key check of one endpoint against every known_hosts file it has (the first file is where new keys go). */
-function hostVerifier(t: SshTarget, label: string, o: ConnectOptions, problem: (p: string) => void): { names: string[]; types: string[]; verify: (key: Buffer) => boolean } {
+/**
+ * The host-key check of one endpoint against every known_hosts file it has (the first file is where new keys go).
+ * A key known, changed or revoked by plain lines is decided by them. An unknown key of a host that a `@cert-authority`
+ * line matches is tried by its host certificate (lib/hostcert.ts: fetched with ssh-keyscan, since ssh2 negotiates no
+ * certificate algorithms; accepted only for the key ssh2 saw the server prove). As OpenSSH does (sshconnect.c
+ * check_host_key), a certificate that fails falls back to the plain-key rules, so --accept-new-host-keys may still
+ * add the plain key (with a warning saying why the certificate was not used); a certificate signed by a @revoked CA
+ * key is a hard refusal. Deliberately stricter than OpenSSH: a plain line with another key for the host still stops
+ * it as CHANGED even when a valid certificate exists (remove the stale line). A host reached through a jump host has
+ * no certificate fetched (ssh-keyscan cannot go through ProxyJump): its key must be in known_hosts.
+ */
+function hostVerifier(t: SshTarget, label: string, o: ConnectOptions, problem: (p: string) => void, viaJump = false): { names: string[]; types: string[]; verify: (key: Buffer, done: (ok: boolean) => void) => void } {
   const names = [...new Set([knownHosts.lookupName(t.address, t.port), knownHosts.lookupName(t.name, t.port)])];
   const files = t.knownHosts;
   const types = [...new Set(files.flatMap((f) => knownHosts.knownTypes(f, names)))];
   return {
     names,
     types,
-    verify: (key: Buffer) => {
+    verify: (key: Buffer, done: (ok: boolean) => void) => {
       const verdicts = files.map((f) => ({ file: f, v: knownHosts.check(f, names, key) }));
       const fp = `${knownHosts.blobType(key)} ${knownHosts.fingerprint(key)}`;
       const bad = verdicts.find((x) => x.v.kind === 'changed' || x.v.kind === 'revoked');
-      if (!bad && verdicts.some((x) => x.v.kind === 'known')) return true;
-      if (!bad && o.acceptNewHostKeys) {
-        knownHosts.add(files[0], names[0], key);
-        log.warn(`added host key ${fp} for ${names[0]} to ${files[0]}`, label);
-        return true;
+      if (!bad && verdicts.some((x) => x.v.kind === 'known')) return done(true);
+      const unknown = (whyNoCert?: string) => {
+        const cert = whyNoCert ? `; its host certificate was not accepted: ${whyNoCert}` : '';
+        if (o.acceptNewHostKeys) {
+          knownHosts.add(files[0], names[0], key);
+          log.warn(`added host key ${fp} for ${names[0]} to ${files[0]}${cert}`, label);
+          return done(true);
+        }
+        problem(`host key ${fp} for ${names[0]} is not in ${files.join(' or ')}${cert}: check it, then add it (ssh-keyscan, or --accept-new-host-keys)`);
+        return done(false);
+      };
+      if (!bad && knownHosts.hasAuthority(files, names)) {
+        if (viaJump) return unknown('host certificates are not fetched through a jump host (ssh-keyscan cannot use ProxyJump), so this host key must be in known_hosts');
+        const timeoutMs = Math.min(5_000, (o.readyTimeoutMs ?? 10_000) / 2); // inside ssh2's readyTimeout
+        hostCert.verifyHostByCert({ address: t.address, hosts: [t.address, t.name], port: t.port, hostKey: key, files, timeoutMs })
+          .then((c) => {
+            if (c.ok) {
+              log.info(`host key ${fp} for ${c.name} accepted by its host certificate (@cert-authority ${c.file}:${c.line})`, label);
+              return done(true);
+            }
+            if (!c.revoked) return unknown(c.reason);
+            problem(`host certificate for ${names[0]} refused: ${c.reason}`);
+            return done(false);
+          }, (e: Error) => unknown(e.message))
+          .catch((e: Error) => { problem(`host key ${fp} for ${names[0]}: ${e.message}`); done(false); }); // e.g. known_hosts not writable
+        return;
       }
-      const v = bad?.v;
-      problem(!v
-        ? `host key ${fp} for ${names[0]} is not in ${files.join(' or ')}: check it, then add it (ssh-keyscan, or --accept-new-host-keys)`
-        : v.kind === 'changed'
-          ? `HOST KEY CHANGED for ${names[0]}: offered ${fp}, ${bad.file}:${v.line} has ${v.expected}. Someone may be intercepting; nothing was sent. If the host was reinstalled, remove that line.`
-          : `host key ${fp} for ${names[0]} is revoked (${bad.file}:${'line' in v ? v.line : '?'})`);
-      return false;
+      if (!bad) return unknown();
+      const v = bad.v;
+      problem(v.kind === 'changed'
+        ? `HOST KEY CHANGED for ${names[0]}: offered ${fp}, ${bad.file}:${v.line} has ${v.expected}. Someone may be intercepting; nothing was sent. If the host was reinstalled, remove that line.`
+        : `host key ${fp} for ${names[0]} is revoked (${bad.file}:${'line' in v ? v.line : '?'})`);
+      return done(false);
     },
   };
 }
 
 function sshConfigFor(t: SshTarget, label: string, o: ConnectOptions, problem: (p: string) => void, sock?: NodeJS.ReadableStream): ConnectConfig {
-  const hv = hostVerifier(t, label, o, problem);
+  const hv = hostVerifier(t, label, o, problem, !!sock);
   const identity = t.identityFiles.find((f) => existsSync(f)) ?? t.identityFiles[0];
   return {
     host: t.address,
@@ -551,7 +720,9 @@ export function dryRemote(host: Host, sudo: boolean): Remote {
     async inspect(paths) { return new Map(paths.map((p) => [p, undefined])); },
     async read() { return undefined; },
     async ensureDir(dir, m) { log.cmd(pre(['install', '-d', '-o', 'root', '-g', 'root', '-m', modeStr(m.mode), '--', dir]), host.name); return true; },
+    async survey() { return { states: new Map(), contents: new Map(), listing: [] }; },
     async write(file, _content, m, label) { log.action(`sftp put ${label} → ${file} (${describeMode(m)})`, host.name); return true; },
+    async writeAll(items) { for (const i of items) log.action(`sftp put ${i.label} → ${i.file} (${describeMode(i.mode)})`, host.name); return items.length; },
     async rollback() {},
     async close() {},
   };

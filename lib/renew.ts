@@ -14,7 +14,7 @@ import { allHosts, etcdHosts, type Inventory } from './inventory.ts';
 import { ExitError } from './cli.ts';
 import { faultPoint } from './fault.ts';
 import { log, shown } from './log.ts';
-import { applyPki, PkiError, planPki, readCert, untilDue, writeAtomic, type Plan, type PlanItem } from './pki.ts';
+import { applyPki, PkiError, planPki, readCert, readToken, retiringToken, tokensCsv, untilDue, writeAtomic, type Plan, type PlanItem } from './pki.ts';
 import { etcdSteps, forHosts, localInputs, masterSteps, wherePlaced, minionSteps, pkiToMinion, servedMismatch, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
 import { lastRenewFile } from './status.ts';
 import { apiChecks } from './verify.ts';
@@ -105,12 +105,15 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   const due = plan.items.filter((i) => i.kind !== 'ca' && i.action !== 'keep');
   const pending = readPending(inv, o.dryRun);
   if (!pending.includes(inv.master.name) && !o.dryRun && await servedIsStale(inv)) pending.push(inv.master.name);
-  if (!due.length && !pending.length) {
+  // a token rotation left unfinished (a host failed, or the run was killed): the old token is still accepted
+  const retiring = retiringToken(inv) !== undefined && !due.some((i) => i.kind === 'token');
+  if (!due.length && !pending.length && !retiring) {
     log.info(`nothing to renew; next due: ${nextDue(inv, plan)}`);
     return { code: caDue ? 1 : 0, happened: caDue, outcomes: [], renewed: [] };
   }
   for (const i of due) log.info(`${i.files.at(-1)}: ${i.action === 'create' ? 'missing' : i.reason}`);
   if (pending.length) log.info(`left behind by an earlier run: ${pending.join(', ')}`);
+  if (retiring) log.info('tokens.csv still accepts the token a rotation replaced: retired once every host has the new one');
 
   if (o.dryRun) {
     for (const w of wherePlaced(inv, due.flatMap((i) => i.files))) log.info(`would install ${w.path}${w.units.length ? `, restarting ${w.units.join(', ')}` : ''}`, w.host);
@@ -157,10 +160,31 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   const notReached = [...touched].filter((h) => !outcomes.some((x) => x.host === h));
   if (!o.dryRun) writePending(inv, [...failedHosts, ...notReached, ...later]);
 
+  // a token rotation ends here: once every host has the kubeconfig with the new token (no host failed, none left for
+  // later), the master's tokens.csv drops the old one; until then both are accepted, so no client is refused mid-way
+  const behind = [...failedHosts, ...notReached, ...later, ...(o.dryRun ? [] : readPending(inv))];
+  if (retiringToken(inv) !== undefined && !stop && !behind.length) outcomes.push(...await retireOldToken(inv, o));
+  else if (retiringToken(inv) !== undefined) log.info(`the old token stays valid until ${[...new Set(behind)].join(', ')} ${behind.length > 1 ? 'have' : 'has'} the new one (the next run)`);
+
   const { text, code } = summarize(outcomes, o.dryRun);
   log.print(text);
   const result = code || caDue || notReached.length ? 1 : 0;
   return { code: result, happened: true, outcomes, renewed: due.map((i) => i.files.at(-1)!) };
+}
+
+/** The last step of a token rotation: tokens.csv keeps only the current token, on the master (apiserver restarted, gated). */
+async function retireOldToken(inv: Inventory, o: RolloutOptions): Promise<HostOutcome[]> {
+  log.phase('retire the old token');
+  const current = readToken(inv)!;
+  if (o.dryRun) {
+    log.info(`would rewrite ${shown(path.join(inv.pki.dir, 'tokens.csv'))} without the old token and install it, restarting kube-apiserver`, inv.master.name);
+    return [];
+  }
+  writePending(inv, [inv.master.name]); // a run killed from here on finishes it next time (the master is due)
+  writeAtomic(path.join(inv.pki.dir, 'tokens.csv'), tokensCsv(current), localModes.secret);
+  const outcomes = await forHosts(inv, [inv.master], o, (r, step, out) => withRollback(inv, r, out, o, () => masterSteps(inv, r, step, out, o)));
+  writePending(inv, outcomes.filter((x) => x.failed).map((x) => x.host));
+  return outcomes;
 }
 
 /** Throw when any check failed, naming them. */

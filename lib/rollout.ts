@@ -188,15 +188,25 @@ interface HostJob {
  */
 async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome, job: HostJob, o: RolloutOptions, names: { files: string; env: string }): Promise<void> {
   const caPath = `${inv.pki.remoteDir}/${job.caFile}`;
+  let listing: string[] = [];
   const planned = await step('inspect', async () => {
+    // one round trip: the folders, every target, the env files' bytes and the restarts owed (lib/remote.ts survey)
+    const survey = await r.survey({
+      dirs: [...job.dirs.map((d) => ({ dir: d.dir, takeOver: d.takeOver })), { dir: PENDING_DIR }],
+      paths: [...new Set([caPath, ...job.files.map((f) => f.path), ...job.env.map((e) => e.path)])],
+      read: job.env.map((e) => e.path),
+      list: PENDING_DIR,
+    });
+    // the folders are judged before anything the survey saw in them is used
     for (const d of job.dirs) await r.ensureDir(d.dir, d.mode, d.takeOver);
-    const state = await r.inspect([...new Set([caPath, ...job.files.map((f) => f.path), ...job.env.map((e) => e.path)])]);
+    listing = survey.listing;
+    const state = survey.states;
     if (!r.dry) await checkSameCa(inv, r, job.caFile, state.get(caPath), o);
     const want: { d: Desired; bytes: Buffer; kind: 'files' | 'env' }[] = [];
     for (const f of job.files) want.push({ d: f, bytes: r.dry ? Buffer.alloc(0) : f.content(), kind: 'files' });
     for (const e of job.env) {
       // as bytes: every line but ours stays exactly as it was, whatever its encoding or line ending
-      const before = (state.get(e.path) ? await r.read(e.path) : undefined) ?? Buffer.alloc(0);
+      const before = survey.contents.get(e.path) ?? Buffer.alloc(0);
       const { bytes } = setVarsBuffer(before, e.vars);
       const label = `<${path.posix.basename(e.path)} with ${Object.entries(e.vars).map(([k, v]) => `${k}=${quoteValue(v)}`).join(' ')}>`;
       want.push({ d: { path: e.path, content: () => bytes, mode: modes.envFile, label }, bytes, kind: 'env' });
@@ -204,7 +214,7 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
     return want.filter(({ d, bytes }) => r.dry || differs(state.get(d.path), bytes, d.mode)).map((w) => ({ ...w, state: state.get(w.d.path) }));
   });
   const changed = planned.map((p) => p.d.path);
-  const owed = await owedRestarts(inv, r, job.roles, job.deferRestart);
+  const owed = owedRestarts(inv, r, job.roles, listing, job.deferRestart);
   let hit = unitsToRestart(inv, job.roles, changed, owed, []);
   if (job.stale && !r.dry) {
     const stale = (await job.stale(hit)).filter((u) => !hit.includes(u));
@@ -224,10 +234,8 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
     const batch = planned.filter((p) => p.kind === kind);
     if (!batch.length) continue;
     await step(kind === 'files' ? names.files : names.env, async () => {
-      for (const p of batch) {
-        if (await r.write(p.d.path, p.bytes, p.d.mode, p.d.label, p.state)) out.writes++;
-        faultPoint('wrote-1');
-      }
+      out.writes += await r.writeAll(batch.map((p) => ({ file: p.d.path, content: p.bytes, mode: p.d.mode, label: p.d.label, known: p.state })));
+      faultPoint('wrote-1');
     });
   }
   if (planned.length) faultPoint('wrote-all');
@@ -253,12 +261,11 @@ function differs(st: FileState | undefined, bytes: Buffer, m: modes.FileMode): b
   return !st || st.kind !== 'file' || st.sha256 !== createHash('sha256').update(bytes).digest('hex') || st.owner !== m.owner || st.group !== m.group || st.mode !== m.mode;
 }
 
-/** The restarts an earlier run left owed on this host (`restart.<unit>` in PENDING_DIR), for the units of these roles. */
-async function owedRestarts(inv: Inventory, r: Remote, roles: UnitRole[], quiet = false): Promise<string[]> {
+/** The restarts an earlier run left owed on this host (`restart.<unit>` in PENDING_DIR, as the survey listed it), for the units of these roles. */
+function owedRestarts(inv: Inventory, r: Remote, roles: UnitRole[], listing: string[], quiet = false): string[] {
   const mine = roles.flatMap((role) => unitsFor(inv.profile, role)).map((u) => u.unit);
   if (r.dry || !mine.length) return [];
-  const owed = (await r.run(['ls', '-1', '--', PENDING_DIR], { ok: [0, 1, 2], quiet: true })).stdout.split('\n')
-    .filter((f) => f.startsWith('restart.')).map((f) => f.slice('restart.'.length)).filter((u) => mine.includes(u));
+  const owed = listing.filter((f) => f.startsWith('restart.')).map((f) => f.slice('restart.'.length)).filter((u) => mine.includes(u));
   if (!quiet) for (const u of owed) log.info(`${u} still owes a restart from an earlier run`, r.host.name);
   return owed;
 }

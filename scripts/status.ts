@@ -4,13 +4,14 @@
  *   npx zx scripts/status.ts [--inventory cluster.yaml] [--remote] [--json] [--prometheus FILE]
  * Exit 0 when everything is ok, 1 when anything is due, expired, drifted or missing.
  */
+import path from 'node:path';
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
-import { allHosts, loadInventory } from '../lib/inventory.ts';
-import { configureLog, log } from '../lib/log.ts';
+import { allHosts, loadInventory, type Inventory } from '../lib/inventory.ts';
+import { configureLog, log, shown } from '../lib/log.ts';
 import { forHosts, selectHosts } from '../lib/rollout.ts';
 import { lastRenew, localStatus, prometheus, remoteStatus, servedKubelets, servedStatus, writePrometheus, type StatusRow } from '../lib/status.ts';
 import { caSpecs } from '../lib/pki.ts';
-import { table } from '../lib/table.ts';
+import { fitTable, table } from '../lib/table.ts';
 
 const USAGE = `
 usage: npx zx scripts/status.ts [options]
@@ -53,19 +54,57 @@ await main(async () => {
   const bad = rows.filter((r) => r.status !== 'ok');
   // versioned, so that a consumer can tell a later shape apart (README: --json)
   if (f.json) process.stdout.write(`${JSON.stringify({ apiVersion: 'kubetls/v1', kind: 'Status', ok: bad.length === 0, rows }, null, 2)}\n`);
-  else {
-    // kubeadm's `certs check-expiration` layout: the certificates, then the CAs in a table of their own; --wide adds
-    // the subject and the SANs
-    const authority = (issuer: string) => caSpecs(inv).find((c) => issuer === `CN=${c.cn}`)?.name ?? issuer;
-    const isCa = (r: StatusRow) => /^(ca|etcd-ca|front-proxy-ca)\.crt$/.test(r.name) && !r.where.includes(':');
-    const expires = (r: StatusRow) => (r.notAfter ? new Date(r.notAfter).toUTCString().replace(/^\w+, (\d+) (\w+) (\d+) (\d\d:\d\d):\d\d GMT$/, '$2 $1, $3 $4 UTC') : '-');
-    const residual = (r: StatusRow) => (r.daysLeft === undefined ? '-' : r.daysLeft >= 365 ? `${Math.floor(r.daysLeft / 365)}y` : `${r.daysLeft}d`);
-    const certs = rows.filter((r) => !isCa(r));
-    log.print(table(['CERTIFICATE', 'WHERE', 'EXPIRES', 'RESIDUAL TIME', 'AUTHORITY', 'STATUS', ...(f.wide ? ['SUBJECT', 'SANS'] : [])],
-      certs.map((r) => [r.name, r.where, expires(r), residual(r), r.issuer === '-' ? '-' : authority(r.issuer), r.status, ...(f.wide ? [r.subject, r.sans] : [])])));
-    log.print('');
-    log.print(table(['CERTIFICATE AUTHORITY', 'EXPIRES', 'RESIDUAL TIME', 'STATUS'], rows.filter(isCa).map((r) => [r.name.replace(/\.crt$/, ''), expires(r), residual(r), r.status])));
-    log.print(bad.length ? `${bad.length} of ${rows.length} need attention` : `all ${rows.length} ok`);
-  }
+  else printTable(inv, rows, f.wide, bad.length);
   return bad.length ? 1 : 0;
 });
+
+/**
+ * kubeadm's `certs check-expiration` layout: the certificates, then the CAs in a table of their own; --wide adds the
+ * subject and the SANs.
+ *
+ * Under 120 columns whatever the paths (issue 10): pki.dir and pki.remote_dir are printed once, under the table, and
+ * never in a row. CERTIFICATE is the file's name in its folder (pki.dir; on a host pki.remote_dir, or the full path of
+ * a file kept elsewhere such as /var/lib/kubelet/kubeconfig) and WHERE is `local`, the host, or the address that
+ * served it: the name and the host are what `renew --cert`/`--only` and `ssh` take, so that is what a row keeps. Only
+ * a name or host too long for the rest is cut, with `…` in the middle (its start and end tell it apart; two names are
+ * never cut to the same text), and the table then says that --wide and --json show it whole. A status's reason is
+ * never cut (it says what to do; such a row may pass 120 columns by its length), but a folder in it is shortened to
+ * `…/<last folder>/`. --wide cuts nothing and may pass 120 columns: it is for a wide terminal or a pager.
+ */
+function printTable(inv: Inventory, rows: StatusRow[], wide: boolean, bad: number): void {
+  const home = shown(inv.pki.dir);
+  const local = (r: StatusRow) => r.where === shown(path.join(inv.pki.dir, r.name));
+  let remoteDirUsed = false;
+  // [CERTIFICATE, WHERE] as shown: `host:/path` rows are a file on that host (host names are DNS labels: no colon)
+  const place = (r: StatusRow): [string, string] => {
+    if (local(r)) return [r.name, 'local'];
+    const on = /^([a-z0-9-]+):(\/.*)$/.exec(r.where);
+    if (!on) return [r.name, r.where];
+    const inRemote = on[2].startsWith(`${inv.pki.remoteDir}/`);
+    remoteDirUsed ||= inRemote;
+    return [inRemote ? on[2].slice(inv.pki.remoteDir.length + 1) : on[2], on[1]];
+  };
+  const folders = [home, inv.pki.remoteDir].filter((d) => d.includes('/')).sort((a, b) => b.length - a.length);
+  const inFolder = new RegExp(folders.map((d) => `${d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/`).join('|'), 'g');
+  const status = (r: StatusRow) => (folders.length ? r.status.replace(inFolder, (d) => `…/${path.basename(d)}/`) : r.status);
+  const authority = (issuer: string) => caSpecs(inv).find((c) => issuer === `CN=${c.cn}`)?.name ?? issuer;
+  const isCa = (r: StatusRow) => /^(ca|etcd-ca|front-proxy-ca)\.crt$/.test(r.name) && local(r);
+  const expires = (r: StatusRow) => (r.notAfter ? new Date(r.notAfter).toUTCString().replace(/^\w+, (\d+) (\w+) (\d+) (\d\d:\d\d):\d\d GMT$/, '$2 $1, $3 $4 UTC') : '-');
+  const residual = (r: StatusRow) => (r.daysLeft === undefined ? '-' : r.daysLeft >= 365 ? `${Math.floor(r.daysLeft / 365)}y` : `${r.daysLeft}d`);
+  const certs = rows.filter((r) => !isCa(r));
+  const cells = certs.map((r) => [...place(r), expires(r), residual(r), r.issuer === '-' ? '-' : authority(r.issuer), status(r), ...(wide ? [r.subject, r.sans] : [])]);
+  // room for the status words shown (`ok` … `not signed by CA`); a reason after `:` is not made room for: its row runs
+  // past 120 columns rather than cutting the names of every row for it
+  const words = Math.max('STATUS'.length, ...cells.map((c) => c[5]).filter((s) => !s.includes(':')).map((s) => s.length));
+  const fit = wide ? undefined : { width: 119, cut: [0, 1, 4], last: words };
+  const t = fitTable(['CERTIFICATE', 'WHERE', 'EXPIRES', 'RESIDUAL TIME', 'AUTHORITY', 'STATUS', ...(wide ? ['SUBJECT', 'SANS'] : [])], cells, fit);
+  log.print(t.text);
+  // under the table, not above it (the table stays the first thing printed, as in kubeadm), and whole, so that it can be
+  // copied: the one line that passes 120 columns, for a folder longer than about 105 characters
+  log.print(`local: ${home}`);
+  if (remoteDirUsed) log.print(`on a host: ${inv.pki.remoteDir}`);
+  if (t.cut) log.print('…: cut to fit 120 columns; --wide and --json show every name in full');
+  log.print('');
+  log.print(table(['CERTIFICATE AUTHORITY', 'EXPIRES', 'RESIDUAL TIME', 'STATUS'], rows.filter(isCa).map((r) => [r.name.replace(/\.crt$/, ''), expires(r), residual(r), status(r)])));
+  log.print(bad ? `${bad} of ${rows.length} need attention` : `all ${rows.length} ok`);
+}

@@ -114,3 +114,78 @@ test('any other lines survive byte for byte around our assignment (property)', (
     }));
   t.pass();
 });
+
+// ---- issue 12: the parser's other rules, each fed the case that needs it (systemd's src/basic/env-file.c) ----------
+
+test('a `;` line is a comment, and `export NAME=` or blanks around the name still assign NAME, so no duplicate is appended', (t) => {
+  t.is(setVar(';KUBE_API_ARGS="old"\nKUBE_API_ARGS="a"\n', 'KUBE_API_ARGS', 'x').text, ';KUBE_API_ARGS="old"\nKUBE_API_ARGS="x"\n');
+  t.is(getVar(';KUBE_API_ARGS="old"\n', 'KUBE_API_ARGS'), undefined);
+  t.is(setVar('export KUBE_API_ARGS="old"\nB=1\n', 'KUBE_API_ARGS', 'x').text, 'KUBE_API_ARGS="x"\nB=1\n');
+  t.is(getVar('export\tKUBE_API_ARGS="old"\n', 'KUBE_API_ARGS'), 'old');
+  t.is(setVar('  KUBE_API_ARGS = "old"\nB=1\n', 'KUBE_API_ARGS', 'x').text, 'KUBE_API_ARGS="x"\nB=1\n');
+  t.is(getVar('\n\t KUBE_API_ARGS = "old"\n', 'KUBE_API_ARGS'), 'old');
+  // a comment line ends at its line end, whatever it holds: an `=`, a quote that never closes, a trailing backslash
+  for (const c of ['#', ';']) {
+    t.is(setVar(`${c} X=it's\nKUBE_API_ARGS="a"\n`, 'KUBE_API_ARGS', 'x').text, `${c} X=it's\nKUBE_API_ARGS="x"\n`, c);
+    t.is(getVar(`${c} a=b \\\nKUBE_API_ARGS=1\n`, 'KUBE_API_ARGS'), '1', c);
+  }
+  // a line without `=` assigns nothing, and the next line is read on its own
+  t.is(setVar('KUBE_API_ARGS\nKUBE_API_ARGS=1\n', 'KUBE_API_ARGS', 'x').text, 'KUBE_API_ARGS\nKUBE_API_ARGS="x"\n');
+  t.is(getVar('KUBE_API_ARGS\n', 'KUBE_API_ARGS'), undefined);
+});
+
+test('of two assignments of a variable the last one is replaced and read, as the last one wins in systemd', (t) => {
+  t.is(setVar('A=1\nB=2\nA=3\n', 'A', 'z').text, 'A=1\nB=2\nA="z"\n');
+  t.is(getVar('A=1\nB=2\nA=3\n', 'A'), '3');
+});
+
+test('a file with CR-only line endings keeps them, around our line and after a line we append', (t) => {
+  t.is(setVar('X=1\rA=2\rB=3\r', 'A', 'z').text, 'X=1\rA="z"\rB=3\r');
+  t.is(setVar('X=1\rA=2', 'A', 'z').text, 'X=1\rA="z"');
+  t.is(setVar('X=1\r', 'A', 'z').text, 'X=1\rA="z"\n'); // ends in a line end: nothing added before our line
+  t.is(setVar('X=1\n# c\rA=2\r\n', 'A', 'z').text, 'X=1\n# c\rA="z"\r\n');
+});
+
+test('inline notes: a tab also starts one, the first `#` starts it, `#` inside single quotes is value, a continued note becomes one line without its backslash', (t) => {
+  t.is(setVar('A=x\t# tabbed\nB=1\n', 'A', 'z').text, '# tabbed\nA="z"\nB=1\n');
+  t.is(setVar('A=x # one # two\n', 'A', 'z').text, '# one # two\nA="z"\n');
+  t.is(setVar("A='x # y'\n", 'A', 'z').text, 'A="z"\n');
+  t.is(setVar("A='x\n # y'\nB=1\n", 'A', 'z').text, 'A="z"\nB=1\n'); // a single-quoted value spans lines
+  t.is(setVar('A=x # note \\\n  more\nB=1\n', 'A', 'z').text, '# note    more\nA="z"\nB=1\n');
+  t.is(setVar('A=x # "a\\\r\nb"\r\nB=1\r\n', 'A', 'z').text, '# "a b"\r\nA="z"\r\nB=1\r\n'); // continued inside quotes, CRLF
+  t.is(setVar('A=x # note \\\\\nB=1\n', 'A', 'z').text, '# note\nA="z"\nB=1\n'); // trailing backslashes and blanks dropped
+  t.is(setVar('A=x # note\\', 'A', 'z').text, '# note\nA="z"');
+  t.is(setVar('A=x #note\nB=1\n', 'A', 'z').text, '#note\nA="z"\nB=1\n'); // a blank before `#` is what counts, not after
+  t.is(setVar('A=x# y\nB=1\n', 'A', 'z').text, 'A="z"\nB=1\n');
+  t.is(setVar('X=1\rA=x # n\rB=1\r', 'A', 'z').text, 'X=1\r# n\rA="z"\rB=1\r'); // the note keeps its own line end
+});
+
+test('an unterminated quote runs to the end of the file and is replaced whole', (t) => {
+  t.is(setVar('A="unterminated\nB=1\n', 'A', 'z').text, 'A="z"');
+  t.is(setVar("A='unterminated\nB=1\n", 'A', 'z').text, 'A="z"');
+});
+
+test('values are read as systemd reads them: escapes, quotes, and the blanks it drops', (t) => {
+  t.is(getVar('A=a\\ b\\"c\\\\d\n', 'A'), 'a b"c\\d'); // outside quotes a backslash takes the next character
+  t.is(getVar('A="a\\"b\\\\c\\`d\\$e\\nf"\n', 'A'), 'a"b\\c`d$e\\nf'); // inside: only " \ ` $ are escapes
+  t.is(getVar("A='a\\b \"c $d'\n", 'A'), 'a\\b "c $d'); // inside single quotes nothing is
+  t.is(getVar('A=  x y  \n', 'A'), 'x y'); // blanks before and after the value
+  t.is(getVar('A=\t"x"  y\t\n', 'A'), 'xy'); // blanks after a closing quote
+  t.is(getVar("A='x'  \"y\" \t z\n", 'A'), 'xyz');
+  t.is(getVar('A=x\\\ny\n', 'A'), 'xy'); // an escaped newline is dropped
+  t.is(getVar('A="x\\\ny"\n', 'A'), 'xy');
+  t.is(getVar('A=1 \\\n', 'A'), '1 '); // a blank before a backslash is kept
+  t.is(getVar('A=x \\ y\n', 'A'), 'x  y');
+  t.is(getVar('A=x\\', 'A'), 'x');
+  t.is(getVar('A="abc', 'A'), 'abc'); // an unterminated quote ends with the file
+  t.is(getVar("A='abc", 'A'), 'abc');
+  t.is(getVar('A=\\\n  \nB=1\n', 'A'), ''); // only blanks after a continuation: nothing
+  t.is(getVar('A="a\r\nb"\n', 'A'), 'a b');
+});
+
+test('values outside ASCII read back the same from a string and from the file\'s bytes', (t) => {
+  const text = setVar('B=1\n', 'A', 'café ☃').text;
+  t.is(getVar(text, 'A'), 'café ☃');
+  t.is(getVar(Buffer.from(text, 'utf8'), 'A'), 'café ☃');
+  t.is(setVar(text, 'A', 'café ☃').changed, false);
+});

@@ -2,9 +2,9 @@ import test from 'ava';
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
-import { InventoryError, loadInventory, RESERVED_NAMES, type Inventory } from '../lib/inventory.ts';
+import { InventoryError, loadInventory, RESERVED_NAMES, systemDirProblem, type Inventory } from '../lib/inventory.ts';
 import { configureLog } from '../lib/log.ts';
 import * as openssl from '../lib/openssl.ts';
 import { applyPki, PkiError, planPki } from '../lib/pki.ts';
@@ -236,4 +236,199 @@ test('--only naming an unknown host is exit 2 before the PKI is built or the loc
   t.is(r.code, 2, r.all);
   t.regex(r.stderr, /--only names hosts not in the inventory: kubeminion9/);
   t.deepEqual(readdirSync(dir), ['cluster.yaml']);
+});
+
+// ---- issue 12: every refusal fed its bad case, in-process (fast enough for `npm run mutate`) ---------------------------
+// Titles start with "rule:" so that test/MUTATION.md's Stryker command can select them.
+
+/** The one problem line of an inventory (the base one with `patch`), or undefined when it loads. */
+function problem(patch: Record<string, unknown>): string | undefined {
+  const file = writeInventory(patch);
+  try { loadInventory(file); return undefined; } catch (e) {
+    if (!(e instanceof InventoryError)) throw e;
+    return e.message.replaceAll(`${file}:`, 'FILE:');
+  }
+}
+
+/** Every system folder the header of lib/inventory.ts lists: never pki.remote_dir, never pki.dir. */
+const SYSTEM = [
+  '/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/libx32', '/lost+found', '/media', '/mnt', '/opt', '/proc',
+  '/root', '/run', '/sbin', '/snap', '/srv', '/sys', '/tmp', '/usr', '/var',
+  ...['bin', 'games', 'include', 'lib', 'lib32', 'lib64', 'libexec', 'local', 'sbin', 'share', 'src'].map((d) => `/usr/${d}`),
+  ...['bin', 'etc', 'games', 'include', 'lib', 'libexec', 'sbin', 'share', 'src'].map((d) => `/usr/local/${d}`),
+  ...['backups', 'cache', 'lib', 'local', 'lock', 'log', 'mail', 'opt', 'run', 'spool', 'tmp', 'www'].map((d) => `/var/${d}`),
+  '/var/lib/kubelet', '/var/lib/kubetls',
+  ...['cron.d', 'default', 'kubernetes', 'pki', 'ssh', 'ssl', 'ssl/certs', 'ssl/private', 'sudoers.d', 'systemd'].map((d) => `/etc/${d}`),
+];
+
+test('rule: every system folder is refused as pki.remote_dir and as pki.dir, and a folder below one is not', (t) => {
+  for (const d of SYSTEM) {
+    t.is(systemDirProblem(d, true), `a folder of its own, not the system folder ${d}`, d);
+    t.is(systemDirProblem(d, false), `a folder of its own, not the system folder ${d}`, d);
+  }
+  for (const d of ['/srv/kubernetes', '/etc/kubernetes/pki', '/opt/kubetls/pki', '/var/lib/kubetls-pki', '/usr/local/kubetls']) {
+    t.is(systemDirProblem(d, true), undefined, d);
+  }
+  t.regex(problem({ pki: { remote_dir: '/var/lib' } }) ?? '', /^ERROR: FILE:\d+: pki\.remote_dir: expected a folder of its own, not the system folder \/var\/lib, found '\/var\/lib'$/);
+  t.regex(problem({ pki: { dir: '/usr/share' } }) ?? '', /pki\.dir: expected a folder of its own, not the system folder \/usr\/share, found '\/usr\/share'$/);
+});
+
+test('rule: a remote folder under a virtual, boot-emptied or world-writable folder is refused; a local one there is allowed', (t) => {
+  for (const p of ['/proc/', '/sys/', '/dev/', '/run/', '/tmp/', '/var/tmp/', '/var/run/', '/var/lock/']) {
+    t.is(systemDirProblem(`${p}k8s`, true), `a folder of its own, not one under ${p.slice(0, -1)} (virtual, emptied at boot or writable by all)`, p);
+    t.is(systemDirProblem(`${p}k8s`, false), undefined, p);
+  }
+  t.is(systemDirProblem('/procfs/k8s', true), undefined, 'a prefix of the name is not the folder');
+  t.is(systemDirProblem('/home/ji', true), 'a folder of its own, not a home folder');
+  t.is(systemDirProblem('/home/ji', false), 'a folder of its own, not a home folder');
+  t.is(systemDirProblem('/home/ji/pki', true), undefined);
+  t.is(systemDirProblem('/srv/home/ji', true), undefined);
+});
+
+test('rule: pki.remote_dir must be absolute, plain, without . or .. parts; a trailing slash is dropped', (t) => {
+  const cases: [string, string][] = [
+    ['//', 'a folder of its own, not /'],
+    ['///', 'a folder of its own, not /'],
+    ['srv/k', 'an absolute path'],
+    ['/srv//k', 'an absolute path of letters, digits and . _ - between single slashes (no space or shell character)'],
+    ['/srv/k$x', 'an absolute path of letters, digits and . _ - between single slashes (no space or shell character)'],
+    ['/srv/./k', 'an absolute path without . or .. parts'],
+    ['/srv/..', 'an absolute path without . or .. parts'],
+    ['/etc/', 'a folder of its own, not the system folder /etc'],
+  ];
+  for (const [dir, why] of cases) t.regex(problem({ pki: { remote_dir: dir } }) ?? '', new RegExp(`pki\\.remote_dir: expected ${why.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, found`), dir);
+  for (const ok of ['/srv/k8s.d/pki_1-a', '/srv/...x', '/srv/kubernetes/']) t.is(problem({ pki: { remote_dir: ok } }), undefined, ok);
+  t.is(loadInventory(writeInventory({ pki: { remote_dir: '/srv/kubernetes/' } })).pki.remoteDir, '/srv/kubernetes');
+});
+
+test('rule: pki.dir is never /, the home folder or the inventory\'s own folder; ~ and ~/ are the home folder', (t) => {
+  t.regex(problem({ pki: { dir: '/' } }) ?? '', /pki\.dir: expected a folder of its own, not \/, found '\/'$/);
+  t.regex(problem({ pki: { dir: '~' } }) ?? '', /pki\.dir: expected a folder of its own, not the home folder, found '~'$/);
+  t.regex(problem({ pki: { dir: homedir() } }) ?? '', /pki\.dir: expected a folder of its own, not the home folder/);
+  t.regex(problem({ pki: { dir: '.' } }) ?? '', /pki\.dir: expected a folder of its own, not the folder of the inventory, found '\.'$/);
+  t.regex(problem({ pki: { dir: 'a/..' } }) ?? '', /not the folder of the inventory/);
+  t.is(loadInventory(writeInventory({ pki: { dir: '~/kpki' } })).pki.dir, path.join(homedir(), 'kpki'));
+  const file = writeInventory({ pki: { dir: 'sub/pki' }, ssh: { identity_file: '~/.ssh/k', known_hosts: 'kh', config_file: 'none' } });
+  const inv = loadInventory(file);
+  t.is(inv.pki.dir, path.join(path.dirname(file), 'sub/pki'));
+  t.is(inv.ssh.identityFile, path.join(homedir(), '.ssh/k'));
+  t.is(inv.ssh.knownHosts, path.join(path.dirname(file), 'kh'));
+  t.is(inv.ssh.configFile, undefined, 'config_file: none reads no ssh_config');
+  t.deepEqual(inv.ssh.explicit, { identityFile: true, knownHosts: true });
+  t.deepEqual(loadInventory(writeInventory()).ssh.explicit, { identityFile: false, knownHosts: false });
+  t.is(loadInventory(writeInventory()).ssh.configFile, path.join(homedir(), '.ssh/config'));
+});
+
+test('rule: the limits of names, CNs, user names, ports, days and bits are where the messages say', (t) => {
+  const refused = (patch: Record<string, unknown>, re: RegExp) => t.regex(problem(patch) ?? 'accepted', re, JSON.stringify(patch));
+  const accepted = (patch: Record<string, unknown>) => t.is(problem(patch), undefined, JSON.stringify(patch));
+  accepted({ minions: [`k${'a'.repeat(62)}`] }); // a DNS label of 63
+  refused({ minions: [`k${'a'.repeat(63)}`] }, /minions\[0\]\.name: expected a DNS label \(a-z, 0-9, -; at most 63\), found 'ka+\.\.\.$/);
+  refused({ minions: ['-k'] }, /expected a DNS label/);
+  refused({ minions: ['k-'] }, /expected a DNS label/);
+  accepted({ apiserver: { cn: `a${' b'.repeat(31)}c` } }); // 64 characters
+  refused({ apiserver: { cn: `a${'b'.repeat(64)}` } }, /apiserver\.cn: expected a common name/);
+  refused({ apiserver: { cn: 'a ' } }, /apiserver\.cn: expected a common name/);
+  accepted({ apiserver: { cn: 'x' } });
+  accepted({ apiserver: { cn: 'system:kube-apiserver_1.a@b' } });
+  accepted({ apiserver: { dns: [`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}`] } }); // 253
+  refused({ apiserver: { dns: [`${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(62)}`] } }, /apiserver\.dns\[0\]: expected a DNS name \(lower case, dots between labels\)/);
+  refused({ apiserver: { dns: ['a..b'] } }, /expected a DNS name/);
+  accepted({ ssh: { user: 'svc_k8s-1$' } });
+  refused({ ssh: { user: '1ji' } }, /ssh\.user: expected a user name, found '1ji'/);
+  refused({ ssh: { user: 'ji$x' } }, /ssh\.user: expected a user name/);
+  refused({ ssh: { identity_file: '' } }, /ssh\.identity_file: expected a file path, found ''/);
+  refused({ ssh: { known_hosts: 'a\tb' } }, /ssh\.known_hosts: expected a file path without control characters, found 'a\\tb'/);
+  refused({ ssh: { port: 0 } }, /ssh\.port: expected a port from 1 to 65535, found 0/);
+  accepted({ ssh: { port: 1 } });
+  refused({ pki: { ca_bits: 16385 } }, /pki\.ca_bits: expected an integer >= 2048, found 16385/);
+  accepted({ pki: { ca_bits: 16384 } });
+  refused({ pki: { bits: 16385 } }, /pki\.bits: expected an integer >= 2048, found 16385/);
+  refused({ pki: { days: 100001, ca_days: 100001 } }, /pki\.ca_days: expected a number of days > 0, found 100001/);
+  accepted({ pki: { days: 100000, ca_days: 100000, renew_before_days: 99999 } });
+  refused({ pki: { days: 1.5 } }, /pki\.days: expected a number of days > 0, found 1\.5/);
+  refused({ pki: { days: 'ten' } }, /pki\.days: expected a number of days > 0, found 'ten'/);
+  refused({ cluster: '-x' }, /cluster: expected a cluster name \(letters, digits, - _ \.\), found '-x'/);
+  accepted({ cluster: 'A1-b_c.d' });
+  refused({ apiserver: { ip: ['fe80::1%eth0'] } }, /apiserver\.ip\[0\]: expected an IPv4 or IPv6 address without a zone id \(%\.\.\.\), found 'fe80::1%eth0'/);
+  refused({ apiserver: { ip: '10.0.0.1' } }, /apiserver\.ip: expected a list of IP addresses, found '10\.0\.0\.1'/);
+  refused({ ssh: { sudo: 'yes' } }, /ssh\.sudo: expected true or false, found 'yes'/);
+  refused({ ssh: 'root' }, /ssh: expected a mapping of settings, found 'root'/);
+  refused({ minions: 'kubeminion1' }, /minions: expected a list of hosts, found 'kubeminion1'/);
+  refused({ minions: [{ name: 'k1', port: 22, extra: 1 }] }, /minions\[0\]\.extra: expected a known key \(name, address, port, user\), found unknown key 'extra'/);
+  refused({ minions: [7] }, /minions\[0\]: expected a host name, or \{ name, address, port, user \}, found 7/);
+  refused({ minions: [{ address: 'x' }] }, /minions\[0\]\.name: expected a value \(the key is required\), found \{"address":"x"\}$/);
+  refused({ minions: [{ name: 5 }] }, /minions\[0\]\.name: expected a DNS label, found 5/);
+  refused({ apiserver: { cn: 5 } }, /apiserver\.cn: expected a common name, found 5/);
+  refused({ cluster_domain: 7 }, /cluster_domain: expected a DNS name, found 7/);
+  refused({ minions: [{ name: 'k1', address: 7 }] }, /minions\[0\]\.address: expected an IP address or a DNS name, found 7/);
+  refused({ ssh: { user: 7 } }, /ssh\.user: expected a user name, found 7/);
+  refused({ pki: { dir: 7 } }, /pki\.dir: expected a file path, found 7/);
+  refused({ pki: { remote_dir: 7 } }, /pki\.remote_dir: expected an absolute path, found 7/);
+  refused({ etcd: 'x', profile: 'modern' }, /etcd: expected a mapping of settings, found 'x'/);
+  refused({ etcd: { members: 'x' }, profile: 'modern' }, /etcd\.members: expected a list of hosts, found 'x'/);
+  refused({ apiserver: 'x' }, /apiserver: expected a mapping of settings, found 'x'/);
+  refused({ cluster: 7 }, /cluster: expected a cluster name, found 7/);
+  refused({ cluster_dns: 7 }, /cluster_dns: expected an IPv4 or IPv6 address, found 7/);
+});
+
+test('rule: hosts: explicit address, port and user are told apart from defaults; one SSH endpoint per host, whatever its spelling', (t) => {
+  const inv = loadInventory(writeInventory({ ssh: { port: 2200 }, minions: ['k1', { name: 'k2', address: '10.0.0.2', user: 'ops' }] }));
+  t.deepEqual(inv.minions.map((m) => [m.address, m.port, m.user, m.explicit]),
+    [['k1', 2200, 'root', { address: false, port: true, user: false }], ['10.0.0.2', 2200, 'ops', { address: true, port: true, user: true }]]);
+  t.deepEqual(loadInventory(writeInventory({ minions: ['k1'] })).minions[0].explicit, { address: false, port: false, user: false });
+  t.deepEqual(loadInventory(writeInventory({ ssh: { user: 'ops' }, minions: ['k1'] })).minions[0].explicit, { address: false, port: false, user: true });
+  t.regex(problem({ minions: [{ name: 'k1', address: 'h.example' }, { name: 'k2', address: 'h.example' }] }) ?? '', /minions\[1\]: expected a host address and port of its own, found h\.example port 22 again \(first at minions\[0\]\)/);
+  t.regex(problem({ minions: [{ name: 'k1', address: 'fe80::1%eth0' }, { name: 'k2', address: 'FE80::1%ETH0' }] }) ?? '', /minions\[1\]: expected a host address and port of its own, found FE80::1%ETH0 port 22 again/);
+  t.regex(problem({ minions: [{ name: 'k1', address: 'kubemaster' }] }) ?? '', /minions\[0\]: expected a host address and port of its own, found kubemaster port 22 again \(first at master\)/);
+  t.regex(problem({ minions: [{ name: 'k1', address: 'fd00:0::1' }, { name: 'k2', address: 'FD00::1' }] }) ?? '', /minions\[1\]: expected a host address and port of its own, found FD00::1 port 22 again/);
+  t.is(problem({ minions: [{ name: 'k1', address: 'h.example' }, { name: 'k2', address: 'h.example', port: 2222 }] }), undefined, 'another port is another endpoint');
+  t.is(problem({ minions: [{ name: 'k1', address: 'fd00::1' }, { name: 'k2', address: 'fd00::2' }] }), undefined);
+  t.regex(problem({ apiserver: { dns: [], ip: [] } }) ?? '', /apiserver: expected at least one subjectAltName in apiserver\.dns or apiserver\.ip, found none$/);
+  t.is(problem({ apiserver: { dns: [], ip: ['10.0.0.1'] } }), undefined);
+  t.is(problem({ apiserver: { dns: ['k'], ip: [] } }), undefined);
+});
+
+test('rule: the modern profile: a minion name of 52 characters is fine, 53 is not; etcd members are the master or hosts of their own', (t) => {
+  t.is(problem({ profile: 'modern', minions: [`k${'a'.repeat(51)}`] }), undefined);
+  t.regex(problem({ profile: 'modern', minions: [`k${'a'.repeat(52)}`] }) ?? '', /minions\[0\]\.name: expected at most 52 characters \(the modern profile's CN system:node:<name> has at most 64\), found 53$/);
+  t.is(problem({ profile: 'legacy', minions: [`k${'a'.repeat(52)}`] }), undefined, 'the legacy CN is the name itself');
+  t.regex(problem({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: ['e1', { name: 'km', address: '10.0.0.1' }] } }) ?? 'accepted', /^accepted$/);
+  const inv = loadInventory(writeInventory({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, 'km'] } }));
+  t.deepEqual(inv.etcd.members.map((m) => [m.name, m.role]), [['e1', 'etcd'], ['km', 'master']]);
+  t.is(inv.etcd.members[1], inv.master);
+  for (const moved of [{ address: '10.0.0.9' }, { port: 2222 }, { user: 'ops' }]) {
+    t.regex(problem({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: [{ name: 'km', ...moved }] } }) ?? '',
+      /etcd\.members\[0\]: expected the master's own address, port and user for the member named like the master, found /, JSON.stringify(moved));
+  }
+  t.regex(problem({ profile: 'modern', etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, 'ca'] } }) ?? '', /etcd\.members\[1\]\.name: expected a name that is not reserved/);
+  t.regex(problem({ profile: 'modern', etcd: { members: ['kubeminion1'] } }) ?? '', /etcd\.members\[0\]\.name: expected the master or a host of its own \(etcd keys do not go to minions\), found the minion 'kubeminion1'$/);
+  t.regex(problem({ profile: 'modern', etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, { name: 'e1', address: '10.0.0.6' }] } }) ?? '', /etcd\.members\[1\]: expected a unique member name, found 'e1' again/);
+  t.regex(problem({ etcd: { members: ['kubemaster'] } }) ?? '', /^ERROR: FILE:\d+: etcd: expected no etcd settings in the legacy profile/);
+});
+
+test('rule: problems come one per line, sorted by line, with control characters and long values shown escaped and cut', (t) => {
+  const two = problem({ pki: { days: 0 }, cluster: '-x' }) ?? '';
+  const lines = two.split('\n');
+  t.is(lines.length, 2);
+  const at = lines.map((l) => Number(/^ERROR: FILE:(\d+):/.exec(l)?.[1]));
+  t.true(at[0] < at[1], two);
+  t.deepEqual(new InventoryError(['a\rb\tc\nd\u0001e\u2028f\u202eg\u0085h']).problems, ['a\\rb\\tc\\nd\\u{1}e\\u{2028}f\\u{202e}g\\u{85}h']);
+  t.regex(problem({ cluster: `-${'x'.repeat(80)}` }) ?? '', new RegExp(`found '-${'x'.repeat(55)}\\.\\.\\.$`));
+  t.regex(problem({ cluster: `-${'x'.repeat(57)}` }) ?? '', new RegExp(`found '-${'x'.repeat(57)}'$`), '60 characters are shown whole');
+  t.regex(problem({ cluster: null }) ?? '', /cluster: expected a cluster name, found nothing$/);
+  t.regex(problem({ pki: { bits: [1, 2] } }) ?? '', /pki\.bits: expected an integer >= 2048, found \[1,2\]$/);
+});
+
+test('rule: a YAML error names its line; an alias bomb is refused at the first alias', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-yaml-'));
+  const f = path.join(dir, 'cluster.yaml');
+  writeFileSync(f, 'cluster: x\nprofile: legacy\npki: [\n');
+  t.regex(t.throws(() => loadInventory(f), { instanceOf: InventoryError })!.message, /^ERROR: .*cluster\.yaml:\d+: YAML syntax: \S/);
+  const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [*${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}, *${String.fromCharCode(97 + i)}]`)].join('\n');
+  writeFileSync(f, `${bomb}\n`);
+  t.is(t.throws(() => loadInventory(f), { instanceOf: InventoryError })!.message, `ERROR: ${f}:2: YAML aliases: expected at most 100 alias expansions, found more (an alias bomb?)`);
+  // a few anchors reused are normal YAML: read, then judged like any other key
+  writeFileSync(f, `${readFileSync(writeInventory(), 'utf8')}x: &x 1\ny: [${Array(5).fill('*x').join(', ')}]\n`);
+  t.regex(t.throws(() => loadInventory(f), { instanceOf: InventoryError })!.message, /expected a known key .*found unknown key 'x'/);
 });

@@ -3,7 +3,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { add, check, fingerprint, knownTypes, lookupName } from '../lib/knownhosts.ts';
+import { add, check, fingerprint, hasAuthority, keysFor, knownTypes, lookupName, markedKeys } from '../lib/knownhosts.ts';
 import { command, quote } from '../lib/sh.ts';
 
 /** A fake ssh-ed25519 public key blob: string "ssh-ed25519" then 32 bytes. */
@@ -44,6 +44,19 @@ test('wildcards and negations match like OpenSSH, and @revoked keys are refused'
   t.is(check(f, ['kubeminion9'], blob(4)).kind, 'unknown');
   t.is(check(f, ['anything'], blob(5)).kind, 'revoked');
   t.deepEqual(knownTypes(f, ['kubeminion2']), ['ssh-ed25519']);
+});
+
+test('a @cert-authority line is a CA key, never a host key: the same key offered by the host stays unknown', (t) => {
+  const f = file([`@cert-authority kubemaster,[127.5.0.1]:2222 ${line('', blob(6)).trim()}`, `@revoked kubemaster ${line('', blob(8)).trim()}`, `@unknown-marker kubemaster ${line('', blob(9)).trim()}`]);
+  t.is(check(f, ['kubemaster'], blob(6)).kind, 'unknown', 'not known');
+  t.is(check(f, ['kubemaster'], blob(7)).kind, 'unknown', 'not a changed key either');
+  t.deepEqual(knownTypes(f, ['kubemaster']), [], 'the CA key type is not asked of the server');
+  t.deepEqual(keysFor(f, ['kubemaster']).map((k) => k.line), [2]);
+  t.deepEqual(markedKeys(f, ['kubemaster']).map((k) => [k.line, k.ca, k.revoked]), [[1, true, false], [2, false, true]]);
+  t.true(markedKeys(f, ['kubemaster'])[0].blob.equals(blob(6)));
+  t.true(hasAuthority(['/nonexistent', f], [lookupName('127.5.0.1', 2222)]));
+  t.false(hasAuthority([f], [lookupName('127.5.0.1', 22)]), 'port 22 does not match [127.5.0.1]:2222');
+  t.false(hasAuthority([file([line('kubemaster', blob(1))])], ['kubemaster']), 'a plain line is no CA');
 });
 
 test('an accepted new key is appended hashed and found afterwards', (t) => {

@@ -1,7 +1,8 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -131,4 +132,104 @@ test('a stale lock that another run is taking over right now (its claim exists) 
   linkSync(file, `${file}.stale-${createHash('sha256').update(raw).update(`${st.dev}:${st.ino}`).digest('hex').slice(0, 16)}`);
   t.like(t.throws(() => acquireLock(inv, 'test'), { instanceOf: ExitError }), { code: 75 });
   t.deepEqual(readFileSync(file), raw);
+});
+
+// ---- issue 12: the lock's refusals and its clean-up, each fed its case -------------------------------------------------
+
+test('the lock file is 0644 whatever the umask: others may read who holds it, never rewrite it', (t) => {
+  const inv = fresh();
+  const old = process.umask(0); // acquireLock is synchronous: no other test of this worker runs in between
+  let release: () => void;
+  try { release = acquireLock(inv, 'test'); } finally { process.umask(old); }
+  t.is(statSync(lockPath(inv)).mode & 0o777, 0o644);
+  release();
+});
+
+test('a run that exits without calling release leaves no lock behind, and release leaves no exit listener behind', async (t) => {
+  const inv = fresh();
+  const code = `const { acquireLock } = await import(${JSON.stringify(path.join(repoRoot, 'lib/lock.ts'))});
+acquireLock({ file: ${JSON.stringify(inv.file)} }, 'child'); console.log('took');`;
+  const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', code], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+  await new Promise((r) => child.on('exit', r));
+  t.is(out.trim(), 'took');
+  t.deepEqual(readdirSync(path.dirname(inv.file)), [], 'no lock and no temp file');
+  const listeners = process.listenerCount('exit');
+  const release = acquireLock(inv, 'test');
+  t.is(process.listenerCount('exit'), listeners + 1);
+  release();
+  t.is(process.listenerCount('exit'), listeners);
+});
+
+test('a lock file that is JSON but names no holder (pid not an integer, or no host) is treated as torn, not as a holder', (t) => {
+  for (const body of [JSON.stringify({ pid: '1', host: hostname() }), JSON.stringify({ pid: 1 }), 'null']) {
+    const inv = fresh();
+    writeFileSync(lockPath(inv), body);
+    const e = t.throws(() => acquireLock(inv, 'test'), { instanceOf: ExitError });
+    t.is(e.code, 75, body);
+    t.regex(e.message, /is being written by another run/, body);
+  }
+});
+
+test('a lock name that cannot be opened (a symlink loop) is an error, never reported as held or taken over', (t) => {
+  const inv = fresh();
+  symlinkSync('.kubetls.lock', lockPath(inv)); // points at itself: open(2) says ELOOP
+  const e = t.throws(() => acquireLock(inv, 'test'));
+  t.false(e instanceof ExitError, e.message);
+  t.regex((e as NodeJS.ErrnoException).code ?? '', /ELOOP/);
+  t.deepEqual(readdirSync(path.dirname(inv.file)), ['.kubetls.lock'], 'no temp file left');
+});
+
+test('a takeover claim older than 30 s (its run died) is removed with a warning, and the stale lock is then taken over', async (t) => {
+  const inv = fresh();
+  const file = lockPath(inv);
+  writeFileSync(file, holder(await deadPid(), 'x'));
+  const st = statSync(file);
+  const claim = `${file}.stale-${createHash('sha256').update(readFileSync(file)).update(`${st.dev}:${st.ino}`).digest('hex').slice(0, 16)}`;
+  linkSync(file, claim);
+  const now = Date.now;
+  Date.now = () => now() + 31_000; // the claim's ctime cannot be set back, so the clock goes forward
+  logs.length = 0;
+  let release: () => void;
+  try { release = acquireLock(inv, 'test'); } finally { Date.now = now; }
+  t.true(logs.some((l) => l.includes('removing') && l.includes(path.basename(claim)) && l.includes('left by a run that died while taking over a stale lock')), logs.join('\n'));
+  t.like(JSON.parse(readFileSync(file, 'utf8')), { pid: process.pid, command: 'test' });
+  release();
+  t.deepEqual(readdirSync(path.dirname(file)), [], 'no claim left');
+});
+
+/**
+ * Runs acquireLock with fs.linkSync wrapped so that `meanwhile` runs just before the claim link of a takeover: the
+ * moment another run may have replaced the stale lock. lib/lock.ts imports linkSync by name; syncBuiltinESMExports
+ * makes that name see the wrapper.
+ */
+function withRaceAtClaim<T>(meanwhile: (file: string) => void, run: () => T): T {
+  const real = fs.linkSync;
+  fs.linkSync = ((from: fs.PathLike, to: fs.PathLike) => {
+    if (String(to).includes('.stale-')) meanwhile(String(from));
+    return real(from, to);
+  }) as typeof fs.linkSync;
+  syncBuiltinESMExports();
+  try { return run(); } finally { fs.linkSync = real; syncBuiltinESMExports(); }
+}
+
+test('a stale lock replaced by a live run\'s lock just before our takeover claim is left alone: exit 75, never removed', async (t) => {
+  const sleeper = spawn('sleep', ['30']);
+  try {
+    const live = holder(sleeper.pid!, 'now');
+    for (const how of ['a new file', 'rewritten in place'] as const) {
+      const inv = fresh();
+      writeFileSync(lockPath(inv), holder(await deadPid(), 'then'));
+      const e = withRaceAtClaim((f) => {
+        if (how === 'a new file') { rmSync(f); writeFileSync(f, live); } else writeFileSync(f, live); // same inode, new bytes
+      }, () => t.throws(() => acquireLock(inv, 'test'), { instanceOf: ExitError }));
+      t.is(e?.code, 75, how);
+      t.regex(e?.message ?? '', new RegExp(`pid ${sleeper.pid} \\(renew\\.ts\\)`), how);
+      t.is(readFileSync(lockPath(inv), 'utf8'), live, how);
+      t.deepEqual(readdirSync(path.dirname(inv.file)), ['.kubetls.lock'], `${how}: no claim or temp file left`);
+    }
+  } finally {
+    sleeper.kill();
+  }
 });

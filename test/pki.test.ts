@@ -1,11 +1,15 @@
 import test from 'ava';
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, createPrivateKey } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadInventory } from '../lib/inventory.ts';
 import { configureLog } from '../lib/log.ts';
-import { applyPki, newToken, parseCert, planPki, readCert } from '../lib/pki.ts';
+import {
+  applyPki, checkCa, checkLeaf, drift, expectedKeyType, insecureMode, leafSpecs, newToken, parseCert, PkiError, planPki, readCert, readKey, readToken,
+  secretFiles, tightenModes, UnreadableError, writeAtomic,
+} from '../lib/pki.ts';
 import * as openssl from '../lib/openssl.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
@@ -221,4 +225,349 @@ test('a certificate read back reports subject, SANs, expiry and key type', async
   t.is(info.keyType, 'rsa 2048');
   t.deepEqual(info.eku, ['serverAuth']);
   t.true(info.notAfter > new Date());
+});
+
+// ---- issue 12: lib/openssl.ts and config/openssl.ts, fast (EC keys), each property as the openssl CLI reads it --------
+// Titles start with "openssl:" so that `npm run mutate` can run just these (see test/MUTATION.md).
+
+/** Every extension of a certificate as `openssl x509 -ext` prints it (one string, names and values). */
+const exts = async (file: string) => (await execa('openssl', ['x509', '-noout', '-in', file, '-ext',
+  'basicConstraints,keyUsage,extendedKeyUsage,subjectAltName'])).stdout;
+const keyIds = async (file: string) => {
+  const out = (await execa('openssl', ['x509', '-noout', '-in', file, '-ext', 'subjectKeyIdentifier,authorityKeyIdentifier'])).stdout;
+  return { ski: /Subject Key Identifier:\s*\n\s*(\S+)/.exec(out)?.[1], aki: /Authority Key Identifier:\s*\n\s*(?:keyid:)?(\S+)/.exec(out)?.[1] };
+};
+
+/** One modern PKI with EC P-256 keys (fast), built by applyPki, shared by the tests below. */
+const modernEc = build({ profile: 'modern', pki: { key: 'ecdsa-p256' }, minions: ['kubeminion1'] });
+
+test('openssl: the CA signs certificates and CRLs only; the server is serverAuth, a minion clientAuth; all critical where RFC 5280 wants it', async (t) => {
+  const { dir } = await modernEc;
+  const p = (f: string) => path.join(dir, f);
+  t.is(await exts(p('ca.crt')), [
+    'X509v3 Basic Constraints: critical', '    CA:TRUE', 'X509v3 Key Usage: critical', '    Certificate Sign, CRL Sign'].join('\n'));
+  t.is(await exts(p('server.crt')), [
+    'X509v3 Basic Constraints: critical', '    CA:FALSE', 'X509v3 Key Usage: critical', '    Digital Signature, Key Encipherment',
+    'X509v3 Extended Key Usage: ', '    TLS Web Server Authentication',
+    'X509v3 Subject Alternative Name: ', '    DNS:kubernetes.default.svc, DNS:kubemaster, IP Address:10.24.0.1'].join('\n'));
+  for (const f of ['kubeminion1.crt', 'admin.crt', 'apiserver-etcd-client.crt']) {
+    t.is(await exts(p(f)), [
+      'X509v3 Basic Constraints: critical', '    CA:FALSE', 'X509v3 Key Usage: critical', '    Digital Signature, Key Encipherment',
+      'X509v3 Extended Key Usage: ', '    TLS Web Client Authentication'].join('\n'), f);
+  }
+  // the certificates with names of their own (ext_<name> sections): the server lines, their own EKU and SANs
+  t.is(await exts(p('etcd-server-kubemaster.crt')), [
+    'X509v3 Basic Constraints: critical', '    CA:FALSE', 'X509v3 Key Usage: critical', '    Digital Signature, Key Encipherment',
+    'X509v3 Extended Key Usage: ', '    TLS Web Server Authentication, TLS Web Client Authentication',
+    'X509v3 Subject Alternative Name: ', '    DNS:kubemaster, DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1'].join('\n'));
+  t.is(await exts(p('kubelet-kubeminion1.crt')), [
+    'X509v3 Basic Constraints: critical', '    CA:FALSE', 'X509v3 Key Usage: critical', '    Digital Signature, Key Encipherment',
+    'X509v3 Extended Key Usage: ', '    TLS Web Server Authentication',
+    'X509v3 Subject Alternative Name: ', '    DNS:kubeminion1'].join('\n'));
+});
+
+test('openssl: every certificate names its key (SKI) and a leaf its CA\'s key (AKI); X.509 v3, ECDSA with SHA-256', async (t) => {
+  const { dir } = await modernEc;
+  const p = (f: string) => path.join(dir, f);
+  const ca = await keyIds(p('ca.crt'));
+  t.regex(ca.ski ?? '', /^[0-9A-F:]{59}$/);
+  t.is(ca.aki, ca.ski, 'the CA names itself as its authority (keyid:always)');
+  for (const f of ['server.crt', 'kubeminion1.crt', 'kubelet-kubeminion1.crt']) {
+    const leaf = await keyIds(p(f));
+    t.regex(leaf.ski ?? '', /^[0-9A-F:]{59}$/, f);
+    t.not(leaf.ski, ca.ski, f);
+    t.is(leaf.aki, ca.ski, f);
+  }
+  const etcd = await keyIds(p('etcd-server-kubemaster.crt'));
+  t.is(etcd.aki, (await keyIds(p('etcd-ca.crt'))).ski);
+  for (const f of ['ca.crt', 'etcd-ca.crt', 'server.crt', 'kubeminion1.crt', 'etcd-peer-kubemaster.crt']) {
+    const text = (await execa('openssl', ['x509', '-noout', '-text', '-in', p(f)])).stdout;
+    t.regex(text, /Version: 3 \(0x2\)/, f);
+    t.deepEqual(text.match(/Signature Algorithm: \S+/g), ['Signature Algorithm: ecdsa-with-SHA256', 'Signature Algorithm: ecdsa-with-SHA256'], f);
+  }
+  // the CSRs are signed with SHA-256 too (what the CA sees before it signs)
+  const csr = (await execa('openssl', ['req', '-noout', '-text', '-in', p('server.csr')])).stdout;
+  t.regex(csr, /Signature Algorithm: ecdsa-with-SHA256/);
+  t.regex(csr, /DNS:kubernetes\.default\.svc, DNS:kubemaster, IP Address:10\.24\.0\.1/, 'the server CSR asks for the SANs (-reqexts SAN)');
+});
+
+test('openssl: keys are made on the curve or with the bits asked, by genkey and by req -newkey', async (t) => {
+  const dir = path.dirname(writeInventory());
+  const p = (f: string) => path.join(dir, f);
+  const curve = (f: string) => createPrivateKey(readFileSync(p(f))).asymmetricKeyDetails;
+  await openssl.genkey(p('p384.key'), 'ecdsa-p384', 0);
+  await openssl.genkey(p('p256.key'), 'ecdsa-p256', 0);
+  await openssl.genkey(p('rsa.key'), 'rsa', 2048);
+  t.is(curve('p384.key')?.namedCurve, 'secp384r1');
+  t.is(curve('p256.key')?.namedCurve, 'prime256v1');
+  t.is(curve('rsa.key')?.modulusLength, 2048);
+  const inv = loadInventory(writeInventory({}, dir));
+  writeFileSync(p('openssl.cnf'), openssl.opensslConfig(inv));
+  await openssl.reqNewkey({ type: 'ecdsa-p384', bits: 0, keyout: p('m.key'), subj: openssl.subj('m'), config: p('openssl.cnf'), out: p('m.csr') });
+  t.is(curve('m.key')?.namedCurve, 'secp384r1');
+  t.deepEqual(openssl.keySpec('rsa', 3072), { newkey: ['-newkey', 'rsa:3072'] });
+  t.is(openssl.keySpec('ecdsa-p256', 0).curve, 'P-256');
+  for (const f of ['p384.key', 'rsa.key', 'm.key', 'm.csr']) t.is(statSync(p(f)).mode & 0o777, 0o600, `${f}: owner-only from the first byte (umask 077)`);
+});
+
+test('openssl: a failing command is an OpensslError with its exit code and the last lines of stderr, and --dry-run runs nothing', async (t) => {
+  const missing = path.join(path.dirname(writeInventory()), 'no', 'such', 'ca.key');
+  const e = await t.throwsAsync(openssl.genkey(missing, 'ecdsa-p256', 0), { instanceOf: openssl.OpensslError });
+  t.is(e?.exitCode, 1);
+  t.regex(e?.message ?? '', new RegExp(`^openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ${missing} failed \\(exit 1\\): \\S`));
+  t.false(e?.message.includes('\n'), 'one line');
+  t.deepEqual(e?.argv, ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', missing]);
+  lines.length = 0;
+  const out = path.join(path.dirname(missing), '..', 'dry.key');
+  await openssl.genkey(out, 'rsa', 2048, { dryRun: true });
+  t.false(existsSync(out));
+  t.true(lines.some((l) => l.includes(`$ openssl genrsa -out ${out} 2048`)), lines.join('\n'));
+});
+
+test('openssl: verify is ok only for a certificate that chains to the CA given and, when asked, serves that purpose', async (t) => {
+  const { dir } = await modernEc;
+  const p = (f: string) => path.join(dir, f);
+  t.like(await openssl.verify(p('ca.crt'), p('kubeminion1.crt')), { ok: true });
+  t.like(await openssl.verify(p('ca.crt'), p('kubeminion1.crt'), 'sslclient'), { ok: true });
+  t.like(await openssl.verify(p('ca.crt'), p('kubeminion1.crt'), 'sslserver'), { ok: false });
+  t.like(await openssl.verify(p('ca.crt'), p('server.crt'), 'sslserver'), { ok: true });
+  const other = await openssl.verify(p('etcd-ca.crt'), p('kubeminion1.crt'));
+  t.false(other.ok);
+  t.regex(other.output, /unable to get local issuer certificate/);
+});
+
+test('openssl: -subj escapes each of \\ / + = in a value and nothing else, and puts O before CN', (t) => {
+  t.is(openssl.subjValue('a\\b/c+d=e f:g.h@i-j_k,l'), 'a\\\\b\\/c\\+d\\=e f:g.h@i-j_k,l');
+  t.is(openssl.subj('system:node:m1', 'system:nodes'), '/O=system:nodes/CN=system:node:m1');
+  t.is(openssl.subj('x/O=y'), '/CN=x\\/O\\=y');
+});
+
+// ---- issue 12: lib/pki.ts's decisions and modes, in-process with EC keys (fast enough for `npm run mutate`) -----------
+// Titles start with "pki:" so that test/MUTATION.md's Stryker command can select them.
+
+const ecLegacy = () => build({ pki: { key: 'ecdsa-p256' } });
+const DAY = 86_400_000;
+
+test('pki: a leaf is checked against its CA, its key and the clock, the worst finding first, every reason kept', async (t) => {
+  const { inv, dir } = await ecLegacy();
+  const other = await ecLegacy();
+  const spec = leafSpecs(inv).find((s) => s.name === 'kubeminion1')!;
+  const ca = checkCa(inv).info;
+  const notAfter = readCert(path.join(dir, 'kubeminion1.crt'))!.notAfter.getTime();
+  t.like(checkLeaf(inv, spec, ca), { status: 'ok', reasons: [], daysLeft: 364 });
+  // renew window: exactly renew_before_days (30) before notAfter it is due, a second before it is not
+  t.is(checkLeaf(inv, spec, ca, new Date(notAfter - 30 * DAY - 1000)).status, 'ok');
+  t.like(checkLeaf(inv, spec, ca, new Date(notAfter - 30 * DAY)), { status: 'renew due', reasons: ['expires in 30 d'] });
+  t.like(checkLeaf(inv, spec, ca, new Date(notAfter)), { status: 'expired', reasons: ['expired 0 d ago'] });
+  t.like(checkLeaf(inv, spec, ca, new Date(notAfter + 3 * DAY)), { status: 'expired', reasons: ['expired 3 d ago'] });
+  t.like(checkLeaf(inv, spec, ca, new Date(notAfter - 1000)), { status: 'renew due' }, 'one second left is due, not expired');
+  // another CA's certificate with our key: not signed by CA, and its key does not match either
+  writeFileSync(path.join(dir, 'kubeminion1.crt'), readFileSync(path.join(other.dir, 'kubeminion1.crt')));
+  const otherNotAfter = readCert(path.join(dir, 'kubeminion1.crt'))!.notAfter.getTime();
+  t.deepEqual(checkLeaf(inv, spec, ca, new Date(otherNotAfter)).reasons, ['not signed by the current CA', 'key does not match the certificate', 'expired 0 d ago']);
+  t.is(checkLeaf(inv, spec, ca).status, 'not signed by CA');
+  t.is(checkLeaf(inv, spec, undefined).status, 'not signed by CA', 'no CA read: nothing is trusted');
+  writeFileSync(path.join(dir, 'kubeminion1.key'), readFileSync(path.join(other.dir, 'kubeminion1.key')));
+  t.like(checkLeaf(inv, spec, ca), { status: 'not signed by CA', reasons: ['not signed by the current CA'] });
+  // right CA, other key
+  const m2 = leafSpecs(inv).find((s) => s.name === 'kubeminion2')!;
+  writeFileSync(path.join(dir, 'kubeminion2.key'), readFileSync(path.join(other.dir, 'kubeminion2.key')));
+  const m2NotAfter = readCert(path.join(dir, 'kubeminion2.crt'))!.notAfter.getTime();
+  t.like(checkLeaf(inv, m2, ca, new Date(m2NotAfter - DAY)), { status: 'key mismatch', reasons: ['key does not match the certificate', 'expires in 1 d'] });
+  rmSync(path.join(dir, 'kubeminion2.key'));
+  t.like(checkLeaf(inv, m2, ca), { status: 'key mismatch', reasons: ['key file missing'] });
+  rmSync(path.join(dir, 'kubeminion2.crt'));
+  t.like(checkLeaf(inv, m2, ca), { status: 'missing', reasons: ['missing'] });
+  t.like(checkLeaf(inv, spec, ca), { status: 'not signed by CA' });
+  rmSync(path.join(dir, 'kubeminion1.crt'));
+  t.like(checkLeaf(inv, spec, ca), { status: 'missing', reasons: ['certificate missing'] }, 'its key is still there');
+  // drift comes after expiry and before the renew window
+  const server = leafSpecs(inv).find((s) => s.name === 'server')!;
+  const moved = { ...inv, apiserver: { ...inv.apiserver, cn: 'other.example' } };
+  const sNotAfter = readCert(path.join(dir, 'server.crt'))!.notAfter.getTime();
+  t.like(checkLeaf(moved, { ...server, cn: 'other.example' }, ca, new Date(sNotAfter - DAY)),
+    { status: 'drift', reasons: ['subject CN=kubernetes.default.svc, expected CN=other.example', 'expires in 1 d'] });
+});
+
+test('pki: drift names each difference: subject (CN and O), SANs added and removed, key type and size, a missing usage', async (t) => {
+  const { inv, dir } = await ecLegacy();
+  const server = leafSpecs(inv).find((s) => s.name === 'server')!;
+  const info = readCert(path.join(dir, 'server.crt'))!;
+  t.deepEqual(drift(inv, server, info), []);
+  t.deepEqual(drift(inv, { ...server, o: 'system:masters' }, info), ['subject CN=kubernetes.default.svc, expected O=system:masters, CN=kubernetes.default.svc']);
+  t.deepEqual(drift(inv, { ...server, sans: [...server.sans, 'IP:10.0.0.9'] }, info), ['SAN added: IP:10.0.0.9']);
+  t.deepEqual(drift(inv, { ...server, sans: server.sans.slice(1) }, info), ['SAN removed: DNS:kubernetes.default.svc']);
+  t.deepEqual(drift(inv, { ...server, sans: ['DNS:a', 'DNS:b'] }, info), ['SAN added: DNS:a, DNS:b', 'SAN removed: DNS:kubernetes.default.svc, DNS:kubemaster, IP:10.24.0.1']);
+  t.deepEqual(drift({ ...inv, pki: { ...inv.pki, key: 'rsa', bits: 3072 } }, server, info), ['key ecdsa-p256, expected rsa 3072']);
+  t.deepEqual(drift({ ...inv, pki: { ...inv.pki, key: 'ecdsa-p384' } }, server, info), ['key ecdsa-p256, expected ecdsa-p384']);
+  t.deepEqual(drift(inv, { ...server, eku: ['serverAuth', 'clientAuth'] }, info), ['no extendedKeyUsage clientAuth']);
+  const m = readCert(path.join(dir, 'kubeminion1.crt'))!;
+  const mSpec = leafSpecs(inv).find((s) => s.name === 'kubeminion1')!;
+  t.deepEqual(drift(inv, { ...mSpec, o: 'system:nodes' }, m), ['subject CN=kubeminion1, expected O=system:nodes, CN=kubeminion1']);
+  t.is(expectedKeyType({ ...inv, pki: { ...inv.pki, key: 'rsa', caBits: 4096, bits: 2048 } }, true), 'rsa 4096');
+  t.is(expectedKeyType({ ...inv, pki: { ...inv.pki, key: 'rsa', caBits: 4096, bits: 2048 } }), 'rsa 2048');
+});
+
+test('pki: the CA is kept only whole and sound; a lone key or certificate, a foreign key or a non-CA certificate stops the run', async (t) => {
+  const { inv, dir } = await ecLegacy();
+  const other = await ecLegacy();
+  const p = (f: string) => path.join(dir, f);
+  const notAfter = readCert(p('ca.crt'))!.notAfter.getTime();
+  t.like(checkCa(inv), { status: 'ok', reasons: [] });
+  t.like(checkCa(inv, new Date(notAfter - 30 * DAY - 1000)), { status: 'ok' });
+  t.like(checkCa(inv, new Date(notAfter - 30 * DAY)), { status: 'renew due', reasons: ['CA expires in 30 d'] });
+  t.like(checkCa(inv, new Date(notAfter)), { status: 'expired', reasons: ['CA expired 0 d ago'] });
+  t.like(checkCa(inv, new Date(notAfter + 2 * DAY)), { status: 'expired', reasons: ['CA expired 2 d ago'] });
+  const caKey = readFileSync(p('ca.key'));
+  writeFileSync(p('ca.key'), readFileSync(path.join(other.dir, 'ca.key')));
+  t.regex(t.throws(() => checkCa(inv), { instanceOf: PkiError })!.message, /ca\.key does not match .*ca\.crt: refusing to replace the CA silently/);
+  writeFileSync(p('ca.key'), caKey);
+  const caCrt = readFileSync(p('ca.crt'));
+  writeFileSync(p('ca.crt'), readFileSync(p('server.crt')));
+  writeFileSync(p('ca.key'), readFileSync(p('server.key')));
+  t.regex(t.throws(() => checkCa(inv), { instanceOf: PkiError })!.message, /ca\.crt is not a CA certificate \(basicConstraints CA:FALSE\)/);
+  writeFileSync(p('ca.crt'), caCrt);
+  rmSync(p('ca.key'));
+  t.regex(t.throws(() => checkCa(inv), { instanceOf: PkiError })!.message, /ca\.crt exists without ca\.key: cannot sign with this CA/);
+  writeFileSync(p('ca.key'), caKey);
+  rmSync(p('ca.crt'));
+  t.regex(t.throws(() => checkCa(inv), { instanceOf: PkiError })!.message, /ca\.key exists without ca\.crt: refusing to replace the CA silently/);
+  rmSync(p('ca.key'));
+  t.deepEqual(checkCa(inv), { status: 'missing', reasons: ['missing'] });
+  // with the CA gone every leaf is reissued by the new one, and says why
+  const plan = planPki(inv);
+  t.deepEqual(plan.items.map((i) => [i.name, i.action, i.reason]), [['ca', 'create', 'no CA yet'], ['server', 'reissue', 'new CA'],
+    ['kubeminion1', 'reissue', 'new CA'], ['kubeminion2', 'reissue', 'new CA'], ['tokens', 'keep', '']]);
+});
+
+test('pki: the plan keeps what is sound, creates what is missing and reissues the rest with the reasons; orphans are listed', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  const p = (f: string) => path.join(dir, f);
+  const first = planPki(inv);
+  t.true(first.items.every((i) => i.action === 'keep' && i.reason === ''), JSON.stringify(first.items.filter((i) => i.action !== 'keep')));
+  t.false(first.config.changed);
+  t.deepEqual(first.orphans, []);
+  rmSync(p('front-proxy-client.crt'));
+  writeFileSync(p('kubelet-kubeminion1.crt'), readFileSync(p('kube-proxy.crt')));
+  writeFileSync(p('stray.crt'), readFileSync(p('ca.crt'))); // a host that left the inventory
+  writeFileSync(p('openssl.cnf'), 'edited\n');
+  rmSync(p('sa.pub'));
+  const plan = planPki(inv);
+  const item = (n: string) => plan.items.find((i) => i.name === n)!;
+  t.like(item('front-proxy-client'), { action: 'create', reason: '' });
+  t.is(item('kubelet-kubeminion1').action, 'reissue');
+  t.regex(item('kubelet-kubeminion1').reason, /^key does not match the certificate; subject CN=system:kube-proxy, expected O=system:nodes, CN=system:node:kubeminion1; SAN added: DNS:kubeminion1; no extendedKeyUsage serverAuth$/);
+  t.like(item('sa'), { action: 'reissue', reason: 'sa.key and sa.pub incomplete' });
+  t.like(item('ca'), { action: 'keep', reason: '' });
+  t.like(item('kube-proxy'), { action: 'keep', reason: '' });
+  t.deepEqual(plan.orphans, ['stray.crt']);
+  t.true(plan.config.changed);
+  writeFileSync(p('sa.pub'), readFileSync(p('ca.crt')).subarray(0, 0));
+  t.throws(() => planPki(inv), { instanceOf: PkiError, message: /sa\.pub: empty, not a PEM public key/ });
+  const other = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  writeFileSync(p('sa.pub'), readFileSync(path.join(other.dir, 'sa.pub')));
+  t.like(planPki(inv).items.find((i) => i.name === 'sa'), { action: 'reissue', reason: 'sa.pub does not match sa.key' });
+  rmSync(p('sa.pub'));
+  rmSync(p('sa.key'));
+  t.like(planPki(inv).items.find((i) => i.name === 'sa'), { action: 'create', reason: '' });
+});
+
+test('pki: tokens.csv that is empty, cut short or for another user stops the run and is never replaced silently', async (t) => {
+  const { inv, dir } = await ecLegacy();
+  const file = path.join(dir, 'tokens.csv');
+  const good = readFileSync(file, 'utf8');
+  t.regex(readToken(inv) ?? '', /^[A-Za-z0-9]{32}$/);
+  for (const [text, says] of [['', /tokens\.csv: empty \(truncated\?\); restore it/], ['\n', /empty/], [good.slice(0, 20), /not one "TOKEN,kubelet,kubelet" line \(truncated\?\)/],
+    [good.replace(',kubelet,', ',admin,'), /not one "TOKEN,kubelet,kubelet" line/], [`${good.slice(0, 31)},kubelet,kubelet\n`, /not one/]] as const) {
+    writeFileSync(file, text);
+    const e = t.throws(() => planPki(inv), { instanceOf: PkiError }, JSON.stringify(text));
+    t.regex(e!.message, says, JSON.stringify(text));
+    t.false(e!.message.includes(good.slice(0, 32)), 'the token is never quoted');
+  }
+  rmSync(file);
+  t.like(planPki(inv).items.find((i) => i.name === 'tokens'), { action: 'create', reason: '' });
+});
+
+test('pki: secrets others can read are found and set back to 0600, foreign files and the folder left alone; --dry-run only says it', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  const p = (f: string) => path.join(dir, f);
+  t.deepEqual(secretFiles(inv).filter((f) => f.endsWith('.key') || f.endsWith('.csv')).sort(), secretFiles(inv).sort());
+  t.true(['ca.key', 'server.key', 'kubeminion1.key', 'admin.key', 'tokens.csv', 'sa.key'].every((f) => secretFiles(inv).includes(f)));
+  t.is(insecureMode(p('ca.key')), undefined);
+  t.is(insecureMode(p('no-such.key')), undefined);
+  for (const [f, mode, shownAs] of [['ca.key', 0o640, '0640'], ['tokens.csv', 0o604, '0604'], ['sa.key', 0o610, '0610'], ['admin.key', 0o602, '0602']] as const) {
+    chmodSync(p(f), mode);
+    t.is(insecureMode(p(f)), shownAs, f);
+  }
+  chmodSync(p('ca.crt'), 0o644); // not a secret: not ours to tighten here
+  writeFileSync(p('notes.key'), 'x', { mode: 0o644 });
+  lines.length = 0;
+  t.deepEqual(tightenModes(inv, true).sort(), ['admin.key', 'ca.key', 'sa.key', 'tokens.csv']);
+  t.is(statSync(p('ca.key')).mode & 0o777, 0o640, '--dry-run changes nothing');
+  t.true(lines.some((l) => /WARNING: .*ca\.key had mode 0640: other accounts could read this secret; setting it to 0600/.test(l)), lines.join('\n'));
+  t.deepEqual(tightenModes(inv).sort(), ['admin.key', 'ca.key', 'sa.key', 'tokens.csv']);
+  for (const f of ['ca.key', 'tokens.csv', 'sa.key', 'admin.key']) t.is(statSync(p(f)).mode & 0o777, 0o600, f);
+  t.is(statSync(p('ca.crt')).mode & 0o777, 0o644);
+  t.is(statSync(p('notes.key')).mode & 0o777, 0o644);
+  t.is(statSync(dir).mode & 0o777, 0o700);
+  t.deepEqual(tightenModes(inv), []);
+});
+
+test('pki: pki.dir is made 0700, or set to 0700 when it holds only PKI files; a folder with foreign files keeps its mode', async (t) => {
+  const inv = loadInventory(writeInventory({ pki: { key: 'ecdsa-p256' }, minions: [] }));
+  mkdirSync(inv.pki.dir, { mode: 0o755 });
+  chmodSync(inv.pki.dir, 0o755);
+  for (const f of ['x.key', 'x.crt.new', 'ca.srl', 'openssl.cnf', 'tokens.csv', 'admin.kubeconfig', 'sa.pub', 'a-1.csr', '.renew-pending.json', '.last-renew', '.kubetls.lock']) {
+    writeFileSync(path.join(inv.pki.dir, f), f === 'ca.srl' ? '01\n' : '');
+  }
+  rmSync(path.join(inv.pki.dir, 'tokens.csv')); // (an empty one would stop the run; its name is tested below)
+  await applyPki(inv, planPki(inv));
+  t.is(statSync(inv.pki.dir).mode & 0o777, 0o700, 'only PKI files: made owner-only');
+  for (const f of readdirSync(inv.pki.dir).filter((x) => !['x.key', 'x.crt.new', 'ca.srl', 'a-1.csr', 'sa.pub', 'admin.kubeconfig', '.renew-pending.json', '.last-renew', '.kubetls.lock'].includes(x))) {
+    t.is(statSync(path.join(inv.pki.dir, f)).mode & 0o777, 0o600, `${f} written 0600`);
+  }
+  for (const foreign of ['README.md', 'X.key', 'tokens.csv.bak', 'ca.pem']) {
+    const other = loadInventory(writeInventory({ pki: { key: 'ecdsa-p256' }, minions: [] }));
+    mkdirSync(other.pki.dir);
+    chmodSync(other.pki.dir, 0o750);
+    writeFileSync(path.join(other.pki.dir, foreign), '');
+    lines.length = 0;
+    await applyPki(other, planPki(other));
+    t.is(statSync(other.pki.dir).mode & 0o777, 0o750, foreign);
+    t.true(lines.some((l) => l.includes(`holds files that are not part of the PKI (${foreign}): its mode is left as it is (0750)`)), lines.join('\n'));
+  }
+});
+
+test('pki: writeAtomic creates the file with its mode from the first byte, replaces a leftover .new, and leaves none on failure', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-atomic-'));
+  const f = path.join(dir, 'x.key');
+  writeFileSync(`${f}.new`, 'leftover', { mode: 0o644 });
+  writeAtomic(f, 'secret', 0o600);
+  t.is(readFileSync(f, 'utf8'), 'secret');
+  t.is(statSync(f).mode & 0o777, 0o600);
+  t.false(existsSync(`${f}.new`));
+  writeAtomic(f, Buffer.from('kept for the caller'), 0o640, false);
+  t.is(readFileSync(`${f}.new`, 'utf8'), 'kept for the caller');
+  t.is(statSync(`${f}.new`).mode & 0o777, 0o640);
+  t.is(readFileSync(f, 'utf8'), 'secret');
+  mkdirSync(path.join(dir, 'folder'));
+  t.throws(() => writeAtomic(path.join(dir, 'folder'), 'x', 0o600));
+  t.false(existsSync(path.join(dir, 'folder.new')), 'no stray .new beside a file that could not be replaced');
+});
+
+test('pki: an unreadable PKI file says what it is instead, and never quotes a key', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-pem-'));
+  const f = (name: string, text: string) => { writeFileSync(path.join(dir, name), text); return path.join(dir, name); };
+  t.throws(() => readCert(f('a.crt', '')), { instanceOf: UnreadableError, message: /a\.crt: empty, not a PEM certificate \(truncated\?\)$/ });
+  t.throws(() => readCert(f('b.crt', 'hello')), { instanceOf: UnreadableError, message: /b\.crt: not a PEM certificate$/ });
+  t.throws(() => readCert(f('c.crt', '-----BEGIN CERTIFICATE-----\nMIIB\n')), { message: /c\.crt: not a PEM certificate \(truncated\?\)$/ });
+  t.throws(() => readCert(f('d.crt', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')), { message: /d\.crt: not a PEM certificate \(corrupt: .+\)$/ });
+  const key = '-----BEGIN PRIVATE KEY-----\nSECRETBYTES\n-----END PRIVATE KEY-----\n';
+  const e = t.throws(() => readKey(f('e.key', key)), { instanceOf: UnreadableError });
+  t.regex(e!.message, /e\.key: not a PEM private key \(corrupt\)$/);
+  t.false(e!.message.includes('SECRETBYTES'));
+  t.throws(() => readKey(f('f.key', '-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n-----END ENCRYPTED PRIVATE KEY-----\n')), { message: /f\.key: a PEM private key protected by a passphrase: kubetls needs it unencrypted$/ });
+  t.throws(() => readKey(f('g.key', '-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nx\n-----END RSA PRIVATE KEY-----\n')), { message: /protected by a passphrase/ });
+  t.throws(() => readCert(dir), { instanceOf: UnreadableError, message: /not a regular file$/ });
+  t.is(readCert(path.join(dir, 'none.crt')), undefined);
 });

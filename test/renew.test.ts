@@ -5,6 +5,7 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
+import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseCert } from '../lib/pki.ts';
@@ -198,9 +199,51 @@ test.serial('renew.ts --only renews what reaches those hosts now and leaves the 
   t.is(r.code, 0, r.all);
   t.regex(r.stdout, /not now \(--only\): kubeminion1, kubeminion2/);
   t.deepEqual(JSON.parse(readFileSync(path.join(lab.pkiDir, '.renew-pending.json'), 'utf8')), ['kubeminion1', 'kubeminion2']);
+  // a token rotation: the master accepts both tokens until the minions have the new one
+  t.regex(r.stdout, /the old token stays valid until kubeminion1, kubeminion2 have the new one/);
+  t.is(lab.readFile('kubemaster', '/srv/kubernetes/tokens.csv').split('\n').filter(Boolean).length, 2);
   const next = await runScript('renew.ts', inv);
   t.is(next.code, 0, next.all);
   t.regex(next.stdout, /left behind by an earlier run: kubeminion1, kubeminion2/);
+  t.regex(next.stdout, /== retire the old token/);
+  t.is(lab.readFile('kubemaster', '/srv/kubernetes/tokens.csv').split('\n').filter(Boolean).length, 1);
   const v = await runScript('verify.ts', inv);
   t.is(v.code, 0, v.all);
+});
+
+test.serial('a token rotation refuses no request from a client using the kubeconfig\'s token, and retires the old token at the end', async (t) => {
+  const lab = await labP;
+  const inv = ['--inventory', lab.inventoryPath];
+  const { readKubeconfig } = await import('../lib/kubeconfig.ts');
+  const tokenOf = (host: string) => readKubeconfig(lab.readFile(host, '/var/lib/kubelet/kubeconfig')).token!;
+  const ask = async (token: string) => (await execa('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', '--cacert', path.join(lab.pkiDir, 'ca.crt'),
+    '-H', `Authorization: Bearer ${token}`, `https://${lab.master.address}:6443/version`], { reject: false })).stdout;
+  const old = tokenOf('kubeminion1');
+  t.is(await ask(old), '200');
+  // a token-only client on each minion, rereading its kubeconfig before every request (bounded: one every 100 ms)
+  const codes: string[] = [];
+  let running = true;
+  const poll = (async () => {
+    for (let i = 0; running && i < 3000; i++) {
+      for (const m of ['kubeminion1', 'kubeminion2']) codes.push(await ask(tokenOf(m)));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const r = await runScript('renew.ts', [...inv, '--cert', 'tokens', '--force']);
+  running = false;
+  await poll;
+  // the property first (ava reports the first failed assertion): no request refused while the token changed
+  t.false(codes.includes('401'), `refused during the rotation: ${codes.filter((c) => c === '401').length} of ${codes.length} requests`);
+  t.true(codes.includes('200'), 'the client was served during the rotation');
+  t.is(r.code, 0, r.all);
+  t.regex(r.stdout, /the old token stays valid \(second line\) until every kubeconfig has the new one/);
+  t.regex(r.stdout, /== retire the old token/);
+  const now = tokenOf('kubeminion1');
+  t.not(now, old);
+  t.is(tokenOf('kubeminion2'), now);
+  t.is(lab.readFile('kubemaster', '/srv/kubernetes/tokens.csv'), `${now},kubelet,kubelet\n`, 'the master holds the new token only');
+  t.is(await ask(old), '401', 'the old token is refused once retired');
+  t.is(await ask(now), '200');
+  const again = await runScript('renew.ts', inv);
+  t.regex(again.stdout, /nothing to renew/);
 });

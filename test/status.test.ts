@@ -1,7 +1,7 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { execa } from 'execa';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadInventory } from '../lib/inventory.ts';
 import { configureLog } from '../lib/log.ts';
@@ -199,23 +199,24 @@ test('the cron line runs status --prometheus after renew whatever renew returned
   const { repoRoot } = await import('./helpers/inventory.ts');
   const line = readFileSync(path.join(repoRoot, 'config/cron/kubetls-renew.cron'), 'utf8').split('\n').find((l) => /^\d/.test(l))!;
   const body = line.trim().replace(/^(\S+\s+){6}/, ''); // after m h dom mon dow user
-  t.regex(body, /scripts\/renew\.ts --quiet; rc=\$\?; npx zx scripts\/status\.ts --prometheus \S+ >\/dev\/null; exit \$rc$/);
-  // run the line's own shell logic with an npx on PATH that records each call and exits like renew would
+  t.regex(body, /node bin\/kubetls\.mjs renew --quiet; rc=\$\?; node bin\/kubetls\.mjs status --prometheus \S+ >\/dev\/null; exit \$rc$/);
+  // run the line's own shell logic with a node on PATH that records each call and exits like renew would
   const bin = mkdtempSync(path.join((await import('node:os')).tmpdir(), 'kubetls-cron-'));
-  writeFileSync(path.join(bin, 'npx'), '#!/bin/sh\necho "$*" >> "$CALLS"\ncase "$*" in *renew.ts*) exit "$RENEW_EXIT";; esac\nexit 1\n');
-  chmodSync(path.join(bin, 'npx'), 0o755);
+  writeFileSync(path.join(bin, 'node'), '#!/bin/sh\necho "$*" >> "$CALLS"\ncase "$*" in *" renew "*) exit "$RENEW_EXIT";; esac\nexit 1\n');
+  chmodSync(path.join(bin, 'node'), 0o755);
   for (const code of [0, 1, 75]) {
     const calls = path.join(bin, `calls-${code}`);
     const r = await execa('/bin/sh', ['-c', body], { reject: false, env: { PATH: `${bin}:/usr/bin:/bin`, KUBETLS_DIR: bin, CALLS: calls, RENEW_EXIT: String(code) } });
     t.is(r.exitCode, code, `renew exit ${code}`);
-    t.deepEqual(readFileSync(calls, 'utf8').trim().split('\n').map((c) => c.split(' ')[1]), ['scripts/renew.ts', 'scripts/status.ts'], `renew exit ${code}`);
+    t.deepEqual(readFileSync(calls, 'utf8').trim().split('\n').map((c) => c.split(' ')[1]), ['renew', 'status'], `renew exit ${code}`);
   }
 });
 
 test('the systemd unit refreshes the metrics in ExecStopPost (after success and failure), never in ExecStartPost', async (t) => {
   const { repoRoot } = await import('./helpers/inventory.ts');
   const unit = readFileSync(path.join(repoRoot, 'config/systemd/kubetls-renew.service'), 'utf8');
-  t.regex(unit, /^ExecStopPost=-\/usr\/bin\/npx zx scripts\/status\.ts --prometheus \S+$/m);
+  t.regex(unit, /^ExecStopPost=-\/usr\/bin\/node bin\/kubetls\.mjs status --prometheus \S+$/m);
+  t.regex(unit, /^ExecStart=\/usr\/bin\/node bin\/kubetls\.mjs renew$/m);
   t.notRegex(unit, /^ExecStartPost=/m);
   t.regex(unit, /^SuccessExitStatus=75$/m);
 });
@@ -296,4 +297,82 @@ test('Prometheus labels carry no free text: status is a fixed category, the subj
   t.regex(text, /^kubetls_certificate_ok\{name="server\.crt",where="pki\/server\.crt",status="drift"\} 0$/m);
   t.regex(text, /^kubetls_certificate_not_after_seconds\{name="server\.crt",where="pki\/server\.crt"\} 0$/m);
   t.notRegex(text, /subject=|SAN added/);
+});
+
+// ---- issue 10: the default table fits in 120 columns whatever the path and name lengths ---------------------------------
+
+/** A cell cut with an ellipsis in the middle stands for `full` when it keeps its start and its end. */
+const names = (cell: string, full: string) => cell === full || (cell.includes('…') && full.startsWith(cell.split('…')[0]) && full.endsWith(cell.split('…')[1]));
+
+test('with a 100-character pki.dir, a long pki.remote_dir and long host names every line of the default table is under 120 columns and still names each certificate and its place; --wide shows the SANs', async (t) => {
+  const file = writeInventory({});
+  const pkiDir = path.join(path.dirname(file), 'operator/clusters/production-eu-west');
+  const longDir = `${pkiDir}/${'x'.repeat(100 - pkiDir.length - 5)}/pki`;
+  t.is(longDir.length, 100);
+  const remoteDir = '/srv/kubetls/production-eu-west-1/control-plane/certificates-managed-by-kubetls-for-the-operators';
+  // modern minion names have at most 52 characters; these two differ only at their end, as fleets name them
+  const m = (n: number) => `production-eu-west-1-kubernetes-worker-node-00${n}`.padEnd(52, '0').slice(0, 50) + `-${n}`;
+  const minions = [m(1), m(2)];
+  const master = 'production-eu-west-1-kubernetes-control-plane-node-0001';
+  writeInventory({ profile: 'modern', pki: { dir: longDir, remote_dir: remoteDir, key: 'ecdsa-p256' }, master: { name: master, address: master },
+    apiserver: { dns: ['kubernetes.default.svc', master], ip: ['10.24.0.1'] }, minions }, path.dirname(file));
+  const inv = loadInventory(file);
+  await applyPki(inv, planPki(inv));
+  const r = await runScript('status.ts', ['--inventory', file]);
+  t.is(r.code, 0, r.all);
+  const lines = r.stdout.split('\n');
+  for (const l of lines) t.true(l.length < 120, `${l.length} columns: ${l}`);
+  // every row of --json has a row in the table that names the certificate (file name in its folder) and its place
+  const { rows } = JSON.parse((await runScript('status.ts', ['--inventory', file, '--json'])).stdout) as { rows: { name: string; where: string }[] };
+  const expected = rows.filter((x) => !/^(ca|etcd-ca|front-proxy-ca)\.crt$/.test(x.name)).map((x) => {
+    const at = /^([a-z0-9-]+):(\/.*)$/.exec(x.where);
+    return at ? { cert: at[2].startsWith(`${remoteDir}/`) ? at[2].slice(remoteDir.length + 1) : at[2], where: at[1] } : { cert: x.name, where: 'local' };
+  });
+  t.true(expected.some((e) => e.where === minions[1] && e.cert === '/var/lib/kubelet/kubeconfig'));
+  t.true(expected.some((e) => e.where === master && e.cert === 'scheduler.conf'));
+  const table = lines.slice(lines.findIndex((l) => l.startsWith('CERTIFICATE ')) + 1, lines.indexOf(''));
+  const cells = table.map((l) => l.split(/ {2,}/));
+  const certs = [...new Set(expected.map((e) => e.cert))];
+  const places = [...new Set(expected.map((e) => e.where))];
+  for (const e of expected) {
+    const hits = cells.filter(([c, w]) => names(c, e.cert) && names(w, e.where));
+    t.is(hits.length, 1, `${e.cert} at ${e.where}: ${hits.length} rows name it\n${r.stdout}`);
+    if (hits.length !== 1) continue;
+    // a cut name stands for one name only
+    t.deepEqual(certs.filter((c) => names(hits[0][0], c)), [e.cert]);
+    t.deepEqual(places.filter((p) => names(hits[0][1], p)), [e.where]);
+  }
+  t.true(r.stdout.includes(longDir), 'the pki.dir is printed in full once');
+  const wide = await runScript('status.ts', ['--inventory', file, '--wide']);
+  t.is(wide.code, 0, wide.all);
+  t.regex(wide.stdout, new RegExp(`^kubelet-${minions[1]}\\.crt +local .* CN=system:node:${minions[1]} +DNS:${minions[1]}$`, 'm'));
+  t.true(wide.stdout.split('\n').some((l) => l.length >= 120), '--wide cuts nothing');
+  // a folder inside a status is cut to its last part: the row fits and still names the file
+  chmodSync(path.join(longDir, 'ca.key'), 0o644);
+  const insecure = await runScript('status.ts', ['--inventory', file]);
+  t.is(insecure.code, 1, insecure.all);
+  const ca = insecure.stdout.split('\n').find((l) => l.startsWith('ca ')) ?? '';
+  t.regex(ca, / insecure mode 0644: …\/pki\/ca\.key$/);
+  t.true(ca.length < 120, ca);
+});
+
+test('two names that differ only in their middle are never cut to the same text, and a table that fits is not cut', async (t) => {
+  const { fitTable } = await import('../lib/table.ts');
+  const a = 'kubelet-production-eu-west-1a-kubernetes-worker-node-01.crt';
+  const b = 'kubelet-production-eu-west-1b-kubernetes-worker-node-01.crt';
+  const c = 'kubelet-production-eu-west-1c-kubernetes-worker-node-99.crt';
+  const fit = { width: 40, cut: [0], last: 16 };
+  const cells = (text: string) => text.split('\n').slice(1).map((l) => l.split(/ {2,}/)[0]);
+  const apart = fitTable(['CERTIFICATE', 'STATUS'], [[a, 'ok'], [b, 'ok']], fit);
+  t.true(apart.cut);
+  const [x, y] = cells(apart.text);
+  t.not(x, y, apart.text);
+  t.true(names(x, a) && !names(x, b) && names(y, b) && !names(y, a), apart.text);
+  // names that differ at their end are cut to the width asked
+  const short = fitTable(['CERTIFICATE', 'STATUS'], [[a, 'ok'], [c, 'renew due']], fit);
+  for (const l of short.text.split('\n')) t.true(l.length <= 40, l);
+  t.deepEqual(cells(short.text).map((s, i) => names(s, [a, c][i])), [true, true]);
+  const fits = fitTable(['CERTIFICATE', 'STATUS'], [['server.crt', 'ok']], fit);
+  t.false(fits.cut);
+  t.is(fits.text, 'CERTIFICATE  STATUS\nserver.crt   ok');
 });

@@ -1,20 +1,19 @@
 #!/bin/bash
 # PID 1 of one kubetls lab host, run by lib/lab/host.ts as
-#   unshare --mount --uts --pid --fork --mount-proc --propagation private bash host-init.sh LABDIR HOST CODEDIR
+#   unshare --mount --uts --pid --fork --mount-proc --propagation private bash host-init.sh LABDIR HOST
 # Every mount below happens inside this host's private mount namespace: nothing is mounted on the real machine.
 # Bash as PID 1 reaps the orphans reparented to it (the services the systemctl stand-in daemonizes).
 set -eu
-lab=$1 host=$2 code=$3
-# Keep handles on the lab folder and the checkout: the mounts below may hide their paths (a checkout under /tmp or
-# /root, say), and /proc/self/fd/N still reaches the real folders (fds are inherited by every command here).
-exec 3<"$lab" 4<"$code"
-L=/proc/self/fd/3 C=/proc/self/fd/4
+lab=$1 host=$2
+# Keep a handle on the lab folder: the mounts below may hide its path (a lab under /tmp or /root, say), and
+# /proc/self/fd/N still reaches the real folder (fds are inherited by every command here). The stand-ins are bundled
+# into DIR/bin at lab up (lib/lab/files.ts): the checkout itself is not needed inside a host.
+exec 3<"$lab"
+L=/proc/self/fd/3
 hd=$L/hosts/$host
 hostname "$host"
 mount -t tmpfs -o mode=0755 lab-run /run
-mkdir -m 0755 /run/sshd /run/kubetls-lab /run/kubetls-lab/code
-mount --bind "$C" /run/kubetls-lab/code          # files.ts CODE_MOUNT: where the stand-in wrappers find the code
-mount -o remount,bind,ro /run/kubetls-lab/code
+mkdir -m 0755 /run/sshd /run/kubetls-lab
 mount -t overlay lab-etc -o "lowerdir=$L/base/etc:/etc,upperdir=$hd/etc,workdir=$hd/work/etc" /etc
 mount -t overlay lab-var-lib -o "lowerdir=/var/lib,upperdir=$hd/var-lib,workdir=$hd/work/var-lib" /var/lib
 mount --bind "$hd/srv" /srv
@@ -28,7 +27,7 @@ mount --bind "$L/bin" /usr/local/sbin
 if [ -f /usr/bin/systemctl ]; then mount --bind "$L/bin/systemctl" /usr/bin/systemctl; fi
 # hide the lab folder (client key, other hosts, the local PKI) from this host, unless a mount above already did
 if [ -d "$lab" ]; then mount -t tmpfs -o mode=0700,size=64k lab-hidden "$lab"; fi
-exec 3<&- 4<&-
+exec 3<&-
 /usr/sbin/sshd -D -f /etc/ssh/sshd_config -E /var/log/sshd.log &
 while :; do
   wait || :

@@ -6,8 +6,6 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { pidAlive } from './state.ts';
 
-import { CODE_DIR } from './files.ts';
-
 const INIT = fileURLToPath(new URL('./host-init.sh', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -15,7 +13,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function launchHost(dir: string, name: string): Promise<{ unsharePid: number; pid: number }> {
   const console = openSync(join(dir, 'hosts', name, 'console.log'), 'a');
   const child = spawn('unshare', ['--mount', '--uts', '--pid', '--fork', '--mount-proc', '--propagation', 'private',
-    '/bin/bash', INIT, dir, name, CODE_DIR], { detached: true, stdio: ['ignore', console, console], cwd: '/' });
+    '/bin/bash', INIT, dir, name], { detached: true, stdio: ['ignore', console, console], cwd: '/' });
   closeSync(console);
   child.unref();
   const unsharePid = child.pid!;

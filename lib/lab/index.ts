@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pickUids, prepareHostDirs, writeBaseEtc } from './base.ts';
-import { TSX_CACHE_DIR, clusterYaml, knownHosts, sshConfig, writeBinWrappers } from './files.ts';
+import { clusterYaml, knownHosts, sshConfig, writeBinWrappers } from './files.ts';
 import { killHost, launchHost, nsExec, waitSshd, type ExecOptions, type ExecResult } from './host.ts';
 import { parseJournal, type JournalLine } from './journal.ts';
 import { ed25519KeyPair } from './sshkey.ts';
@@ -259,8 +259,6 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     writeFileSync(join(dir, 'id_ed25519.pub'), client.publicKey, { mode: 0o644 });
     mkdirSync(join(dir, 'bin'), { recursive: true });
     writeBinWrappers(join(dir, 'bin'));
-    mkdirSync(TSX_CACHE_DIR, { recursive: true, mode: 0o1777 });
-    execFileSync('chmod', ['1777', TSX_CACHE_DIR]);
     writeBaseEtc(join(dir, 'base', 'etc'), { name, profile, hosts, kubeUid, jijisaUid, etcdUid, etcdGid });
     const hostKeys = new Map<string, string>();
     for (const h of hosts) {

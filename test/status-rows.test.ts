@@ -1,0 +1,211 @@
+/**
+ * lib/status.ts's verdicts, called in-process on small EC PKIs (issue 12, "tests that bite"): every row status a check
+ * can give, fed the case that gives it, including what a TLS port on 127.0.0.1 serves. Kept apart from
+ * status.test.ts (which drives scripts/status.ts) so that `npm run mutate` can run these alone (test/MUTATION.md).
+ */
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
+import { loadInventory, type Inventory } from '../lib/inventory.ts';
+import { kubeconfig } from '../lib/kubeconfig.ts';
+import { configureLog } from '../lib/log.ts';
+import { applyPki, planPki } from '../lib/pki.ts';
+import type { Remote } from '../lib/remote.ts';
+import { localStatus, prometheus, remoteStatus, servedStatus, statusCategory, type StatusRow } from '../lib/status.ts';
+import { writeInventory } from './helpers/inventory.ts';
+
+configureLog({ sink: () => undefined, tty: false });
+
+async function build(patch = {}) {
+  const file = writeInventory(patch);
+  const inv = loadInventory(file);
+  await applyPki(inv, planPki(inv));
+  return { file, inv, dir: inv.pki.dir };
+}
+
+const rowsOf = (rows: StatusRow[]) => rows.map((r) => [r.name, r.where.replace(/^.*\/pki\//, 'pki/'), r.status]);
+
+test('every local file has its row; a readable secret, an unreadable file, a foreign CA key and a drift each say so', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' } });
+  const p = (f: string) => path.join(dir, f);
+  t.deepEqual(rowsOf(localStatus(inv)), [
+    ['ca.crt', 'pki/ca.crt', 'ok'], ['server.crt', 'pki/server.crt', 'ok'],
+    ['kubeminion1.crt', 'pki/kubeminion1.crt', 'ok'], ['kubeconfig', 'kubeminion1:/var/lib/kubelet/kubeconfig', 'ok'],
+    ['kubeminion2.crt', 'pki/kubeminion2.crt', 'ok'], ['kubeconfig', 'kubeminion2:/var/lib/kubelet/kubeconfig', 'ok'],
+    ['tokens.csv', 'pki/tokens.csv', 'ok']]);
+  const server = localStatus(inv).find((r) => r.name === 'server.crt')!;
+  t.like(server, { subject: 'CN=kubernetes.default.svc', sans: 'DNS:kubernetes.default.svc,DNS:kubemaster,IP:10.24.0.1', daysLeft: 364, issuer: 'CN=kubemaster' });
+  t.is(localStatus(inv).find((r) => r.name === 'tokens.csv')!.subject, 'user kubelet');
+  chmodSync(p('ca.key'), 0o644);
+  chmodSync(p('server.key'), 0o640);
+  chmodSync(p('tokens.csv'), 0o604);
+  writeFileSync(p('kubeminion1.crt'), 'garbage');
+  chmodSync(p('kubeminion1.key'), 0o644); // unreadable says more than insecure mode
+  const moved = { ...inv, apiserver: { ...inv.apiserver, dns: ['kubemaster'] } };
+  const rows = localStatus(moved, new Date(Date.now() + 340 * 86_400_000)); // also inside the renew window
+  t.deepEqual(rowsOf(rows).map(([n, w, s]) => [n, w, s.replace(/\/tmp\/\S+\/pki\//, 'pki/')]), [
+    ['ca.crt', 'pki/ca.crt', 'insecure mode 0644: pki/ca.key'],
+    ['server.crt', 'pki/server.crt', 'insecure mode 0640: pki/server.key'],
+    ['kubeminion1.crt', 'pki/kubeminion1.crt', 'unreadable: pki/kubeminion1.crt: not a PEM certificate'],
+    ['kubeconfig', 'kubeminion1:/var/lib/kubelet/kubeconfig', 'unreadable: pki/kubeminion1.crt: not a PEM certificate'],
+    ['kubeminion2.crt', 'pki/kubeminion2.crt', 'renew due'], ['kubeconfig', 'kubeminion2:/var/lib/kubelet/kubeconfig', 'renew due'],
+    ['tokens.csv', 'pki/tokens.csv', 'insecure mode 0604: pki/tokens.csv']]);
+  chmodSync(p('server.key'), 0o600);
+  t.is(localStatus(moved, new Date(Date.now() + 340 * 86_400_000)).find((r) => r.name === 'server.crt')!.status, 'drift: SAN removed: DNS:kubernetes.default.svc', 'the renew reason is not repeated in a drift');
+  // a CA key that does not match: its row says key mismatch (and still the mode), the leaves are judged without a CA
+  const other = await build({ pki: { key: 'ecdsa-p256' } });
+  writeFileSync(p('ca.key'), readFileSync(path.join(other.dir, 'ca.key')));
+  chmodSync(p('ca.key'), 0o600);
+  const broken = localStatus(inv);
+  t.regex(broken[0].status, /^key mismatch: .*ca\.key does not match .*ca\.crt/);
+  t.like(broken[0], { subject: '-', sans: '-', issuer: '-' });
+  chmodSync(p('ca.key'), 0o644);
+  t.regex(localStatus(inv)[0].status, /^insecure mode 0644: /);
+  writeFileSync(p('ca.crt'), '');
+  t.regex(localStatus(inv)[0].status, /^unreadable: .*ca\.crt: empty, not a PEM certificate/);
+  t.is(localStatus(inv).find((r) => r.name === 'server.crt')!.status, 'not signed by CA');
+  rmSync(p('tokens.csv'));
+  t.is(localStatus(inv).find((r) => r.name === 'tokens.csv')!.status, 'missing');
+  writeFileSync(p('tokens.csv'), 'x\n');
+  t.regex(localStatus(inv).find((r) => r.name === 'tokens.csv')!.status, /^unreadable: .*tokens\.csv: not one/);
+});
+
+test('the modern profile adds its CAs, admin.kubeconfig and the service-account pair, each judged', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  const p = (f: string) => path.join(dir, f);
+  const rows = localStatus(inv);
+  t.deepEqual(rows.slice(0, 3).map((r) => r.name), ['ca.crt', 'etcd-ca.crt', 'front-proxy-ca.crt']);
+  t.true(rows.every((r) => r.status === 'ok'), JSON.stringify(rows.filter((r) => r.status !== 'ok')));
+  t.deepEqual(rows.filter((r) => r.name === 'admin.kubeconfig').map((r) => r.where.replace(/^.*\/pki\//, 'pki/')), ['pki/admin.kubeconfig']);
+  t.like(rows.at(-1), { name: 'sa.key', status: 'ok', subject: '-' });
+  const sa = () => localStatus(inv).at(-1)!.status;
+  chmodSync(p('sa.key'), 0o640);
+  t.regex(sa(), /^insecure mode 0640: .*sa\.key$/);
+  chmodSync(p('sa.key'), 0o600);
+  const other = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  writeFileSync(p('sa.pub'), readFileSync(path.join(other.dir, 'sa.pub')));
+  t.is(sa(), 'key mismatch: sa.pub does not match sa.key');
+  writeFileSync(p('sa.pub'), 'x');
+  t.regex(sa(), /^unreadable: .*sa\.pub: not a PEM public key$/);
+  rmSync(p('sa.pub'));
+  t.is(sa(), 'missing: sa.key and sa.pub incomplete');
+  rmSync(p('sa.key'));
+  t.is(sa(), 'missing');
+  writeFileSync(p('etcd-ca.key'), readFileSync(p('front-proxy-ca.key')));
+  t.regex(localStatus(inv)[1].status, /^key mismatch: .*etcd-ca\.key does not match/);
+});
+
+/** A host as status --remote reads it: each remote path holds `content(path)` (undefined: absent). Only reads. */
+function readOnlyHost(host: Inventory['master'], content: (remote: string) => Buffer | undefined): Remote {
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  return {
+    host,
+    async inspect(paths: string[]) { return new Map(paths.map((q) => { const c = content(q); return [q, c && { kind: 'file', owner: 'root', group: 'root', mode: 0o600, size: c.length, sha256: sha(c) }]; })); },
+    async read(q: string) { return content(q); },
+  } as unknown as Remote;
+}
+
+test('--remote judges each deployed copy by its bytes and each kubeconfig by the certificate it embeds', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, minions: ['kubeminion1'] });
+  const other = await build({ pki: { key: 'ecdsa-p256' }, minions: ['kubeminion1'] });
+  const p = (f: string) => path.join(dir, f);
+  const local = (remote: string) => (existsSync(p(path.posix.basename(remote))) ? readFileSync(p(path.posix.basename(remote))) : undefined);
+  const kc = (from: string, token?: string) => Buffer.from(kubeconfig({ cluster: inv.cluster, server: 'https://kubemaster:6443', ca: readFileSync(p('ca.crt')),
+    cert: readFileSync(path.join(from, 'kubeminion1.crt')), key: readFileSync(path.join(from, 'kubeminion1.key')), token }));
+  const minion = (kubeconf: Buffer | undefined, swap?: string) => readOnlyHost(inv.minions[0], (r) => (r === '/var/lib/kubelet/kubeconfig' ? kubeconf
+    : swap && r.endsWith(`/${swap}`) ? readFileSync(path.join(other.dir, swap)) : local(r)));
+  const statuses = async (h: Remote) => (await remoteStatus(inv, h)).map((r) => [r.name, r.where, r.status]);
+  t.deepEqual(await statuses(minion(kc(dir))), [['ca.crt', 'kubeminion1:/srv/kubernetes/ca.crt', 'ok'], ['kubeminion1.crt', 'kubeminion1:/srv/kubernetes/kubeminion1.crt', 'ok'],
+    ['kubeconfig', 'kubeminion1:/var/lib/kubelet/kubeconfig', 'ok']]);
+  const ok = (await remoteStatus(inv, minion(kc(dir))))[1];
+  t.like(ok, { subject: 'CN=kubeminion1', issuer: 'CN=kubemaster', daysLeft: 364 });
+  t.deepEqual((await statuses(minion(kc(other.dir), 'ca.crt'))).map((r) => r[2]), ['drift: differs from the local PKI', 'ok', 'drift: embeds another certificate than the local PKI']);
+  t.deepEqual((await statuses(minion(undefined))).at(-1), ['kubeconfig', 'kubeminion1:/var/lib/kubelet/kubeconfig', 'missing']);
+  t.deepEqual((await statuses(readOnlyHost(inv.minions[0], (r) => (r.endsWith('.crt') ? undefined : kc(dir))))).map((r) => r[2]), ['missing', 'missing', 'ok']);
+  t.regex((await statuses(minion(Buffer.from('not: [a kubeconfig')))).at(-1)![2] as string, /^unreadable: kubeminion1:\/var\/lib\/kubelet\/kubeconfig: /);
+  const tokenOnly = Buffer.from(kc(dir, 'x'.repeat(32)).toString().replace(/ +client-certificate-data: .*\n/, '').replace(/ +client-key-data: .*\n/, ''));
+  t.is((await statuses(minion(tokenOnly))).at(-1)![2], 'drift: no client certificate');
+  // a local certificate that cannot be read: the deployed copy is judged by bytes, and the row says what is wrong
+  writeFileSync(p('kubeminion1.crt'), 'garbage');
+  const rows = await statuses(minion(kc(other.dir), 'kubeminion1.crt'));
+  t.regex(rows[1][2] as string, /^drift: differs from the local PKI$/);
+  const same = await statuses(readOnlyHost(inv.minions[0], (r) => (r === '/var/lib/kubelet/kubeconfig' ? kc(other.dir) : local(r))));
+  t.regex(same[1][2] as string, /^unreadable: .*kubeminion1\.crt: not a PEM certificate$/);
+});
+
+test('what 6443 serves is judged from the handshake: expired, untrusted, another serial, due, ok, or nothing there', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, master: { name: 'kubemaster', address: '127.0.0.1' }, minions: [] });
+  const other = await build({ pki: { key: 'ecdsa-p256' }, master: { name: 'kubemaster', address: '127.0.0.1' }, minions: [] });
+  const p = (f: string) => path.join(dir, f);
+  const serve = async (from: string) => {
+    const s = tls.createServer({ cert: readFileSync(path.join(from, 'server.crt')), key: readFileSync(path.join(from, 'server.key')) }, (c) => c.end());
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return { at: { ...inv, apiserver: { ...inv.apiserver, port: (s.address() as AddressInfo).port } }, close: () => new Promise((r) => s.close(r)) };
+  };
+  const mine = await serve(dir);
+  try {
+    const row = await servedStatus(mine.at);
+    t.like(row, { name: 'server.crt', served: 'apiserver', status: 'ok', subject: 'CN=kubernetes.default.svc', issuer: 'CN=kubemaster', daysLeft: 364 });
+    t.is(row.where, `127.0.0.1:${mine.at.apiserver.port} (served)`);
+    const notAfter = Date.parse(row.notAfter!);
+    t.is((await servedStatus(mine.at, new Date(notAfter - 30 * 86_400_000))).status, 'renew due');
+    t.is((await servedStatus(mine.at, new Date(notAfter - 30 * 86_400_000 - 1000))).status, 'ok');
+    t.is((await servedStatus(mine.at, new Date(notAfter))).status, 'expired');
+    // renewed locally but not yet served: the served one is another serial
+    const served = readFileSync(p('server.crt'));
+    writeFileSync(p('server.crt'), readFileSync(path.join(other.dir, 'server.crt')));
+    t.regex((await servedStatus(mine.at)).status, /^drift: serves serial [0-9A-F]+, local is [0-9A-F]+$/);
+    writeFileSync(p('server.crt'), served);
+    writeFileSync(p('ca.crt'), 'garbage'); // no CA to trust: nothing served is trusted
+    t.regex((await servedStatus(mine.at)).status, /^drift: not trusted with the local ca\.crt for kubemaster \(/);
+  } finally {
+    await mine.close();
+  }
+  const gone = await servedStatus({ ...inv, apiserver: { ...inv.apiserver, port: 1 } });
+  t.regex(gone.status, /^missing: /);
+  t.like(gone, { subject: '-', sans: '-', issuer: '-' });
+});
+
+test('a certificate from another CA served for the master\'s name is untrusted, even with the same subject and SANs', async (t) => {
+  const { inv } = await build({ pki: { key: 'ecdsa-p256' }, master: { name: 'kubemaster', address: '127.0.0.1' }, minions: [] });
+  const other = await build({ pki: { key: 'ecdsa-p256' }, master: { name: 'kubemaster', address: '127.0.0.1' }, minions: [] });
+  const s = tls.createServer({ cert: readFileSync(path.join(other.dir, 'server.crt')), key: readFileSync(path.join(other.dir, 'server.key')) }, (c) => c.end());
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  try {
+    const at = { ...inv, apiserver: { ...inv.apiserver, port: (s.address() as AddressInfo).port } };
+    t.regex((await servedStatus(at)).status, /^drift: not trusted with the local ca\.crt for kubemaster \(.+\)$/);
+    // and for another name than the master's: the name is checked too
+    t.regex((await servedStatus({ ...at, master: { ...at.master, name: 'elsewhere' } })).status, /^drift: not trusted with the local ca\.crt for elsewhere/);
+  } finally {
+    await new Promise((r) => s.close(r));
+  }
+});
+
+test('the Prometheus status label is a fixed category; ok is 1 only for ok; label values are escaped', (t) => {
+  const cat: [string, string][] = [['ok', 'ok'], ['renew due', 'renew_due'], ['expired', 'expired'], ['drift: SAN added: DNS:x', 'drift'], ['missing', 'missing'],
+    ['missing: connect ECONNREFUSED', 'missing'], ['not signed by CA', 'not_signed_by_ca'], ['key mismatch: sa.pub does not match', 'key_mismatch'],
+    ['unreadable: pki/x: empty', 'unreadable'], ['insecure mode 0644: pki/ca.key', 'insecure_mode'], ['unreachable: timeout', 'unreachable'], ['something new', 'other'],
+    ['insecure mode 0644', 'insecure_mode'], ['OK', 'other']];
+  for (const [s, c] of cat) t.is(statusCategory(s), c, s);
+  const rows: StatusRow[] = [
+    { name: 'a"b\\c\nd', where: 'h:/x', subject: '-', sans: '-', issuer: '-', status: 'ok', notAfter: '2030-01-01T00:00:00.000Z' },
+    { name: 'server.crt', where: '127.0.0.1:6443 (served)', subject: '-', sans: '-', issuer: '-', status: 'renew due', notAfter: '2030-01-02T00:00:01.999Z', served: 'apiserver' },
+    { name: 'tokens.csv', where: 'pki/tokens.csv', subject: '-', sans: '-', issuer: '-', status: 'missing' },
+  ];
+  const text = prometheus(rows, new Date(1_700_000_000_900));
+  t.deepEqual(text.split('\n').filter((l) => !l.startsWith('#')), [
+    'kubetls_certificate_not_after_seconds{name="a\\"b\\\\c\\nd",where="h:/x"} 1893456000',
+    'kubetls_served_certificate_not_after_seconds{cert="apiserver",where="127.0.0.1:6443"} 1893542401',
+    'kubetls_certificate_ok{name="a\\"b\\\\c\\nd",where="h:/x",status="ok"} 1',
+    'kubetls_certificate_ok{name="server.crt",where="127.0.0.1:6443 (served)",status="renew_due"} 0',
+    'kubetls_certificate_ok{name="tokens.csv",where="pki/tokens.csv",status="missing"} 0',
+    'kubetls_renew_last_success_timestamp_seconds 1700000000',
+    '']);
+  t.regex(prometheus([]), /^kubetls_renew_last_success_timestamp_seconds 0$/m);
+  for (const family of ['kubetls_certificate_not_after_seconds', 'kubetls_served_certificate_not_after_seconds', 'kubetls_certificate_ok', 'kubetls_renew_last_success_timestamp_seconds']) {
+    t.regex(text, new RegExp(`^# HELP ${family} \\S.*\\n# TYPE ${family} gauge$`, 'm'), family);
+  }
+});
