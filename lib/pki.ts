@@ -8,7 +8,7 @@
  * Certificates are read with node's X509Certificate (the same OpenSSL library, without a process per file); everything
  * that creates or signs runs the openssl binary.
  */
-import { createPrivateKey, createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
@@ -302,35 +302,52 @@ export class UnreadableError extends PkiError {
  * tokens.csv (step 8): `TOKEN,kubelet,kubelet`, TOKEN 32 characters of base64 without `=+/`. Undefined when absent.
  * A file that is there but unreadable is a PkiError naming it, never replaced silently: a new token would go to every
  * host and lock out whatever else uses the old one. (The token itself is never quoted in the message.)
- * During a token rotation the file holds a second line, the token being retired (see `retiringToken`): the first line
- * is always the current one, the one every kubeconfig gets.
+ * The first line is the kubelet's token, the one every kubeconfig gets (a fourth column, the groups, is allowed as
+ * in Kubernetes). During a token rotation the token being retired is kept on another line until every kubeconfig has
+ * the new one; which line that is, .token-retiring says (its sha256, never the token). Any other line (a token the
+ * operator added for something else) is kept as it is, in every rewrite.
  */
 export function readToken(inv: Inventory): string | undefined {
-  return readTokens(inv)?.[0];
+  return readTokenFile(inv)?.current;
 }
 
-/** The token a rotation still accepts until every kubeconfig holds the new one (tokens.csv's second line), if any. */
+/** The token a running rotation still accepts (see readToken), if any. */
 export function retiringToken(inv: Inventory): string | undefined {
-  return readTokens(inv)?.[1];
+  return readTokenFile(inv)?.retiring;
 }
 
-function readTokens(inv: Inventory): string[] | undefined {
+export interface TokenFile { current: string; currentLine: string; retiring?: string; others: string[] }
+const TOKEN_LINE = /^([A-Za-z0-9]{32}),([^,\n]+),([^,\n]+)(,[^\n]*)?$/;
+export const retiringMarker = (inv: Inventory) => path.join(inv.pki.dir, '.token-retiring');
+const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+
+export function readTokenFile(inv: Inventory): TokenFile | undefined {
   const file = path.join(inv.pki.dir, 'tokens.csv');
   if (!existsSync(file)) return undefined;
   const text = readPkiFile(file).toString('latin1');
-  const lines = text.split('\n').filter((l) => l !== '');
-  const tokens = lines.map((l) => /^([A-Za-z0-9]{32}),([^,\n]+),([^,\n]+)$/.exec(l)).map((m) => (m && m[2] === TOKEN_USER ? m[1]! : undefined));
-  if (!tokens.length || tokens.length > 2 || tokens.some((t) => t === undefined)) {
+  const [first = '', ...rest] = text.split('\n').filter((l) => l !== '');
+  const m = TOKEN_LINE.exec(first);
+  if (!m || m[2] !== TOKEN_USER) {
     throw new UnreadableError(`${shown(file)}: ${text.trim() ? `not one "TOKEN,${TOKEN_USER},${TOKEN_USER}" line (truncated?)` : 'empty (truncated?)'}; `
       + 'restore it, or move it away to make a new token (every host then gets the new one)');
   }
-  for (const t of tokens) registerSecret(t!);
-  return tokens as string[];
+  registerSecret(m[1]!);
+  let marker: string | undefined;
+  try { marker = readFileSync(retiringMarker(inv), 'utf8').trim(); } catch { /* no rotation running */ }
+  let retiring: string | undefined;
+  const others: string[] = [];
+  for (const line of rest) {
+    const t = TOKEN_LINE.exec(line)?.[1];
+    if (t) registerSecret(t);
+    if (t && marker && !retiring && sha(t) === marker) retiring = t;
+    else others.push(line);
+  }
+  return { current: m[1]!, currentLine: first, retiring, others };
 }
 
-/** tokens.csv's content: the current token, and during a rotation the retiring one on a second line. */
-export function tokensCsv(current: string, retiring?: string): string {
-  return [current, retiring].filter(Boolean).map((t) => `${t},${TOKEN_USER},${TOKEN_USER}\n`).join('');
+/** tokens.csv's content: the current line, during a rotation the retiring token's line, then the other lines as they were. */
+export function tokensCsv(currentLine: string, retiringLine?: string, others: string[] = []): string {
+  return [currentLine, retiringLine, ...others].filter((l): l is string => !!l).map((l) => `${l}\n`).join('');
 }
 
 /** Step 8 with a cryptographic RNG: 128 random bytes → base64 → drop `=+/` → the first 32 characters. */
@@ -482,10 +499,17 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
         registerSecret(token);
         // a rotation (`renew --cert tokens --force`): the old token stays accepted on a second line until every
         // kubeconfig holds the new one (lib/renew.ts then retires it), so no client is refused during the switch
-        let old: string | undefined;
-        try { old = item.action === 'reissue' ? readToken(inv) : undefined; } catch { /* malformed: nothing to keep */ }
-        if (old) log.info('tokens.csv: the old token stays valid (second line) until every kubeconfig has the new one');
-        writeAtomic(p('tokens.csv'), tokensCsv(token, old), localModes.secret, false);
+        let old: TokenFile | undefined;
+        try { old = item.action === 'reissue' ? readTokenFile(inv) : undefined; } catch { /* malformed: nothing to keep */ }
+        if (old?.retiring) throw new PkiError('tokens.csv: a token rotation is still running (the old token is still accepted): finish it first with renew.ts, then rotate again');
+        if (old) {
+          log.info('tokens.csv: the old token stays valid (second line) until every kubeconfig has the new one');
+          // the marker first: a run killed between the two writes leaves a marker naming a line that is not there (harmless)
+          writeAtomic(retiringMarker(inv), `${sha(old.current)}\n`, localModes.secret);
+        }
+        // the new token on the kubelet's own line (its uid and groups columns kept), the old one below it, the rest as is
+        const line = old ? `${token}${old.currentLine.slice(32)}` : `${token},${TOKEN_USER},${TOKEN_USER}`;
+        writeAtomic(p('tokens.csv'), tokensCsv(line, old?.currentLine, old?.others), localModes.secret, false);
       }
       return commit(item);
     }
@@ -565,7 +589,7 @@ function ensureDir(dir: string, dryRun?: boolean): void {
   }
 }
 /** What kubetls itself keeps in pki.dir: <name>.key/.csr/.crt, sa.pub, ca.srl, openssl.cnf, tokens.csv, `.new` leftovers, its state files. */
-const PKI_FILE = /^(?:[a-z0-9-]+\.(?:key|csr|crt|pub|srl|cnf|csv|kubeconfig)|\.renew-pending\.json|\.last-renew|\.kubetls\.lock)(?:\.new)?$/;
+const PKI_FILE = /^(?:[a-z0-9-]+\.(?:key|csr|crt|pub|srl|cnf|csv|kubeconfig)|\.renew-pending\.json|\.last-renew|\.kubetls\.lock|\.token-retiring)(?:\.new)?$/;
 
 /**
  * Write a file atomically: a `.new` file created with its final mode (O_EXCL, so never through an old file or a link),

@@ -10,7 +10,7 @@
  * user is not root: files are staged in ~/.kubetls-staging (0700, files 0600) and installed by one `sudo -n` command.
  * `dryRemote(host)` has the same interface, logs every action as a shell line and connects nowhere.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -50,6 +50,8 @@ export interface Remote {
    * Returns true when something was created or changed.
    */
   ensureDir(dir: string, m: FileMode, takeOver?: string): Promise<boolean>;
+  /** Refuse a folder that exists and is not root's only (dirProblem); a missing one is fine. Creates nothing. */
+  proveDir(dir: string): Promise<void>;
   /**
    * Everything a rollout needs to know about a host, in ONE round trip: the folders' ownership from `/` down (judged
    * by the next `ensureDir` of each, which then costs nothing), temp files a killed run left there, lstat + sha256 of
@@ -69,8 +71,9 @@ export interface Remote {
 }
 
 export interface SurveyQuery { dirs: { dir: string; takeOver?: string }[]; paths: string[]; read: string[]; list?: string }
-export interface Survey { states: Map<string, FileState | undefined>; contents: Map<string, Buffer | undefined>; listing: string[] }
-export interface WriteItem { file: string; content: Buffer; mode: FileMode; label: string; known?: FileState }
+export interface Survey { states: Map<string, FileState | undefined>; contents: Map<string, Buffer | undefined>; listing: string[]; deferred: boolean }
+/** `known`: what a survey saw at `file` (null: nothing there); undefined: not looked at yet, writeAll looks first. */
+export interface WriteItem { file: string; content: Buffer; mode: FileMode; label: string; known?: FileState | null }
 
 /** The largest file `read`/`survey` return (env files and kubeconfigs are a few KiB): a planted huge file is refused. */
 export const MAX_READ = 1024 * 1024;
@@ -100,22 +103,44 @@ const SHORT_WRITE = 97;
 
 // ---- scripts run on the far side (POSIX sh; every value passes through quote()) ---------------------------------------
 
-/** One line per path: `path<TAB>-` (absent), `path<TAB>L` (symlink), `path<TAB>O` (not a regular file), or lstat + hash. */
+/**
+ * What is at each path, in a constant number of processes whatever the number of paths (the survey runs on every host
+ * on every run): `path<TAB>-` (absent), `path<TAB>L` (symlink), `path<TAB>O` (not a regular file) from shell builtins,
+ * then for the regular files one `stat` (`S<TAB>path<TAB>owner:group:mode:size`) and one `sha256sum`, both in the same
+ * order. lstat semantics throughout: a symlink is reported, never followed.
+ */
 export function inspectScript(paths: string[]): string {
-  return `for f in ${paths.map(quote).join(' ')}; do if [ -L "$f" ]; then printf '%s\\tL\\n' "$f"; elif [ -f "$f" ]; then printf '%s\\t%s\\t%s\\n' "$f" "$(stat -c '%U:%G:%a:%s' -- "$f")" "$(sha256sum < "$f" | cut -d' ' -f1)"; elif [ -e "$f" ]; then printf '%s\\tO\\n' "$f"; else printf '%s\\t-\\n' "$f"; fi; done`;
+  const list = paths.map(quote).join(' ');
+  return [
+    `for f in ${list}; do if [ -L "$f" ]; then printf '%s\\tL\\n' "$f"; elif [ -f "$f" ]; then :; elif [ -e "$f" ]; then printf '%s\\tO\\n' "$f"; else printf '%s\\t-\\n' "$f"; fi; done`,
+    `regs() { for f in ${list}; do if [ ! -L "$f" ] && [ -f "$f" ]; then printf '%s\\0' "$f"; fi; done; }`,
+    `regs | xargs -0r stat --printf 'S\\t%n\\t%U:%G:%a:%s\\n' --`,
+    'regs | xargs -0r sha256sum --',
+  ].join('\n');
 }
 
 export function parseInspect(paths: string[], stdout: string): Map<string, FileState | undefined> {
   const out = new Map<string, FileState | undefined>(paths.map((p) => [p, undefined]));
+  const stats = new Map<string, string>();
+  const hashes = new Map<string, string>();
   for (const line of stdout.split('\n')) {
-    const [f, st, hash] = line.split('\t');
-    if (!f || !st || st === '-' || !out.has(f)) continue;
-    if (st === 'L' || st === 'O') {
-      out.set(f, { kind: st === 'L' ? 'link' : 'other', owner: '?', group: '?', mode: 0, size: 0, sha256: '' });
-      continue;
-    }
+    // sha256sum: `HASH  NAME`, or `\HASH  NAME` with `\\` and `\n` escaped when the name holds either
+    const hash = /^(\\?)([0-9a-f]{64}) {2}(.*)$/.exec(line);
+    if (hash) { hashes.set(hash[1] ? hash[3]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c)) : hash[3]!, hash[2]!); continue; }
+    const [f, st, third] = line.split('\t');
+    if (f === 'S' && st !== undefined && third !== undefined) { stats.set(st, third); continue; }
+    if (!f || !out.has(f) || (st !== 'L' && st !== 'O')) continue;
+    out.set(f, { kind: st === 'L' ? 'link' : 'other', owner: '?', group: '?', mode: 0, size: 0, sha256: '' });
+  }
+  // stat and sha256sum ran one after the other: a file that came or went in between has one answer, not both (and a
+  // name swapped in between would have the other's hash): refuse the answer; the caller fails the host, the next run
+  // looks again
+  const odd = [...stats.keys()].filter((f) => !hashes.has(f)).concat([...hashes.keys()].filter((f) => !stats.has(f)));
+  if (odd.length) throw new Error(`files changed while being inspected (${odd.join(', ')}): run again`);
+  for (const [f, st] of stats) {
+    if (!out.has(f)) continue;
     const [owner, group, mode, size] = st.split(':');
-    out.set(f, { kind: 'file', owner, group, mode: parseInt(mode, 8), size: Number(size), sha256: hash });
+    out.set(f, { kind: 'file', owner: owner!, group: group!, mode: parseInt(mode!, 8), size: Number(size), sha256: hashes.get(f)! });
   }
   return out;
 }
@@ -127,9 +152,17 @@ export function parseInspect(paths: string[], stdout: string): Map<string, FileS
  */
 export function dirScript(dirs: string[]): string {
   return [
-    `chk() { o=$IFS; IFS=/; set -f; set -- $1; IFS=$o; set +f; p=; stat -c '%u|%g|%a|%F|%n' -- /; for c; do [ -n "$c" ] || continue; p="$p/$c"; if [ -L "$p" ] || [ -e "$p" ]; then stat -c '%u|%g|%a|%F|%n' -- "$p"; else printf '%s\\n' "-|-|-|missing|$p"; return 0; fi; done; }`,
-    // realpath -m: also for a folder still to be made, so that `install -d` can never create or chmod through a link
-    `for d in ${dirs.map(quote).join(' ')}; do printf 'D|%s\\n' "$d"; chk "$d"; r=$(realpath -m -- "$d" 2>/dev/null) && [ "$r" != "$d" ] && { printf 'R|%s\\n' "$r"; chk "$r"; }; done; true`,
+    // one pass of shell builtins finds the existing prefixes (and whether any is a link), one `stat` reports them all
+    'chk() {',
+    '  o=$IFS; IFS=/; set -f; set -- $1; IFS=$o; set +f',
+    '  p=; m=; n=0; link=',
+    '  for c; do [ -n "$c" ] || continue; p="$p/$c"; if [ -L "$p" ]; then link=1; elif [ ! -e "$p" ]; then m=$p; break; fi; n=$((n+1)); done',
+    `  { printf '/\\0'; p=; i=0; for c; do [ -n "$c" ] || continue; [ $i -lt $n ] || break; p="$p/$c"; printf '%s\\0' "$p"; i=$((i+1)); done; } | xargs -0 stat -c '%u|%g|%a|%F|%n' --`,
+    `  [ -z "$m" ] || printf '%s\\n' "-|-|-|missing|$m"`,
+    '}',
+    // realpath -m: also for a folder still to be made, so that `install -d` can never create or chmod through a link;
+    // asked only when a prefix is a link or the path has . or .. or // in it (otherwise it is its own realpath)
+    `for d in ${dirs.map(quote).join(' ')}; do printf 'D|%s\\n' "$d"; chk "$d"; case "$d" in */./*|*/../*|*/.|*/..|*//*) link=1;; esac; if [ -n "$link" ]; then r=$(realpath -m -- "$d" 2>/dev/null) && [ "$r" != "$d" ] && { printf 'R|%s\\n' "$r"; chk "$r"; }; fi; done; true`,
   ].join('\n');
 }
 
@@ -179,61 +212,91 @@ export function parseDirs(stdout: string): Map<string, { entries: DirEntry[]; re
 }
 
 /**
- * The survey (see Remote.survey) as one sh script. Sections start with a `@@` line so that no file content or path
- * can be taken for another section: paths are quoted for sh and file contents travel as base64.
+ * The survey (see Remote.survey) as one sh script. Every section starts with a marker line `@@<nonce>:<name>`, the
+ * nonce fresh for each survey (128 random bits), so that nothing on the host (a file name with newlines in it, a
+ * file's content) can start, end or repeat a section; names are listed escaped (`ls -b`, `find` without control
+ * characters) and file contents travel as base64.
+ * The files themselves (inspect, read) are opened only when each folder holding them is, at that moment, root's all
+ * the way from `/` with no symlink on the way (the `safe` function: the gist of dirProblem, in shell builtins plus one
+ * `stat`); otherwise the section says `deferred` and the caller asks again once ensureDir has proven or taken back the
+ * folder: root never opens a name in a folder another user can change (a link swapped in could point at a FIFO or
+ * /dev/zero, or at a root-only file whose hash would then be read).
  */
-export function surveyScript(q: SurveyQuery): string {
+export function surveyScript(q: SurveyQuery, nonce: string): string {
   const users = [...new Set(q.dirs.flatMap((d) => (d.takeOver ? [d.takeOver] : [])))];
   const dirs = q.dirs.map((d) => d.dir);
+  const holders = [...new Set([...q.paths, ...q.read].map((f) => path.posix.dirname(f)))];
+  const mark = (name: string) => `echo @@${nonce}:${name}`;
   return [
-    'echo @@users',
-    // every data line of these two sections starts with `=`, so that no name can pass for a section marker
+    mark('users'),
+    // every data line of these sections starts with `=`
     ...users.map((u) => `printf '=%s|%s\\n' ${quote(u)} "$(id -u -- ${quote(u)} 2>/dev/null)"`),
-    'echo @@dirs',
+    mark('dirs'),
     ...(dirs.length ? [dirScript(dirs)] : []),
-    'echo @@tmp',
-    // only listed here; removed by ensureDir once the folder is proven root's (find -P never follows a link)
-    ...(dirs.length ? [`for d in ${dirs.map(quote).join(' ')}; do [ -d "$d" ] && [ ! -L "$d" ] && find "$d" -mindepth 1 -maxdepth 1 -name '.*.kubetls-tmp' -type f 2>/dev/null; done; true`] : []),
-    'echo @@inspect',
+    mark('tmp'),
+    // only listed here; removed by ensureDir once the folder is proven root's (-H: a folder that is a root-owned link)
+    ...(dirs.length ? [`for d in ${dirs.map(quote).join(' ')}; do [ -d "$d" ] && find -H "$d" -mindepth 1 -maxdepth 1 -name '.*.kubetls-tmp' ! -name '*[[:cntrl:]]*' -type f -printf '=%p\\n' 2>/dev/null; done; true`] : []),
+    'safe() {',
+    '  o=$IFS; IFS=/; set -f; set -- $1; IFS=$o; set +f',
+    `  { printf '/\\0'; p=; for c; do [ -n "$c" ] || continue; p="$p/$c"; printf '%s\\0' "$p"; done; } | xargs -0 stat -c '%u %g %a %F' -- 2>/dev/null | {`,
+    '    n=0; while read -r u g m t; do n=$((n+1)); [ "$u" = 0 ] && [ "$t" = directory ] && [ $((0$m & 2)) -eq 0 ] && { [ $((0$m & 16)) -eq 0 ] || [ "$g" = 0 ]; } || exit 1; done',
+    '    [ $n -eq $# ]; }',
+    '}',
+    `ok=1; for d in ${holders.map(quote).join(' ') || '/'}; do safe "$d" || ok=; done`,
+    'if [ -z "$ok" ]; then',
+    mark('deferred'),
+    'else',
+    mark('inspect'),
     ...(q.paths.length ? [inspectScript(q.paths)] : []),
-    // nothing read here is used before the folders pass (rollout.ts judges them first); reads are bounded
-    ...q.read.map((f) => `echo @@read; if [ -L ${quote(f)} ]; then echo LINK; elif [ -f ${quote(f)} ]; then if [ "$(stat -c %s -- ${quote(f)})" -gt ${MAX_READ} ]; then echo BIG; else echo FILE; base64 < ${quote(f)}; fi; elif [ -e ${quote(f)} ]; then echo OTHER; else echo MISSING; fi`),
-    'echo @@list',
-    ...(q.list ? [`ls -1A -- ${quote(q.list)} 2>/dev/null | sed 's/^/=/'; true`] : []),
+    ...q.read.map((f) => `${mark('read')}; if [ -L ${quote(f)} ]; then echo LINK; elif [ -f ${quote(f)} ]; then echo FILE; head -c ${MAX_READ + 1} < ${quote(f)} | base64; elif [ -e ${quote(f)} ]; then echo OTHER; else echo MISSING; fi`),
+    'fi',
+    mark('list'),
+    ...(q.list ? [`ls -1Ab -- ${quote(q.list)} 2>/dev/null | sed 's/^/=/'; true`] : []),
   ].join('\n');
 }
 
 export interface SurveyedDir { entries: DirEntry[]; real: DirEntry[]; uid?: string; leftovers: string[] }
 
-/** The survey's output, parsed. A read path that is a link or not a regular file throws, as `read` does. */
-export function parseSurvey(q: SurveyQuery, stdout: string, host: string): Survey & { dirs: Map<string, SurveyedDir> } {
+/**
+ * The survey's output, parsed. A read path that is a link or not a regular file throws, as `read` does. `deferred`:
+ * a folder holding the files was not root's when surveyed, so no file was opened (see surveyScript).
+ */
+export function parseSurvey(q: SurveyQuery, stdout: string, host: string, nonce: string): Survey & { dirs: Map<string, SurveyedDir> } {
   const sections: { name: string; lines: string[] }[] = [];
+  const marker = `@@${nonce}:`;
   for (const line of stdout.split('\n')) {
-    if (line.startsWith('@@')) sections.push({ name: line.slice(2), lines: [] });
+    if (line.startsWith(marker)) sections.push({ name: line.slice(marker.length), lines: [] });
     else sections.at(-1)?.lines.push(line);
   }
   const get = (name: string) => sections.filter((x) => x.name === name);
+  for (const name of new Set(sections.map((x) => x.name))) {
+    if (name !== 'read' && get(name).length > 1) throw new RemoteError(host, `survey: section ${name} twice in the answer`);
+  }
   const need = (name: string) => { const x = get(name)[0]; if (!x) throw new RemoteError(host, `survey: no ${name} section in the answer`); return x.lines; };
   const data = (name: string) => need(name).filter((l) => l.startsWith('=')).map((l) => l.slice(1));
   const uids = new Map(data('users').map((l) => { const i = l.lastIndexOf('|'); return [l.slice(0, i), l.slice(i + 1) || undefined] as const; }));
   const parsed = parseDirs(need('dirs').join('\n'));
-  const tmp = need('tmp').filter(Boolean);
+  const tmp = data('tmp');
   const dirs = new Map<string, SurveyedDir>(q.dirs.map((d) => [d.dir, {
     ...(parsed.get(d.dir) ?? { entries: [], real: [] }),
     uid: d.takeOver ? uids.get(d.takeOver) : undefined,
     leftovers: tmp.filter((f) => path.posix.dirname(f) === d.dir),
   }]));
-  const states = parseInspect(q.paths, need('inspect').join('\n'));
+  const listing = data('list');
+  if (get('deferred').length) return { dirs, states: new Map(), contents: new Map(), listing, deferred: true };
+  let states: Map<string, FileState | undefined>;
+  try { states = parseInspect(q.paths, need('inspect').join('\n')); } catch (e) { throw new RemoteError(host, (e as Error).message); }
   const reads = get('read');
   if (reads.length !== q.read.length) throw new RemoteError(host, `survey: ${reads.length} of ${q.read.length} files read`);
   const contents = new Map<string, Buffer | undefined>();
   q.read.forEach((f, i) => {
     const [what, ...b64] = reads[i]!.lines;
     if (what === 'LINK' || what === 'OTHER') throw new RemoteError(host, `${f} is ${what === 'LINK' ? 'a symlink' : 'not a regular file'}: kubetls reads and writes only regular files there; remove it`);
-    if (what === 'BIG') throw new RemoteError(host, `${f} is larger than ${MAX_READ} bytes: not a file kubetls wrote; move it away`);
-    contents.set(f, what === 'FILE' ? Buffer.from(b64.join(''), 'base64') : undefined);
+    const bytes = what === 'FILE' ? Buffer.from(b64.join(''), 'base64') : undefined;
+    if (bytes && bytes.length > MAX_READ) throw new RemoteError(host, `${f} is larger than ${MAX_READ} bytes: not a file kubetls wrote; move it away`);
+    contents.set(f, bytes);
   });
-  return { dirs, states, contents, listing: data('list') };
+  return { dirs, states, contents, listing, deferred: false };
 }
 
 /**
@@ -328,7 +391,7 @@ class SshRemote implements Remote {
     if (!paths.length) return new Map();
     const r = await this.exec(inspectScript(paths));
     if (r.code !== 0) throw new RemoteError(this.host.name, `inspect ${paths.join(' ')}: ${r.stderr.trim()}`);
-    return parseInspect(paths, r.stdout);
+    try { return parseInspect(paths, r.stdout); } catch (e) { throw new RemoteError(this.host.name, (e as Error).message); }
   }
 
   async read(file: string): Promise<Buffer | undefined> {
@@ -340,11 +403,25 @@ class SshRemote implements Remote {
   }
 
   async survey(q: SurveyQuery): Promise<Survey> {
-    const r = await this.exec(surveyScript(q));
+    const nonce = randomBytes(16).toString('hex');
+    const r = await this.exec(surveyScript(q, nonce));
     if (r.code !== 0) throw new RemoteError(this.host.name, `survey: ${r.stderr.trim() || `exit ${r.code}`}`);
-    const { dirs, ...rest } = parseSurvey(q, r.stdout, this.host.name);
+    const { dirs, ...rest } = parseSurvey(q, r.stdout, this.host.name, nonce);
     for (const [d, e] of dirs) if (!this.safe.has(d)) this.surveyed.set(d, e);
     return rest;
+  }
+
+  async proveDir(dir: string): Promise<void> {
+    if (this.safe.has(dir)) return;
+    const pre = this.surveyed.get(dir);
+    let e = pre;
+    if (!e) {
+      const r = await this.exec(dirScript([dir]));
+      if (r.code !== 0) throw new RemoteError(this.host.name, `check ${dir}: ${r.stderr.trim()}`);
+      e = { ...(parseDirs(r.stdout).get(dir) ?? { entries: [], real: [] }), leftovers: [] };
+    }
+    const v = dirProblem(dir, e.entries, e.real);
+    if (v.problem) throw new RemoteError(this.host.name, `refusing to use ${dir}: ${v.problem}`);
   }
 
   async ensureDir(dir: string, m: FileMode, takeOver?: string): Promise<boolean> {
@@ -385,7 +462,7 @@ class SshRemote implements Remote {
     // temp files a killed or cut-off run left here (the folder is root's now, so they can only be ours): no stray key
     // copies. A survey that saw none (the folder was already root's) saves the round trip.
     if (!pre || pre.leftovers.length || changed) {
-      await this.exec(`find ${quote(dir)} -mindepth 1 -maxdepth 1 -name '.*.kubetls-tmp' -type f -delete 2>/dev/null; true`);
+      await this.exec(`find -H ${quote(dir)} -mindepth 1 -maxdepth 1 -name '.*.kubetls-tmp' -type f -delete 2>/dev/null; true`);
     }
     this.clean.add(dir);
     return changed;
@@ -399,7 +476,7 @@ class SshRemote implements Remote {
     const todo: { it: WriteItem; tmp: string; backup?: string; staged?: string; hash: string }[] = [];
     for (const it of items) {
       const { file, content, mode: m } = it;
-      const state = it.known ?? (await this.inspect([file])).get(file);
+      const state = it.known !== undefined ? it.known ?? undefined : (await this.inspect([file])).get(file);
       const hash = sha256(content);
       if (state?.kind === 'file' && state.sha256 === hash && state.owner === m.owner && state.group === m.group && state.mode === m.mode) continue;
       if (state && state.kind !== 'file') throw new RemoteError(this.host.name, `${file} is ${state.kind === 'link' ? 'a symlink' : 'not a regular file'}: refusing to write through it; remove it`);
@@ -444,14 +521,22 @@ class SshRemote implements Remote {
     let done = 0;
     for (const batch of batches) {
       const script = batch.map((w, i) => `(\n${installScript(w.tmp, w.it.file, w.backup, w.it.mode, w.it.content.length, w.hash, w.staged)}\n); rc=$?; [ $rc -eq 0 ] || exit $rc; echo @@ok ${i}`).join('\n');
-      const r = await this.exec(script);
+      let r: ExecResult;
+      try {
+        r = await this.exec(script);
+      } catch (e) {
+        // no answer (a timeout, a lost connection): any of the batch may have landed, so every one goes on the rollback
+        // list (putting back a file that was never replaced only fails, harmlessly, on a backup that does not exist)
+        for (const w of batch) this.writes.push({ path: w.it.file, backup: w.backup });
+        await this.discard(todo.slice(done));
+        throw e;
+      }
       const landed = r.stdout.split('\n').filter((l) => l.startsWith('@@ok ')).length;
       for (const w of batch.slice(0, landed)) this.writes.push({ path: w.it.file, backup: w.backup });
       done += landed;
       if (r.code !== 0) {
         const failed = batch[landed]!;
-        const rest = todo.slice(done + 1);
-        await this.discard(rest);
+        await this.discard(todo.slice(done)); // the failed one too: its temp copy may still be there
         const { file, content } = failed.it;
         const dir = path.posix.dirname(file);
         this.clean.delete(dir);
@@ -720,7 +805,8 @@ export function dryRemote(host: Host, sudo: boolean): Remote {
     async inspect(paths) { return new Map(paths.map((p) => [p, undefined])); },
     async read() { return undefined; },
     async ensureDir(dir, m) { log.cmd(pre(['install', '-d', '-o', 'root', '-g', 'root', '-m', modeStr(m.mode), '--', dir]), host.name); return true; },
-    async survey() { return { states: new Map(), contents: new Map(), listing: [] }; },
+    async proveDir() {},
+    async survey() { return { states: new Map(), contents: new Map(), listing: [], deferred: false }; },
     async write(file, _content, m, label) { log.action(`sftp put ${label} → ${file} (${describeMode(m)})`, host.name); return true; },
     async writeAll(items) { for (const i of items) log.action(`sftp put ${i.label} → ${i.file} (${describeMode(i.mode)})`, host.name); return items.length; },
     async rollback() {},

@@ -14,7 +14,7 @@ import { allHosts, etcdHosts, type Inventory } from './inventory.ts';
 import { ExitError } from './cli.ts';
 import { faultPoint } from './fault.ts';
 import { log, shown } from './log.ts';
-import { applyPki, PkiError, planPki, readCert, readToken, retiringToken, tokensCsv, untilDue, writeAtomic, type Plan, type PlanItem } from './pki.ts';
+import { applyPki, PkiError, planPki, readCert, readTokenFile, retiringMarker, retiringToken, tokensCsv, untilDue, writeAtomic, type Plan, type PlanItem } from './pki.ts';
 import { etcdSteps, forHosts, localInputs, masterSteps, wherePlaced, minionSteps, pkiToMinion, servedMismatch, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
 import { lastRenewFile } from './status.ts';
 import { apiChecks } from './verify.ts';
@@ -103,6 +103,12 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   const caDue = plan.ca.status !== 'ok';
   if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Plan a CA rotation now: every certificate and kubeconfig depends on it.`);
   const due = plan.items.filter((i) => i.kind !== 'ca' && i.action !== 'keep');
+  if (due.some((i) => i.kind === 'token')) {
+    // a second rotation before the first one ends would drop the token some hosts still use
+    if (retiringToken(inv) !== undefined) throw new ExitError('a token rotation is still running (tokens.csv still accepts the old token until every host has the new one): run renew.ts without --cert to finish it, then rotate again', 2);
+    // the master must accept the new token before any kubeconfig carries it
+    if (sel.only && !sel.only.includes(inv.master.name)) throw new ExitError(`--cert tokens needs the master first: add ${inv.master.name} to --only`, 2);
+  }
   const pending = readPending(inv, o.dryRun);
   if (!pending.includes(inv.master.name) && !o.dryRun && await servedIsStale(inv)) pending.push(inv.master.name);
   // a token rotation left unfinished (a host failed, or the run was killed): the old token is still accepted
@@ -175,13 +181,14 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
 /** The last step of a token rotation: tokens.csv keeps only the current token, on the master (apiserver restarted, gated). */
 async function retireOldToken(inv: Inventory, o: RolloutOptions): Promise<HostOutcome[]> {
   log.phase('retire the old token');
-  const current = readToken(inv)!;
+  const current = readTokenFile(inv)!;
   if (o.dryRun) {
     log.info(`would rewrite ${shown(path.join(inv.pki.dir, 'tokens.csv'))} without the old token and install it, restarting kube-apiserver`, inv.master.name);
     return [];
   }
   writePending(inv, [inv.master.name]); // a run killed from here on finishes it next time (the master is due)
-  writeAtomic(path.join(inv.pki.dir, 'tokens.csv'), tokensCsv(current), localModes.secret);
+  writeAtomic(path.join(inv.pki.dir, 'tokens.csv'), tokensCsv(current.currentLine, undefined, current.others), localModes.secret);
+  rmSync(retiringMarker(inv), { force: true });
   const outcomes = await forHosts(inv, [inv.master], o, (r, step, out) => withRollback(inv, r, out, o, () => masterSteps(inv, r, step, out, o)));
   writePending(inv, outcomes.filter((x) => x.failed).map((x) => x.host));
   return outcomes;

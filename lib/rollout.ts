@@ -191,15 +191,21 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
   let listing: string[] = [];
   const planned = await step('inspect', async () => {
     // one round trip: the folders, every target, the env files' bytes and the restarts owed (lib/remote.ts survey)
-    const survey = await r.survey({
-      dirs: [...job.dirs.map((d) => ({ dir: d.dir, takeOver: d.takeOver })), { dir: PENDING_DIR }],
-      paths: [...new Set([caPath, ...job.files.map((f) => f.path), ...job.env.map((e) => e.path)])],
-      read: job.env.map((e) => e.path),
-      list: PENDING_DIR,
-    });
-    // the folders are judged before anything the survey saw in them is used
-    for (const d of job.dirs) await r.ensureDir(d.dir, d.mode, d.takeOver);
+    const paths = [...new Set([caPath, ...job.files.map((f) => f.path), ...job.env.map((e) => e.path)])];
+    const read = job.env.map((e) => e.path);
+    let survey = await r.survey({ dirs: [...job.dirs.map((d) => ({ dir: d.dir, takeOver: d.takeOver })), { dir: PENDING_DIR }], paths, read, list: PENDING_DIR });
+    // the folders are judged (created, or taken back from the recipe's kube) before anything seen in them is used
+    let changed = false;
+    for (const d of job.dirs) changed = (await r.ensureDir(d.dir, d.mode, d.takeOver)) || changed;
+    await r.proveDir(PENDING_DIR);
     listing = survey.listing;
+    if (survey.deferred || changed) {
+      // the files were not looked at (a folder was not root's), or a folder just changed hands: look now, once more
+      survey = await r.survey({ dirs: [], paths, read });
+      if (survey.deferred) { // a symlink on the way (root's, proven above): one file at a time, as before the survey
+        survey = { ...survey, states: await r.inspect(paths), contents: new Map(await Promise.all(read.map(async (f) => [f, await r.read(f)] as const))) };
+      }
+    }
     const state = survey.states;
     if (!r.dry) await checkSameCa(inv, r, job.caFile, state.get(caPath), o);
     const want: { d: Desired; bytes: Buffer; kind: 'files' | 'env' }[] = [];
@@ -234,7 +240,7 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
     const batch = planned.filter((p) => p.kind === kind);
     if (!batch.length) continue;
     await step(kind === 'files' ? names.files : names.env, async () => {
-      out.writes += await r.writeAll(batch.map((p) => ({ file: p.d.path, content: p.bytes, mode: p.d.mode, label: p.d.label, known: p.state })));
+      out.writes += await r.writeAll(batch.map((p) => ({ file: p.d.path, content: p.bytes, mode: p.d.mode, label: p.d.label, known: p.state ?? null })));
       faultPoint('wrote-1');
     });
   }

@@ -718,6 +718,7 @@ function hostWith(host: Inventory['master'], content: (remote: string) => Buffer
     async run() { throw new Error('status and verify only read'); },
     async ensureDir() { throw new Error('status and verify only read'); },
     async survey() { throw new Error('status and verify only read'); },
+    async proveDir() { throw new Error('status and verify only read'); },
     async write() { throw new Error('status and verify only read'); },
     async writeAll() { throw new Error('status and verify only read'); },
     async rollback() {},

@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { execa } from 'execa';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from './helpers/inventory.ts';
@@ -16,6 +16,11 @@ function copyPackage(): string {
   symlinkSync(path.join(repoRoot, 'node_modules'), path.join(dir, 'node_modules'));
   return dir;
 }
+/** dist/status-<hash>.mjs: the one status bundle there is (old ones are pruned by each build). */
+const bundleOf = (dir: string, command = 'status') => {
+  const found = readdirSync(path.join(dir, 'dist')).filter((f) => new RegExp(`^${command}-[0-9a-f]{20}\\.mjs$`).test(f));
+  return found.length === 1 ? path.join(dir, 'dist', found[0]!) : undefined;
+};
 const kubetls = (dir: string, args: string[]) => execa(process.execPath, [path.join(dir, 'bin/kubetls.mjs'), ...args], { cwd: dir, reject: false, env: { NODE_OPTIONS: '' } });
 const mark = (dir: string, text: string) => {
   const f = path.join(dir, 'scripts/status.ts');
@@ -27,24 +32,36 @@ test('a command runs from its bundle, and a source changed since the bundle was 
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const first = await kubetls(dir, ['status', '--help']);
   t.is(first.exitCode, 0, first.stderr);
-  t.true(existsSync(path.join(dir, 'dist/status.mjs')), 'the bundle was built');
-  const stamp = JSON.parse(readFileSync(path.join(dir, 'dist/.stamp.json'), 'utf8')) as { inputs: string[] };
-  t.true(stamp.inputs.includes('scripts/status.ts') && stamp.inputs.includes('lib/status.ts'), 'the stamp lists the sources');
-  t.false(stamp.inputs.some((f) => f.includes('node_modules')), 'dependencies are covered by package-lock.json, not listed');
-  const bundle = readFileSync(path.join(dir, 'dist/status.mjs'), 'utf8');
+  const bundle = bundleOf(dir);
+  t.truthy(bundle, 'the bundle was built');
+  const list = JSON.parse(readFileSync(path.join(dir, 'dist/.inputs.json'), 'utf8')) as { inputs: string[] };
+  t.true(list.inputs.includes('scripts/status.ts') && list.inputs.includes('lib/status.ts'), 'the list names the sources');
+  t.true(list.inputs.includes('node_modules/yaml/package.json'), 'a bundled dependency stands for itself by its package.json');
+  t.false(list.inputs.some((f) => f.startsWith('/') || f.startsWith('..')), 'paths relative to the package');
 
   mark(dir, 'EDITED-AFTER-BUILD');
   const second = await kubetls(dir, ['status', '--help']);
   t.regex(second.stdout, /EDITED-AFTER-BUILD/, 'the stale bundle did not run');
-  t.not(readFileSync(path.join(dir, 'dist/status.mjs'), 'utf8'), bundle, 'it was rebuilt');
-  t.regex(readFileSync(path.join(dir, 'dist/status.mjs'), 'utf8'), /EDITED-AFTER-BUILD/);
+  t.not(bundleOf(dir), bundle, 'it was rebuilt under another name');
+  t.false(existsSync(bundle!), 'the old one was pruned');
 
-  // a file the bundle does not include changes nothing; one it does (lib/) counts like scripts/
+  // a lib/ file counts like scripts/
   const lib = path.join(dir, 'lib/table.ts');
   writeFileSync(lib, `${readFileSync(lib, 'utf8')}\n// edited\n`);
-  const before = readFileSync(path.join(dir, 'dist/.stamp.json'), 'utf8');
+  const before = bundleOf(dir);
   t.is((await kubetls(dir, ['status', '--help'])).exitCode, 0);
-  t.not(readFileSync(path.join(dir, 'dist/.stamp.json'), 'utf8'), before, 'a changed lib/ file makes a new stamp');
+  t.not(bundleOf(dir), before, 'a changed lib/ file makes a new bundle');
+});
+
+test('a build started from another folder records the same sources, so a later edit is still seen', async (t) => {
+  const dir = copyPackage();
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const b = await execa(process.execPath, [path.join(dir, 'bin/build.mjs')], { cwd: '/', reject: false, env: { NODE_OPTIONS: '' } });
+  t.is(b.exitCode, 0, b.stderr);
+  const list = JSON.parse(readFileSync(path.join(dir, 'dist/.inputs.json'), 'utf8')) as { inputs: string[] };
+  t.true(list.inputs.includes('scripts/renew.ts'), JSON.stringify(list.inputs.slice(0, 3)));
+  mark(dir, 'EDITED-AFTER-BUILD-FROM-ROOT');
+  t.regex((await kubetls(dir, ['status', '--help'])).stdout, /EDITED-AFTER-BUILD-FROM-ROOT/);
 });
 
 test('when dist/ cannot be written the sources run through tsx, never an old bundle', async (t) => {
@@ -53,7 +70,7 @@ test('when dist/ cannot be written the sources run through tsx, never an old bun
   t.is((await kubetls(dir, ['status', '--help'])).exitCode, 0);
   mark(dir, 'EDITED-READ-ONLY');
   // dist/ replaced by a plain file: no build can write there (root ignores modes, so a read-only folder would not do)
-  const old = readFileSync(path.join(dir, 'dist/status.mjs'));
+  const old = readFileSync(bundleOf(dir)!);
   rmSync(path.join(dir, 'dist'), { recursive: true });
   writeFileSync(path.join(dir, 'dist'), 'not a folder');
   const r = await kubetls(dir, ['status', '--help']);
@@ -67,11 +84,11 @@ test('KUBETLS_NO_BUNDLE runs the TypeScript sources even with a fresh bundle, an
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   t.is((await kubetls(dir, ['status', '--help'])).exitCode, 0);
   // poison the fresh bundle: if it ran, the output would say so
-  const f = path.join(dir, 'dist/status.mjs');
+  const f = bundleOf(dir)!;
   writeFileSync(f, `process.stdout.write('POISONED BUNDLE\\n');\n${readFileSync(f, 'utf8').replace(/^#!.*\n/, '')}`);
   t.regex((await kubetls(dir, ['status', '--help'])).stdout, /POISONED BUNDLE/, 'a bundle file edited by hand is not among the hashed inputs (it is the output)');
   const r = await execa(process.execPath, [path.join(dir, 'bin/kubetls.mjs'), 'status', '--help'], { cwd: dir, reject: false, env: { NODE_OPTIONS: '', KUBETLS_NO_BUNDLE: '1' } });
   t.notRegex(r.stdout, /POISONED/);
   t.regex(r.stdout, /usage: npx zx scripts\/status\.ts/);
-  t.false(existsSync(path.join(dir, 'dist/lab.mjs')));
+  t.is(bundleOf(dir, 'lab'), undefined);
 });

@@ -122,6 +122,7 @@ test('a `;` line is a comment, and `export NAME=` or blanks around the name stil
   t.is(getVar(';KUBE_API_ARGS="old"\n', 'KUBE_API_ARGS'), undefined);
   t.is(setVar('export KUBE_API_ARGS="old"\nB=1\n', 'KUBE_API_ARGS', 'x').text, 'KUBE_API_ARGS="x"\nB=1\n');
   t.is(getVar('export\tKUBE_API_ARGS="old"\n', 'KUBE_API_ARGS'), 'old');
+  t.is(getVar('export  KUBE_API_ARGS="old"\n', 'KUBE_API_ARGS'), 'old');
   t.is(setVar('  KUBE_API_ARGS = "old"\nB=1\n', 'KUBE_API_ARGS', 'x').text, 'KUBE_API_ARGS="x"\nB=1\n');
   t.is(getVar('\n\t KUBE_API_ARGS = "old"\n', 'KUBE_API_ARGS'), 'old');
   // a comment line ends at its line end, whatever it holds: an `=`, a quote that never closes, a trailing backslash

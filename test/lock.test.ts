@@ -130,8 +130,10 @@ test('a stale lock that another run is taking over right now (its claim exists) 
   const raw = readFileSync(file);
   // the claim name the other run created (lib/lock.ts removeStale), pointing at the stale lock
   linkSync(file, `${file}.stale-${createHash('sha256').update(raw).update(`${st.dev}:${st.ino}`).digest('hex').slice(0, 16)}`);
+  logs.length = 0;
   t.like(t.throws(() => acquireLock(inv, 'test'), { instanceOf: ExitError }), { code: 75 });
   t.deepEqual(readFileSync(file), raw);
+  t.false(logs.some((l) => l.includes('taking over')), 'no run claims to have taken over a lock it left alone');
 });
 
 // ---- issue 12: the lock's refusals and its clean-up, each fed its case -------------------------------------------------
@@ -232,4 +234,76 @@ test('a stale lock replaced by a live run\'s lock just before our takeover claim
   } finally {
     sleeper.kill();
   }
+});
+
+/**
+ * Runs `run` with fs.linkSync / fs.unlinkSync replaced by `fake` (which gets the real function), to put another run's
+ * move between two of our syscalls. lib/lock.ts imports them by name; syncBuiltinESMExports makes those names see it.
+ */
+function withFs<T>(fake: { linkSync?: (real: typeof fs.linkSync, from: string, to: string) => void; unlinkSync?: (real: typeof fs.unlinkSync, p: string) => void }, run: () => T): T {
+  const realLink = fs.linkSync;
+  const realUnlink = fs.unlinkSync;
+  if (fake.linkSync) fs.linkSync = ((from: fs.PathLike, to: fs.PathLike) => fake.linkSync!(realLink, String(from), String(to))) as typeof fs.linkSync;
+  if (fake.unlinkSync) fs.unlinkSync = ((p: fs.PathLike) => fake.unlinkSync!(realUnlink, String(p))) as typeof fs.unlinkSync;
+  syncBuiltinESMExports();
+  try { return run(); } finally { fs.linkSync = realLink; fs.unlinkSync = realUnlink; syncBuiltinESMExports(); }
+}
+const errno = (code: string) => Object.assign(new Error(`${code}: injected`), { code });
+const isLockLink = (to: string) => to.endsWith('.kubetls.lock');
+
+test('a lock released between our link and our look is raced for again and taken; one that keeps coming and going ends in exit 75 after 5 tries', (t) => {
+  const inv = fresh();
+  let fakes = 1; // the first link(2) says EEXIST, as if another run held the lock and released it at once
+  const release = withFs({ linkSync: (real, from, to) => { if (isLockLink(to) && fakes-- > 0) throw errno('EEXIST'); real(from, to); } }, () => acquireLock(inv, 'test'));
+  t.like(JSON.parse(readFileSync(lockPath(inv), 'utf8')), { pid: process.pid, command: 'test' });
+  release();
+  let tries = 0;
+  const e = withFs({ linkSync: (real, from, to) => { if (isLockLink(to)) { tries++; throw errno('EEXIST'); } real(from, to); } },
+    () => t.throws(() => acquireLock(inv, 'test'), { instanceOf: ExitError }));
+  t.is(e?.code, 75);
+  t.regex(e?.message ?? '', /^could not take \S*\.kubetls\.lock: other runs kept taking it; try again later$/);
+  t.is(tries, 5);
+  t.deepEqual(readdirSync(path.dirname(inv.file)), [], 'no temp file left');
+});
+
+test('a link(2) that fails otherwise (no hard links on this filesystem, no permission) is that error, never "held" or "could not take"', async (t) => {
+  const inv = fresh();
+  const e = withFs({ linkSync: (real, from, to) => { if (isLockLink(to)) throw errno('EPERM'); real(from, to); } }, () => t.throws(() => acquireLock(inv, 'test')));
+  t.is((e as NodeJS.ErrnoException).code, 'EPERM');
+  writeFileSync(lockPath(inv), holder(await deadPid(), 'then')); // a stale lock: the claim link fails the same way
+  const e2 = withFs({ linkSync: (real, from, to) => { if (to.includes('.stale-')) throw errno('EPERM'); real(from, to); } }, () => t.throws(() => acquireLock(inv, 'test')));
+  t.is((e2 as NodeJS.ErrnoException).code, 'EPERM');
+  t.true(existsSync(lockPath(inv)), 'the stale lock is left for the operator');
+});
+
+test('a stale lock removed by another run under our claim or our unlink is raced for again; any other error there is an error', async (t) => {
+  // each says ENOENT once, as if another run had removed the stale lock a moment before
+  const fakes = {
+    'the claim link': (once: () => boolean) => ({ linkSync: (real: typeof fs.linkSync, from: string, to: string) => { if (to.includes('.stale-') && once()) throw errno('ENOENT'); real(from, to); } }),
+    'the unlink': (once: () => boolean) => ({ unlinkSync: (real: typeof fs.unlinkSync, p: string) => { if (isLockLink(p) && once()) throw errno('ENOENT'); real(p); } }),
+  };
+  for (const [what, fake] of Object.entries(fakes)) {
+    let left = 1;
+    const inv = fresh();
+    writeFileSync(lockPath(inv), holder(await deadPid(), 'then'));
+    const release = withFs(fake(() => left-- > 0), () => acquireLock(inv, 'test'));
+    t.like(JSON.parse(readFileSync(lockPath(inv), 'utf8')), { pid: process.pid }, what);
+    release();
+    t.deepEqual(readdirSync(path.dirname(inv.file)), [], `${what}: no claim or temp file left`);
+  }
+  const inv = fresh();
+  writeFileSync(lockPath(inv), holder(await deadPid(), 'then'));
+  const e = withFs({ unlinkSync: (real, p) => { if (isLockLink(p)) throw errno('EACCES'); real(p); } }, () => t.throws(() => acquireLock(inv, 'test')));
+  t.is((e as NodeJS.ErrnoException).code, 'EACCES');
+  t.deepEqual(readdirSync(path.dirname(inv.file)), ['.kubetls.lock'], 'no claim or temp file left');
+});
+
+test('refused attempts leave no file descriptor open', (t) => {
+  const inv = fresh();
+  const release = acquireLock(inv, 'first');
+  const open = () => readdirSync('/proc/self/fd').length;
+  const before = open();
+  for (let i = 0; i < 20; i++) t.throws(() => acquireLock(inv, 'second'), { instanceOf: ExitError });
+  t.is(open(), before);
+  release();
 });

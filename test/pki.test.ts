@@ -14,6 +14,7 @@ import * as openssl from '../lib/openssl.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
+// the log lines of this file's runs; tests that clear and read them are serial (concurrent ones would clear them mid-way)
 const lines: string[] = [];
 configureLog({ sink: (s) => lines.push(s), tty: false });
 
@@ -124,7 +125,7 @@ test('a minion removed from the inventory is reported and its files are kept', a
   t.true(existsSync(path.join(dir, 'kubeminion2.key')));
 });
 
-test('ECDSA P-256 keys are generated with genpkey and the certificates verify', async (t) => {
+test.serial('ECDSA P-256 keys are generated with genpkey and the certificates verify', async (t) => {
   lines.length = 0;
   const { dir } = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern' });
   t.true(lines.some((l) => l.includes('$ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out')));
@@ -310,7 +311,7 @@ test('openssl: keys are made on the curve or with the bits asked, by genkey and 
   for (const f of ['p384.key', 'rsa.key', 'm.key', 'm.csr']) t.is(statSync(p(f)).mode & 0o777, 0o600, `${f}: owner-only from the first byte (umask 077)`);
 });
 
-test('openssl: a failing command is an OpensslError with its exit code and the last lines of stderr, and --dry-run runs nothing', async (t) => {
+test.serial('openssl: a failing command is an OpensslError with its exit code and the last lines of stderr, and --dry-run runs nothing', async (t) => {
   const missing = path.join(path.dirname(writeInventory()), 'no', 'such', 'ca.key');
   const e = await t.throwsAsync(openssl.genkey(missing, 'ecdsa-p256', 0), { instanceOf: openssl.OpensslError });
   t.is(e?.exitCode, 1);
@@ -488,7 +489,7 @@ test('pki: tokens.csv that is empty, cut short or for another user stops the run
   t.like(planPki(inv).items.find((i) => i.name === 'tokens'), { action: 'create', reason: '' });
 });
 
-test('pki: secrets others can read are found and set back to 0600, foreign files and the folder left alone; --dry-run only says it', async (t) => {
+test.serial('pki: secrets others can read are found and set back to 0600, foreign files and the folder left alone; --dry-run only says it', async (t) => {
   const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
   const p = (f: string) => path.join(dir, f);
   t.deepEqual(secretFiles(inv).filter((f) => f.endsWith('.key') || f.endsWith('.csv')).sort(), secretFiles(inv).sort());
@@ -513,7 +514,7 @@ test('pki: secrets others can read are found and set back to 0600, foreign files
   t.deepEqual(tightenModes(inv), []);
 });
 
-test('pki: pki.dir is made 0700, or set to 0700 when it holds only PKI files; a folder with foreign files keeps its mode', async (t) => {
+test.serial('pki: pki.dir is made 0700, or set to 0700 when it holds only PKI files; a folder with foreign files keeps its mode', async (t) => {
   const inv = loadInventory(writeInventory({ pki: { key: 'ecdsa-p256' }, minions: [] }));
   mkdirSync(inv.pki.dir, { mode: 0o755 });
   chmodSync(inv.pki.dir, 0o755);

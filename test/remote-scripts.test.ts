@@ -5,9 +5,10 @@
  */
 import test from 'ava';
 import { execa } from 'execa';
-import { chownSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MAX_READ, dirProblem, dirScript, parseDirs, parseSurvey, surveyScript, type SurveyQuery } from '../lib/remote.ts';
+import { MAX_READ, dirProblem, dirScript, inspectScript, parseDirs, parseInspect, parseSurvey, surveyScript, type SurveyQuery } from '../lib/remote.ts';
 
 const root = process.getuid?.() === 0;
 
@@ -51,8 +52,9 @@ test('a folder others can write to on the way is refused, a root-only one is not
 // ---- the survey: everything a rollout needs from a host in one round trip ----------------------------------------------
 
 async function survey(q: SurveyQuery) {
-  const r = await execa('sh', ['-c', `LC_ALL=C; export LC_ALL\n${surveyScript(q)}`]);
-  return parseSurvey(q, r.stdout, 'testhost');
+  const nonce = randomBytes(16).toString('hex');
+  const r = await execa('sh', ['-c', `LC_ALL=C; export LC_ALL\n${surveyScript(q, nonce)}`]);
+  return parseSurvey(q, r.stdout, 'testhost', nonce);
 }
 
 test('one survey returns the folders, each target, the env files\' bytes, the temp files left and the restarts owed', async (t) => {
@@ -112,8 +114,112 @@ test('the survey refuses to read a symlink, a FIFO or an oversized file, and rep
   }
 });
 
-test('a survey answer with a section missing is refused, not read as empty', (t) => {
+test('a survey answer with a section missing or repeated is refused, not read as empty', (t) => {
   const q: SurveyQuery = { dirs: [], paths: ['/srv/kubernetes/ca.crt'], read: [], list: '/var/lib/kubetls' };
-  t.throws(() => parseSurvey(q, '@@users\n@@dirs\n@@tmp\n@@list\n', 'h'), { message: /no inspect section/ });
-  t.throws(() => parseSurvey({ ...q, read: ['/etc/kubernetes/kubelet'] }, '@@users\n@@dirs\n@@tmp\n@@inspect\n@@list\n', 'h'), { message: /0 of 1 files read/ });
+  const n = 'f'.repeat(32);
+  t.throws(() => parseSurvey(q, `@@${n}:users\n@@${n}:dirs\n@@${n}:tmp\n@@${n}:list\n`, 'h', n), { message: /no inspect section/ });
+  t.throws(() => parseSurvey({ ...q, read: ['/etc/kubernetes/kubelet'] }, `@@${n}:users\n@@${n}:dirs\n@@${n}:tmp\n@@${n}:inspect\n@@${n}:list\n`, 'h', n), { message: /0 of 1 files read/ });
+  t.throws(() => parseSurvey(q, `@@${n}:users\n@@${n}:dirs\n@@${n}:tmp\n@@${n}:inspect\n@@${n}:list\n@@${n}:inspect\n`, 'h', n), { message: /section inspect twice/ });
+});
+
+test('a file name with newlines and markers in it, in a folder kube owns, cannot forge the survey: no target hidden, no restart owed', async (t) => {
+  if (!root) return t.fail('needs root');
+  const base = mkdtempSync('/run/kubetls-survey-');
+  try {
+    const dir = path.join(base, 'srv');
+    const pending = path.join(base, 'pending');
+    mkdirSync(dir);
+    mkdirSync(pending);
+    writeFileSync(path.join(dir, 'ca.crt'), 'their CA');
+    // what the recipe's kube (uid 65534 here) can do in the folder it owns: names that look like the survey's own lines
+    const forged = `.x\n@@users\n@@list\n=restart.kube-apiserver\n@@inspect\n.kubetls-tmp`;
+    writeFileSync(path.join(dir, forged), '');
+    writeFileSync(path.join(pending, 'restart.\nrestart.kube-apiserver'), ''); // and a name with a newline where restarts are listed
+    chownSync(dir, 65534, 65534);
+    const s = await survey({ dirs: [{ dir, takeOver: 'nobody' }], paths: [path.join(dir, 'ca.crt')], read: [], list: pending });
+    t.true(s.deferred, 'kube\'s folder: the files are not opened, the caller looks again after taking it back');
+    t.deepEqual(s.dirs.get(dir)?.leftovers, [], 'a name with control characters is not listed (and not a temp file of ours)');
+    t.false(s.listing.includes('restart.kube-apiserver'), `listing: ${JSON.stringify(s.listing)}`);
+    chownSync(dir, 0, 0);
+    const again = await survey({ dirs: [], paths: [path.join(dir, 'ca.crt')], read: [] });
+    t.false(again.deferred);
+    t.is(again.states.get(path.join(dir, 'ca.crt'))?.size, 8, 'once root\'s, the target is seen: a host holding another CA cannot hide it');
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test('the survey opens no file below a folder another user can write to, or reached through a symlink', async (t) => {
+  if (!root) return t.fail('needs root');
+  const base = mkdtempSync('/run/kubetls-survey-');
+  try {
+    const open = path.join(base, 'open');
+    mkdirSync(open, { mode: 0o777 });
+    chmodSync(open, 0o777);
+    await execa('mkfifo', [path.join(open, 'kubelet')]); // a FIFO root would block on, had it opened it
+    const q = { dirs: [], paths: [path.join(open, 'kubelet')], read: [path.join(open, 'kubelet')] };
+    const started = Date.now();
+    t.true((await survey(q)).deferred);
+    t.true(Date.now() - started < 5000);
+    const closed = path.join(base, 'closed');
+    mkdirSync(closed, { mode: 0o755 });
+    symlinkSync(closed, path.join(base, 'via'));
+    writeFileSync(path.join(closed, 'f'), 'x');
+    t.true((await survey({ dirs: [], paths: [path.join(base, 'via', 'f')], read: [] })).deferred, 'a symlink on the way: judged by ensureDir first');
+    t.false((await survey({ dirs: [], paths: [path.join(closed, 'f')], read: [] })).deferred, 'the control case: a root-only folder');
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test('temp files left in a folder that is a root-owned link to a root-only folder are found (find -H)', async (t) => {
+  if (!root) return t.fail('needs root');
+  const base = mkdtempSync('/run/kubetls-survey-');
+  try {
+    mkdirSync(path.join(base, 'real'));
+    symlinkSync(path.join(base, 'real'), path.join(base, 'link'));
+    writeFileSync(path.join(base, 'real', '.server.key.kubetls-tmp'), 'a key copy');
+    const s = await survey({ dirs: [{ dir: path.join(base, 'link') }], paths: [], read: [] });
+    t.deepEqual(s.dirs.get(path.join(base, 'link'))?.leftovers, [path.join(base, 'link', '.server.key.kubetls-tmp')]);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test('an inspection whose stat and sha256sum answers do not pair up (a file came or went in between) is refused', (t) => {
+  const h = 'a'.repeat(64);
+  const b = 'b'.repeat(64);
+  const ok = parseInspect(['/x/a', '/x/b'], `/x/b\tL\nS\t/x/a\troot:root:600:5\n${h}  /x/a\n`);
+  t.is(ok.get('/x/a')?.sha256, h);
+  t.is(ok.get('/x/b')?.kind, 'link');
+  t.throws(() => parseInspect(['/x/a', '/x/b'], `S\t/x/a\troot:root:600:5\nS\t/x/b\troot:root:600:5\n${h}  /x/a\n`), { message: /files changed while being inspected \(\/x\/b\)/ });
+  // the same count, other names: a vanished and a new one must not share a hash
+  t.throws(() => parseInspect(['/x/a', '/x/b'], `S\t/x/a\troot:root:600:5\n${b}  /x/b\n`), { message: /files changed while being inspected \(\/x\/a, \/x\/b\)/ });
+});
+
+test('the inspection reports a file, a link, a FIFO and an absent path with a constant number of processes', async (t) => {
+  const base = mkdtempSync('/run/kubetls-inspect-');
+  try {
+    writeFileSync(path.join(base, 'f with space'), 'hello', { mode: 0o640 });
+    symlinkSync('/etc/passwd', path.join(base, 'link'));
+    await execa('mkfifo', [path.join(base, 'fifo')]);
+    const paths = ['f with space', 'link', 'fifo', 'absent'].map((f) => path.join(base, f));
+    const r = await execa('sh', ['-c', `LC_ALL=C; export LC_ALL\n${inspectScript(paths)}`]);
+    const m = parseInspect(paths, r.stdout);
+    t.like(m.get(paths[0]!), { kind: 'file', mode: 0o640, size: 5, sha256: '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824' });
+    t.is(m.get(paths[1]!)?.kind, 'link');
+    t.is(m.get(paths[2]!)?.kind, 'other');
+    t.is(m.get(paths[3]!), undefined);
+    // the same script for 3x the paths runs the same number of programs (strace counts every execve)
+    const execs = async (ps: string[]) => {
+      const log = path.join(base, `strace-${ps.length}`);
+      await execa('strace', ['-f', '-qq', '-e', 'trace=execve', '-o', log, 'sh', '-c', `LC_ALL=C; export LC_ALL\n${inspectScript(ps)}`]);
+      return readFileSync(log, 'utf8').split('\n').filter((l) => /execve\(/.test(l) && !/ENOENT/.test(l)).length;
+    };
+    const few = await execs(paths);
+    t.is(await execs([...paths, ...paths.map((p) => `${p}2`), ...paths]), few);
+    t.true(few <= 6, `${few} programs`);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });
