@@ -286,8 +286,10 @@ test('a stale lock removed by another run under our claim or our unlink is raced
     let left = 1;
     const inv = fresh();
     writeFileSync(lockPath(inv), holder(await deadPid(), 'then'));
+    logs.length = 0;
     const release = withFs(fake(() => left-- > 0), () => acquireLock(inv, 'test'));
     t.like(JSON.parse(readFileSync(lockPath(inv), 'utf8')), { pid: process.pid }, what);
+    t.is(logs.filter((l) => l.includes('taking over the stale lock')).length, 1, `${what}: only the run that removed it says it took it over`);
     release();
     t.deepEqual(readdirSync(path.dirname(inv.file)), [], `${what}: no claim or temp file left`);
   }
