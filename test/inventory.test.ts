@@ -346,6 +346,7 @@ test('rule: the limits of names, CNs, user names, ports, days and bits are where
   refused({ pki: { bits: 16385 } }, /pki\.bits: expected an integer >= 2048, found 16385/);
   refused({ pki: { days: 100001, ca_days: 100001 } }, /pki\.ca_days: expected a number of days > 0, found 100001/);
   accepted({ pki: { days: 100000, ca_days: 100000, renew_before_days: 99999 } });
+  refused({ pki: { days: 100, renew_before_days: 100 } }, /pki\.renew_before_days: expected fewer days than pki\.days \(100\), found 100$/);
   refused({ pki: { days: 1.5 } }, /pki\.days: expected a number of days > 0, found 1\.5/);
   refused({ pki: { days: 'ten' } }, /pki\.days: expected a number of days > 0, found 'ten'/);
   refused({ cluster: '-x' }, /cluster: expected a cluster name \(letters, digits, - _ \.\), found '-x'/);
@@ -377,6 +378,7 @@ test('rule: hosts: explicit address, port and user are told apart from defaults;
   t.deepEqual(inv.minions.map((m) => [m.address, m.port, m.user, m.explicit]),
     [['k1', 2200, 'root', { address: false, port: true, user: false }], ['10.0.0.2', 2200, 'ops', { address: true, port: true, user: true }]]);
   t.deepEqual(loadInventory(writeInventory({ minions: ['k1'] })).minions[0].explicit, { address: false, port: false, user: false });
+  t.deepEqual(loadInventory(writeInventory({ minions: [{ name: 'k1', port: 2222 }] })).minions[0].explicit, { address: false, port: true, user: false });
   t.deepEqual(loadInventory(writeInventory({ ssh: { user: 'ops' }, minions: ['k1'] })).minions[0].explicit, { address: false, port: false, user: true });
   t.regex(problem({ minions: [{ name: 'k1', address: 'h.example' }, { name: 'k2', address: 'h.example' }] }) ?? '', /minions\[1\]: expected a host address and port of its own, found h\.example port 22 again \(first at minions\[0\]\)/);
   t.regex(problem({ minions: [{ name: 'k1', address: 'fe80::1%eth0' }, { name: 'k2', address: 'FE80::1%ETH0' }] }) ?? '', /minions\[1\]: expected a host address and port of its own, found FE80::1%ETH0 port 22 again/);
@@ -397,6 +399,11 @@ test('rule: the modern profile: a minion name of 52 characters is fine, 53 is no
   const inv = loadInventory(writeInventory({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, 'km'] } }));
   t.deepEqual(inv.etcd.members.map((m) => [m.name, m.role]), [['e1', 'etcd'], ['km', 'master']]);
   t.is(inv.etcd.members[1], inv.master);
+  const alone = loadInventory(writeInventory({ profile: 'modern' }));
+  t.deepEqual(alone.etcd.members, [alone.master], 'without etcd.members the master is the one member');
+  t.is(problem({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: [{ name: 'km', address: '10.0.0.1', port: 22, user: 'root' }] } }), undefined,
+    'the master\'s own address, port and user, written out, are fine');
+  t.is(problem({ profile: 'modern', master: { name: `k${'a'.repeat(52)}`, address: 'km' } }), undefined, 'the 52-character limit is for minions only');
   for (const moved of [{ address: '10.0.0.9' }, { port: 2222 }, { user: 'ops' }]) {
     t.regex(problem({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: [{ name: 'km', ...moved }] } }) ?? '',
       /etcd\.members\[0\]: expected the master's own address, port and user for the member named like the master, found /, JSON.stringify(moved));
@@ -413,6 +420,12 @@ test('rule: problems come one per line, sorted by line, with control characters 
   t.is(lines.length, 2);
   const at = lines.map((l) => Number(/^ERROR: FILE:(\d+):/.exec(l)?.[1]));
   t.true(at[0] < at[1], two);
+  // problems found after the schema (here a minion given twice, then no SAN) are sorted by line too
+  const late = (problem({ minions: ['kubeminion1', 'kubeminion1'], apiserver: { dns: [], ip: [] } }) ?? '').split('\n');
+  t.is(late.length, 3);
+  t.regex(late[0], /apiserver: expected at least one subjectAltName/);
+  t.regex(late[1], /minions\[1\]: expected a unique host name/);
+  t.regex(late[2], /minions\[1\]: expected a host address and port of its own/);
   t.deepEqual(new InventoryError(['a\rb\tc\nd\u0001e\u2028f\u202eg\u0085h']).problems, ['a\\rb\\tc\\nd\\u{1}e\\u{2028}f\\u{202e}g\\u{85}h']);
   t.regex(problem({ cluster: `-${'x'.repeat(80)}` }) ?? '', new RegExp(`found '-${'x'.repeat(55)}\\.\\.\\.$`));
   t.regex(problem({ cluster: `-${'x'.repeat(57)}` }) ?? '', new RegExp(`found '-${'x'.repeat(57)}'$`), '60 characters are shown whole');

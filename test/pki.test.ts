@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execa } from 'execa';
-import { createHash, createPrivateKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -306,6 +306,9 @@ test('openssl: keys are made on the curve or with the bits asked, by genkey and 
   writeFileSync(p('openssl.cnf'), openssl.opensslConfig(inv));
   await openssl.reqNewkey({ type: 'ecdsa-p384', bits: 0, keyout: p('m.key'), subj: openssl.subj('m'), config: p('openssl.cnf'), out: p('m.csr') });
   t.is(curve('m.key')?.namedCurve, 'secp384r1');
+  await openssl.pubout({ key: p('p256.key'), out: p('p256.pub') });
+  t.is(createPublicKey(readFileSync(p('p256.pub'))).export({ type: 'spki', format: 'pem' }),
+    createPublicKey(createPrivateKey(readFileSync(p('p256.key')))).export({ type: 'spki', format: 'pem' }), 'pubout writes the key\'s own public half');
   t.deepEqual(openssl.keySpec('rsa', 3072), { newkey: ['-newkey', 'rsa:3072'] });
   t.is(openssl.keySpec('ecdsa-p256', 0).curve, 'P-256');
   for (const f of ['p384.key', 'rsa.key', 'm.key', 'm.csr']) t.is(statSync(p(f)).mode & 0o777, 0o600, `${f}: owner-only from the first byte (umask 077)`);
