@@ -4,6 +4,8 @@
  * shell. Private keys are written by openssl itself with mode 0600 (it opens key outputs owner-only); callers pass
  * temporary names and rename them into place (lib/pki.ts).
  */
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync } from 'node:fs';
 import { execa } from 'execa';
 import type { Inventory, KeyType } from './inventory.ts';
 import { log } from './log.ts';
@@ -19,13 +21,24 @@ export class OpensslError extends Error {
   }
 }
 
-async function openssl(argv: string[], o: RunOptions = {}): Promise<void> {
+/**
+ * One openssl process, no shell in between (the recipe's own process count: issue 11). Private keys are 0600 from
+ * the first byte because openssl itself opens key outputs owner-only, whatever the umask (OpenSSL >= 3.0; pinned by
+ * test/pki.test.ts); the other outputs (certificate, CSR, public key, serial file) are set to 0600 right after, and
+ * meanwhile sit in pki.dir, which is 0700.
+ */
+async function openssl(argv: string[], o: RunOptions = {}, outputs: string[] = []): Promise<void> {
   log.cmd(['openssl', ...argv]);
   if (o.dryRun) return;
-  // umask 077 for this child only: what openssl creates itself (csr, crt, ca.srl) is 0600 from the first byte too.
-  // `sh -c` gets the argv as "$@", never as text to parse.
-  const r = await execa('sh', ['-c', 'umask 077 && exec openssl "$@"', 'openssl', ...argv], { reject: false, stdin: 'ignore' });
-  if (r.exitCode !== 0) throw new OpensslError(argv, r.exitCode, r.stderr);
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn('openssl', argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const err: Buffer[] = [];
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stderr: Buffer.concat(err).toString() }));
+  });
+  if (r.code !== 0) throw new OpensslError(argv, r.code ?? undefined, r.stderr);
+  for (const f of outputs) if (existsSync(f)) chmodSync(f, 0o600);
 }
 
 /** What a key of this kind is, as `req -newkey` wants it and as genrsa/genpkey take it. */
@@ -45,18 +58,18 @@ export async function genkey(out: string, type: KeyType, bits: number, o?: RunOp
 /** Step 2: `openssl req -x509 -new -nodes -key ca.key -subj "/CN=kubemaster" -days 10000 -out ca.crt` (+ v3_ca). */
 export async function reqX509(a: { key: string; subj: string; days: number; out: string; config: string }, o?: RunOptions) {
   await openssl(['req', '-x509', '-new', '-nodes', '-key', a.key, '-subj', a.subj, '-days', String(a.days), '-out', a.out,
-    '-config', a.config, '-extensions', 'v3_ca', DIGEST], o);
+    '-config', a.config, '-extensions', 'v3_ca', DIGEST], o, [a.out]);
 }
 
 /** Step 4: `openssl req -new -key server.key -subj "/CN=…" -reqexts SAN -config openssl.cnf -out server.csr`. */
 export async function reqNew(a: { key: string; subj: string; reqexts: string; config: string; out: string }, o?: RunOptions) {
-  await openssl(['req', '-new', '-key', a.key, '-subj', a.subj, '-reqexts', a.reqexts, '-config', a.config, '-out', a.out, DIGEST], o);
+  await openssl(['req', '-new', '-key', a.key, '-subj', a.subj, '-reqexts', a.reqexts, '-config', a.config, '-out', a.out, DIGEST], o, [a.out]);
 }
 
 /** Step 12: `openssl req -newkey rsa:2048 -nodes -keyout M.key -subj "/CN=M" -out M.csr`. */
 export async function reqNewkey(a: { type: KeyType; bits: number; keyout: string; subj: string; config: string; out: string }, o?: RunOptions) {
   await openssl(['req', ...keySpec(a.type, a.bits).newkey, '-nodes', '-keyout', a.keyout, '-subj', a.subj, '-config', a.config,
-    '-out', a.out, DIGEST], o);
+    '-out', a.out, DIGEST], o, [a.out]);
 }
 
 /**
@@ -67,12 +80,12 @@ export async function reqNewkey(a: { type: KeyType; bits: number; keyout: string
 export async function x509Req(a: { csr: string; ca: string; caKey: string; serial: string; extensions: string; extfile: string;
   days: number; out: string }, o?: RunOptions) {
   await openssl(['x509', '-req', '-in', a.csr, '-CA', a.ca, '-CAkey', a.caKey, '-CAserial', a.serial, '-CAcreateserial',
-    '-extensions', a.extensions, '-extfile', a.extfile, '-days', String(a.days), '-out', a.out, DIGEST], o);
+    '-extensions', a.extensions, '-extfile', a.extfile, '-days', String(a.days), '-out', a.out, DIGEST], o, [a.out, a.serial]);
 }
 
 /** The modern profile's service-account public key: `openssl pkey -in sa.key -pubout -out sa.pub`. */
 export async function pubout(a: { key: string; out: string }, o?: RunOptions) {
-  await openssl(['pkey', '-in', a.key, '-pubout', '-out', a.out], o);
+  await openssl(['pkey', '-in', a.key, '-pubout', '-out', a.out], o, [a.out]);
 }
 
 /** `openssl verify -CAfile ca.crt -purpose sslserver server.crt` → true when openssl says OK. Used by status and tests. */

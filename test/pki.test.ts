@@ -311,7 +311,11 @@ test('openssl: keys are made on the curve or with the bits asked, by genkey and 
     createPublicKey(createPrivateKey(readFileSync(p('p256.key')))).export({ type: 'spki', format: 'pem' }), 'pubout writes the key\'s own public half');
   t.deepEqual(openssl.keySpec('rsa', 3072), { newkey: ['-newkey', 'rsa:3072'] });
   t.is(openssl.keySpec('ecdsa-p256', 0).curve, 'P-256');
-  for (const f of ['p384.key', 'rsa.key', 'm.key', 'm.csr']) t.is(statSync(p(f)).mode & 0o777, 0o600, `${f}: owner-only from the first byte (umask 077)`);
+  // keys: openssl itself creates them owner-only (no shell, no umask of ours: this process's umask is the usual 022);
+  // the CSR and the public key are set to 0600 right after
+  t.is(process.umask(0o022), 0o022, 'the test runs with a permissive umask, so the key modes below are openssl\'s own');
+  for (const f of ['p384.key', 'p256.key', 'rsa.key', 'm.key']) t.is(statSync(p(f)).mode & 0o777, 0o600, `${f}: owner-only from the first byte, by openssl`);
+  for (const f of ['m.csr', 'p256.pub']) t.is(statSync(p(f)).mode & 0o777, 0o600, `${f}: 0600 after the command`);
 });
 
 test.serial('openssl: a failing command is an OpensslError with its exit code and the last lines of stderr, and --dry-run runs nothing', async (t) => {
@@ -530,7 +534,7 @@ test.serial('pki: pki.dir is made 0700, or set to 0700 when it holds only PKI fi
   for (const f of readdirSync(inv.pki.dir).filter((x) => !['x.key', 'x.crt.new', 'ca.srl', 'a-1.csr', 'sa.pub', 'admin.kubeconfig', '.renew-pending.json', '.last-renew', '.kubetls.lock'].includes(x))) {
     t.is(statSync(path.join(inv.pki.dir, f)).mode & 0o777, 0o600, `${f} written 0600`);
   }
-  for (const foreign of ['README.md', 'X.key', 'tokens.csv.bak', 'ca.pem']) {
+  for (const foreign of ['README.md', 'X.key', 'my_ca.key', 'tokens.csv.bak', 'ca.pem']) {
     const other = loadInventory(writeInventory({ pki: { key: 'ecdsa-p256' }, minions: [] }));
     mkdirSync(other.pki.dir);
     chmodSync(other.pki.dir, 0o750);
@@ -542,11 +546,44 @@ test.serial('pki: pki.dir is made 0700, or set to 0700 when it holds only PKI fi
   }
 });
 
+test.serial('pki: --dry-run creates and changes no folder; a new pki.dir is made 0700 with its parents, and one already 0700 is left alone', async (t) => {
+  const inv = loadInventory(writeInventory({ pki: { key: 'ecdsa-p256', dir: 'deep/er/pki' }, minions: [] }));
+  lines.length = 0; // a serial test: no other test logs meanwhile
+  await applyPki(inv, planPki(inv), { dryRun: true });
+  t.false(existsSync(path.dirname(inv.pki.dir)), '--dry-run made no folder');
+  t.true(lines.some((l) => l.endsWith(`$ mkdir -m 700 ${inv.pki.dir}`)), lines.join('\n'));
+  await applyPki(inv, planPki(inv));
+  t.is(statSync(inv.pki.dir).mode & 0o777, 0o700);
+  // an existing folder: --dry-run says the chmod and does not do it
+  chmodSync(inv.pki.dir, 0o755);
+  rmSync(path.join(inv.pki.dir, 'server.crt'));
+  lines.length = 0;
+  await applyPki(inv, planPki(inv), { dryRun: true });
+  t.is(statSync(inv.pki.dir).mode & 0o777, 0o755);
+  t.true(lines.some((l) => l.endsWith(`$ chmod 700 ${inv.pki.dir}`)), lines.join('\n'));
+  // already 0700, with a foreign file in it: nothing to say, nothing to change
+  chmodSync(inv.pki.dir, 0o700);
+  writeFileSync(path.join(inv.pki.dir, 'README.md'), '');
+  lines.length = 0;
+  await applyPki(inv, planPki(inv));
+  t.false(lines.some((l) => l.includes('chmod 700') || l.includes('not part of the PKI')), lines.join('\n'));
+  t.true(existsSync(path.join(inv.pki.dir, 'server.crt')));
+  // more than three foreign files: three are named, then …
+  for (const f of ['a.txt', 'b.txt', 'c.txt']) writeFileSync(path.join(inv.pki.dir, f), '');
+  chmodSync(inv.pki.dir, 0o750);
+  rmSync(path.join(inv.pki.dir, 'server.crt'));
+  lines.length = 0;
+  await applyPki(inv, planPki(inv));
+  t.true(lines.some((l) => /holds files that are not part of the PKI \(\S+, \S+, \S+, …\): its mode is left as it is \(0750\)/.test(l)), lines.join('\n'));
+});
+
 test('pki: writeAtomic creates the file with its mode from the first byte, replaces a leftover .new, and leaves none on failure', (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-atomic-'));
   const f = path.join(dir, 'x.key');
   writeFileSync(`${f}.new`, 'leftover', { mode: 0o644 });
+  const fds = readdirSync('/proc/self/fd').length;
   writeAtomic(f, 'secret', 0o600);
+  t.is(readdirSync('/proc/self/fd').length, fds, 'no descriptor left open');
   t.is(readFileSync(f, 'utf8'), 'secret');
   t.is(statSync(f).mode & 0o777, 0o600);
   t.false(existsSync(`${f}.new`));
