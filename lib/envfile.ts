@@ -98,9 +98,10 @@ function setVarLatin1(s: string, name: string, value: string): string {
   }
   let note = '';
   if (at.comment !== undefined) {
-    // A note that was continued with `\` becomes one comment line; a trailing `\` is dropped so that the comment
-    // cannot swallow our assignment on a systemd older than 254 (which continued comments).
-    const text = s.slice(at.comment, at.end).replace(/\\(\r\n|\n|\r)/g, ' ').replace(/[\s\\]+$/, '');
+    // A note that spans lines (continued with `\`, or a quote left open across a line break) becomes one comment
+    // line; a trailing `\` is dropped so that the comment cannot swallow our assignment on a systemd older than 254
+    // (which continued comments). Every line break goes: a second line of the note would be read as an assignment.
+    const text = s.slice(at.comment, at.end).replace(/\\?(\r\n|\n|\r)/g, ' ').replace(/[\s\\]+$/, '');
     note = `${text}${eolAt(s, at.end)}`;
   }
   return `${s.slice(0, at.lineStart)}${note}${line}${s.slice(at.end)}`;
@@ -145,7 +146,7 @@ export function getVar(file: string | Buffer, name: string): string | undefined 
     } else if (c === '"') {
       for (i++; i < at.end && s[i] !== '"'; i++) {
         if (s[i] !== '\\') v += s[i];
-        else if (NEWLINE.includes(s[++i])) continue; // continuation inside quotes
+        else if (++i >= at.end || NEWLINE.includes(s[i])) continue; // continuation inside quotes, or a `\` at the very end
         else v += '"\\`$'.includes(s[i]) ? s[i] : `\\${s[i]}`;
       }
       pre = true;

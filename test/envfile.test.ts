@@ -190,3 +190,14 @@ test('values outside ASCII read back the same from a string and from the file\'s
   t.is(getVar(Buffer.from(text, 'utf8'), 'A'), 'café ☃');
   t.is(setVar(text, 'A', 'café ☃').changed, false);
 });
+
+test('a note whose quote runs across a line break becomes one comment line: the next line stays a comment, never an assignment that swallows ours', (t) => {
+  const r = setVar('A=x # "see\nB=evil"\nC=1\n', 'A', 'z');
+  t.is(getVar(r.text, 'A'), 'z');
+  t.is(getVar(r.text, 'C'), '1');
+  t.is(getVar(r.text, 'B'), undefined, r.text);
+});
+
+test('a backslash at the very end of a file inside an open quote reads as nothing, not as text', (t) => {
+  t.is(getVar('A="x\\', 'A'), 'x');
+});

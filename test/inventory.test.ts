@@ -323,6 +323,13 @@ test('rule: the limits of names, CNs, user names, ports, days and bits are where
   const refused = (patch: Record<string, unknown>, re: RegExp) => t.regex(problem(patch) ?? 'accepted', re, JSON.stringify(patch));
   const accepted = (patch: Record<string, unknown>) => t.is(problem(patch), undefined, JSON.stringify(patch));
   accepted({ minions: [`k${'a'.repeat(62)}`] }); // a DNS label of 63
+  accepted({ minions: ['k'], apiserver: { dns: ['k', 'a.b'] } }); // one-character labels and names
+  accepted({ pki: { key: 'ecdsa-p256' } });
+  accepted({ pki: { key: 'ecdsa-p384' } });
+  refused({ pki: { remote_dir: '' } }, /pki\.remote_dir: expected an absolute path, found ''$/);
+  refused({ master: undefined }, /master: expected a host name, or \{ name, address, port, user \}, found nothing$/);
+  refused({ apiserver: { dns: 'k' } }, /apiserver\.dns: expected a list of DNS names, found 'k'$/);
+  t.is(loadInventory(writeInventory()).ssh.sudo, false, 'root commands go through sudo only when asked');
   refused({ minions: [`k${'a'.repeat(63)}`] }, /minions\[0\]\.name: expected a DNS label \(a-z, 0-9, -; at most 63\), found 'ka+\.\.\.$/);
   refused({ minions: ['-k'] }, /expected a DNS label/);
   refused({ minions: ['k-'] }, /expected a DNS label/);

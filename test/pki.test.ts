@@ -363,6 +363,7 @@ test('pki: a leaf is checked against its CA, its key and the clock, the worst fi
   const ca = checkCa(inv).info;
   const notAfter = readCert(path.join(dir, 'kubeminion1.crt'))!.notAfter.getTime();
   t.like(checkLeaf(inv, spec, ca), { status: 'ok', reasons: [], daysLeft: 364 });
+  t.is(checkLeaf(inv, spec, undefined).status, 'not signed by CA', 'a CA that could not be checked vouches for nothing, even with ca.crt on disk');
   // renew window: exactly renew_before_days (30) before notAfter it is due, a second before it is not
   t.is(checkLeaf(inv, spec, ca, new Date(notAfter - 30 * DAY - 1000)).status, 'ok');
   t.like(checkLeaf(inv, spec, ca, new Date(notAfter - 30 * DAY)), { status: 'renew due', reasons: ['expires in 30 d'] });
@@ -463,6 +464,11 @@ test('pki: the plan keeps what is sound, creates what is missing and reissues th
   const plan = planPki(inv);
   const item = (n: string) => plan.items.find((i) => i.name === n)!;
   t.like(item('front-proxy-client'), { action: 'create', reason: '' });
+  t.regex(checkLeaf(inv, leafSpecs(inv).find((x) => x.name === 'etcd-peer-kubemaster')!, checkCa(inv).info).reasons.join('; '), /^$/);
+  writeFileSync(p('apiserver-etcd-client.crt'), readFileSync(p('kube-proxy.crt'))); // the cluster CA's, not etcd-ca's
+  t.regex(planPki(inv).items.find((i) => i.name === 'apiserver-etcd-client')!.reason, /^not signed by the current etcd-ca; /);
+  const etcdCa = readCert(p('etcd-ca.crt'))!.notAfter.getTime();
+  t.deepEqual(checkCa(inv, new Date(etcdCa - DAY), 'etcd-ca').reasons, ['etcd-ca expires in 1 d']);
   t.is(item('kubelet-kubeminion1').action, 'reissue');
   t.regex(item('kubelet-kubeminion1').reason, /^key does not match the certificate; subject CN=system:kube-proxy, expected O=system:nodes, CN=system:node:kubeminion1; SAN added: DNS:kubeminion1; no extendedKeyUsage serverAuth$/);
   t.like(item('sa'), { action: 'reissue', reason: 'sa.key and sa.pub incomplete' });
@@ -512,6 +518,7 @@ test.serial('pki: secrets others can read are found and set back to 0600, foreig
   lines.length = 0;
   t.deepEqual(tightenModes(inv, true).sort(), ['admin.key', 'ca.key', 'sa.key', 'tokens.csv']);
   t.is(statSync(p('ca.key')).mode & 0o777, 0o640, '--dry-run changes nothing');
+  t.true(lines.some((l) => l.endsWith(`$ chmod 600 ${p('ca.key')}`)), lines.join('\n'));
   t.true(lines.some((l) => /WARNING: .*ca\.key had mode 0640: other accounts could read this secret; setting it to 0600/.test(l)), lines.join('\n'));
   t.deepEqual(tightenModes(inv).sort(), ['admin.key', 'ca.key', 'sa.key', 'tokens.csv']);
   for (const f of ['ca.key', 'tokens.csv', 'sa.key', 'admin.key']) t.is(statSync(p(f)).mode & 0o777, 0o600, f);
