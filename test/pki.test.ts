@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execa } from 'execa';
-import { createHash, createPrivateKey, createPublicKey } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -610,12 +610,22 @@ test('pki: an unreadable PKI file says what it is instead, and never quotes a ke
   t.throws(() => readCert(f('b.crt', 'hello')), { instanceOf: UnreadableError, message: /b\.crt: not a PEM certificate$/ });
   t.throws(() => readCert(f('c.crt', '-----BEGIN CERTIFICATE-----\nMIIB\n')), { message: /c\.crt: not a PEM certificate \(truncated\?\)$/ });
   t.throws(() => readCert(f('d.crt', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')), { message: /d\.crt: not a PEM certificate \(corrupt: .+\)$/ });
-  const key = '-----BEGIN PRIVATE KEY-----\nSECRETBYTES\n-----END PRIVATE KEY-----\n';
-  const e = t.throws(() => readKey(f('e.key', key)), { instanceOf: UnreadableError });
+  // key material made here, never kept in the repository: a real key cut short (its lines must never be quoted),
+  // and the same key encrypted as PKCS#8 and as a traditional PEM with a Proc-Type header
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  const [begin, ...body] = pem.trim().split('\n');
+  const end = body.pop()!;
+  const cut = [begin, ...body.slice(0, 1), end].join('\n') + '\n';
+  const e = t.throws(() => readKey(f('e.key', cut)), { instanceOf: UnreadableError });
   t.regex(e!.message, /e\.key: not a PEM private key \(corrupt\)$/);
-  t.false(e!.message.includes('SECRETBYTES'));
-  t.throws(() => readKey(f('f.key', '-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n-----END ENCRYPTED PRIVATE KEY-----\n')), { message: /f\.key: a PEM private key protected by a passphrase: kubetls needs it unencrypted$/ });
-  t.throws(() => readKey(f('g.key', '-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nx\n-----END RSA PRIVATE KEY-----\n')), { message: /protected by a passphrase/ });
+  t.false(body.some((l) => e!.message.includes(l)), 'no line of the key is quoted');
+  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'test' }) as string;
+  t.regex(pkcs8, /^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+  t.throws(() => readKey(f('f.key', pkcs8)), { message: /f\.key: a PEM private key protected by a passphrase: kubetls needs it unencrypted$/ });
+  const sec1 = privateKey.export({ type: 'sec1', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'test' }) as string;
+  t.regex(sec1, /Proc-Type: 4,ENCRYPTED/);
+  t.throws(() => readKey(f('g.key', sec1)), { message: /protected by a passphrase/ });
   t.throws(() => readCert(dir), { instanceOf: UnreadableError, message: /not a regular file$/ });
   t.is(readCert(path.join(dir, 'none.crt')), undefined);
 });
