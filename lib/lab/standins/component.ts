@@ -154,3 +154,21 @@ export async function runComponent(binary: string, log: Log, version: string, cf
   setTimeout(again, PERIOD_MS);
   stayUp();
 }
+
+/**
+ * How the controller-manager and the scheduler stand-ins run once their files loaded: legacy (1.4) stays up (it
+ * reached the apiserver on the insecure port, nothing to authenticate); modern authenticates with its own
+ * --kubeconfig and keeps calling `watch` (runComponent: no kubeconfig or 401 ⇒ exit 1, 403 ⇒ runs and logs it).
+ */
+export async function runControlPlane(binary: string, log: Log, version: string, legacy: boolean, flags: ParsedFlags, watch: RoleCheck): Promise<void> {
+  if (legacy) {
+    log.info(`Started ${binary} (emulating ${version})`);
+    onSignals(() => {});
+    log.ready();
+    stayUp();
+    return;
+  }
+  const { cfg, server } = clientConfig(log, flags);
+  loadExtraKubeconfigs(log, flags);
+  await runComponent(binary, log, version, cfg, server, watch, { exitOn401: true });
+}

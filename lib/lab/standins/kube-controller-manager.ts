@@ -2,10 +2,10 @@
 // User=kube and parse (root CA = certificates, service-account key = a private key), then it stays up.
 // Modern (1.30): the cluster-signing pair must match, and it talks to the apiserver with its own --kubeconfig
 // (component.ts): who am I, then list nodes; no kubeconfig or 401 ⇒ exit 1, 403 ⇒ runs and logs "is forbidden".
-import { makeLog, onSignals, parseOrDie, readOrThrow, stayUp } from './common.ts';
+import { makeLog, parseOrDie, readOrThrow } from './common.ts';
 import { loadKeyPair, parseCerts, parsePrivateKey } from './tlsfiles.ts';
 import { loadKubeconfig } from './kubeconfig.ts';
-import { clientConfig, loadExtraKubeconfigs, runComponent } from './component.ts';
+import { runControlPlane } from './component.ts';
 
 const log = makeLog('kube-controller-manager');
 const { flags, version, legacy } = parseOrDie('kube-controller-manager');
@@ -41,13 +41,4 @@ try {
 } catch (e) {
   log.fatal((e as Error).message);
 }
-if (legacy) {
-  log.info(`Started kube-controller-manager (emulating ${version})`);
-  onSignals(() => {});
-  log.ready();
-  stayUp();
-} else {
-  const { cfg, server } = clientConfig(log, flags);
-  loadExtraKubeconfigs(log, flags);
-  await runComponent('kube-controller-manager', log, version, cfg, server, { path: '/api/v1/nodes', type: '*v1.Node' }, { exitOn401: true });
-}
+await runControlPlane('kube-controller-manager', log, version, legacy, flags, { path: '/api/v1/nodes', type: '*v1.Node' });

@@ -1,9 +1,9 @@
 // Stand-in for kube-scheduler: flags of the emulated version, --kubeconfig must load, then it stays up.
 // Modern (1.30): it talks to the apiserver with its own --kubeconfig (component.ts): who am I, then list pods;
 // no kubeconfig or 401 ⇒ exit 1, 403 ⇒ runs and logs "is forbidden".
-import { makeLog, onSignals, parseOrDie, readOrThrow, stayUp } from './common.ts';
+import { makeLog, parseOrDie, readOrThrow } from './common.ts';
 import { loadKubeconfig } from './kubeconfig.ts';
-import { clientConfig, loadExtraKubeconfigs, runComponent } from './component.ts';
+import { runControlPlane } from './component.ts';
 
 const log = makeLog('kube-scheduler');
 const { flags, version, legacy } = parseOrDie('kube-scheduler');
@@ -15,13 +15,4 @@ try {
 } catch (e) {
   log.fatal((e as Error).message);
 }
-if (legacy) {
-  log.info(`Started kube-scheduler (emulating ${version})`);
-  onSignals(() => {});
-  log.ready();
-  stayUp();
-} else {
-  const { cfg, server } = clientConfig(log, flags);
-  loadExtraKubeconfigs(log, flags);
-  await runComponent('kube-scheduler', log, version, cfg, server, { path: '/api/v1/pods', type: '*v1.Pod' }, { exitOn401: true });
-}
+await runControlPlane('kube-scheduler', log, version, legacy, flags, { path: '/api/v1/pods', type: '*v1.Pod' });
