@@ -55,10 +55,13 @@ function unreadable(name: string, where: string, e: unknown): StatusRow {
   return { name, where, ...blank, status: `unreadable: ${e.message}` };
 }
 
-/** A secret that others may read is not ok, whatever else its row says (only `unreadable` says more). */
+/**
+ * A secret that others may read is not ok, whatever else its row says. Only `unreadable` says more, and an unreadable
+ * row never comes through here (it is made by unreadable() instead).
+ */
 function withMode(row: StatusRow, secret: string): StatusRow {
   const mode = insecureMode(secret);
-  return mode && !row.status.startsWith('unreadable') ? { ...row, status: `insecure mode ${mode}: ${shown(secret)}` } : row;
+  return mode ? { ...row, status: `insecure mode ${mode}: ${shown(secret)}` } : row;
 }
 
 /** What the local PKI holds, judged against the inventory and the clock. Reads only. */

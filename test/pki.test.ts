@@ -8,7 +8,7 @@ import { loadInventory } from '../lib/inventory.ts';
 import { configureLog } from '../lib/log.ts';
 import {
   applyPki, checkCa, checkLeaf, drift, expectedKeyType, insecureMode, leafSpecs, newToken, parseCert, PkiError, planPki, readCert, readKey, readToken,
-  secretFiles, tightenModes, UnreadableError, writeAtomic,
+  secretFiles, summary, tightenModes, UnreadableError, writeAtomic,
 } from '../lib/pki.ts';
 import * as openssl from '../lib/openssl.ts';
 import { writeInventory } from './helpers/inventory.ts';
@@ -628,4 +628,63 @@ test('pki: an unreadable PKI file says what it is instead, and never quotes a ke
   t.throws(() => readKey(f('g.key', sec1)), { message: /protected by a passphrase/ });
   t.throws(() => readCert(dir), { instanceOf: UnreadableError, message: /not a regular file$/ });
   t.is(readCert(path.join(dir, 'none.crt')), undefined);
+});
+
+test('pki: a certificate is read as openssl reads it: subject and issuer fields, every SAN kind, serial, fingerprint, key type, usages by name or OID', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-read-'));
+  const w = (f: string) => path.join(dir, f);
+  const selfSigned = async (name: string, keyArgs: string[], subj: string, ext: string[]) => {
+    await execa('openssl', ['req', '-x509', '-newkey', ...keyArgs, '-nodes', '-keyout', w(`${name}.key`), '-subj', subj, '-days', '2', '-out', w(`${name}.crt`),
+      ...ext.flatMap((e) => ['-addext', e])]);
+    return parseCert(readFileSync(w(`${name}.crt`)));
+  };
+  const a = await selfSigned('a', ['ec', '-pkeyopt', 'ec_paramgen_curve:secp521r1'], '/O=acme/OU=ops/CN=a.example', [
+    'subjectAltName = DNS:a.example, IP:10.0.0.1, IP:2001:db8:0:0:0:0:0:1, URI:spiffe://a/b, email:ops@a.example',
+    'extendedKeyUsage = serverAuth, clientAuth, codeSigning', 'basicConstraints = critical, CA:FALSE']);
+  t.deepEqual(a.subject, { cn: 'a.example', o: 'acme' });
+  t.is(a.issuer, 'O=acme, OU=ops, CN=a.example', 'every field of the issuer, in order');
+  t.deepEqual(a.sans, ['DNS:a.example', 'IP:10.0.0.1', 'IP:2001:db8::1', 'URI:spiffe://a/b', 'email:ops@a.example']);
+  t.deepEqual(a.eku, ['serverAuth', 'clientAuth', '1.3.6.1.5.5.7.3.3']);
+  t.is(a.keyType, 'ec secp521r1');
+  t.false(a.isCa);
+  const cli = async (...flags: string[]) => (await execa('openssl', ['x509', '-noout', '-in', w('a.crt'), ...flags])).stdout;
+  t.is(`serial=${a.serial}`, await cli('-serial'));
+  t.is(`sha256 Fingerprint=${a.fingerprint}`, await cli('-fingerprint', '-sha256'));
+  t.is(a.notAfter.getTime(), Date.parse((await cli('-enddate')).replace('notAfter=', '')));
+  const b = await selfSigned('b', ['ed25519'], '/CN=b', ['basicConstraints = critical, CA:TRUE']);
+  t.deepEqual(b.subject, { cn: 'b', o: undefined });
+  t.deepEqual([b.issuer, b.sans, b.eku, b.keyType, b.isCa], ['CN=b', [], [], 'ed25519', true], 'no SAN and no extendedKeyUsage are empty lists');
+  t.is((await selfSigned('c', ['ec', '-pkeyopt', 'ec_paramgen_curve:secp384r1'], '/CN=c', [])).keyType, 'ecdsa-p384');
+  t.is((await selfSigned('d', ['ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'], '/CN=d', [])).keyType, 'ecdsa-p256');
+  t.is((await selfSigned('e', ['rsa:1024'], '/CN=e', [])).keyType, 'rsa 1024');
+  t.throws(() => parseCert('garbage', 'served by x'), { instanceOf: UnreadableError, message: 'served by x: not a PEM certificate' });
+  t.throws(() => parseCert(''), { instanceOf: UnreadableError, message: 'certificate: empty, not a PEM certificate (truncated?)' });
+});
+
+test('pki: the summary has a row per item read from disk after the run: created, kept, reissued with the reason; --dry-run says would and reads nothing new', async (t) => {
+  const file = writeInventory({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  const inv = loadInventory(file);
+  const first = planPki(inv);
+  const dry = summary(inv, first, true);
+  t.is(dry.length, first.items.length);
+  t.true(dry.every((r) => r.action === 'would create' && r.subject === '-' && r.sans === '-' && r.notAfter === '-'), JSON.stringify(dry[0]));
+  t.deepEqual(dry.map((r) => path.basename(r.file)).filter((f) => !f.endsWith('.crt')), ['tokens.csv', 'sa.pub']);
+  await applyPki(inv, first);
+  const made = summary(inv, first);
+  t.true(made.every((r) => r.action === 'created'));
+  const server = made.find((r) => r.file.endsWith('/server.crt'))!;
+  t.like(server, { subject: 'CN=kubernetes.default.svc', sans: 'DNS:kubernetes.default.svc,DNS:kubemaster,IP:10.24.0.1' });
+  t.is(server.notAfter, readCert(path.join(inv.pki.dir, 'server.crt'))!.notAfter.toISOString().slice(0, 10));
+  t.like(made.find((r) => r.file.endsWith('/kubeminion1.crt')), { subject: 'O=system:nodes, CN=system:node:kubeminion1', sans: '-' });
+  t.like(made.find((r) => r.file.endsWith('/tokens.csv')), { subject: '-', notAfter: '-' });
+  const moved = { ...inv, apiserver: { ...inv.apiserver, dns: ['kubemaster'] } };
+  const plan = planPki(moved);
+  const before = readCert(path.join(inv.pki.dir, 'server.crt'))!;
+  const wouldRow = summary(moved, plan, true).find((r) => r.file.endsWith('/server.crt'))!;
+  t.like(wouldRow, { action: 'would reissue: SAN removed: DNS:kubernetes.default.svc', subject: '-' });
+  t.like(summary(moved, plan, true).find((r) => r.file.endsWith('/ca.crt')), { action: 'kept', subject: 'CN=kubemaster' }, 'a kept file is read under --dry-run too');
+  await applyPki(moved, plan);
+  const after = summary(moved, plan).find((r) => r.file.endsWith('/server.crt'))!;
+  t.like(after, { action: 'reissued: SAN removed: DNS:kubernetes.default.svc', sans: 'DNS:kubemaster,IP:10.24.0.1' });
+  t.not(readCert(path.join(inv.pki.dir, 'server.crt'))!.serial, before.serial);
 });

@@ -5,16 +5,21 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { loadInventory, type Inventory } from '../lib/inventory.ts';
 import { kubeconfig } from '../lib/kubeconfig.ts';
 import { configureLog } from '../lib/log.ts';
 import { applyPki, planPki } from '../lib/pki.ts';
+import { pkiFilesFor } from '../lib/rollout.ts';
 import type { Remote } from '../lib/remote.ts';
-import { localStatus, prometheus, remoteStatus, servedStatus, statusCategory, type StatusRow } from '../lib/status.ts';
+import { ExitError } from '../lib/cli.ts';
+import {
+  lastRenew, lastRenewFile, localStatus, prometheus, readServed, remoteStatus, servedKubelets, servedStatus, statusCategory, writePrometheus, type StatusRow,
+} from '../lib/status.ts';
 import { writeInventory } from './helpers/inventory.ts';
 
 configureLog({ sink: () => undefined, tty: false });
@@ -207,5 +212,150 @@ test('the Prometheus status label is a fixed category; ok is 1 only for ok; labe
   t.regex(prometheus([]), /^kubetls_renew_last_success_timestamp_seconds 0$/m);
   for (const family of ['kubetls_certificate_not_after_seconds', 'kubetls_served_certificate_not_after_seconds', 'kubetls_certificate_ok', 'kubetls_renew_last_success_timestamp_seconds']) {
     t.regex(text, new RegExp(`^# HELP ${family} \\S.*\\n# TYPE ${family} gauge$`, 'm'), family);
+  }
+});
+
+/** A loopback address of its own (127.0.0.0/8), so that port 10250 is free for this test whatever else runs. */
+const loopback = () => `127.${101 + Math.floor(Math.random() * 100)}.${Math.floor(Math.random() * 250) + 1}.${Math.floor(Math.random() * 250) + 1}`;
+
+test('what each kubelet serves on 10250 is judged from the handshake for its node name: ok, due, expired, another serial, untrusted, nothing there', async (t) => {
+  const [a1, a2] = [loopback(), loopback()];
+  const doc = { pki: { key: 'ecdsa-p256' }, profile: 'modern', master: { name: 'kubemaster', address: '127.0.0.1' },
+    minions: [{ name: 'kubeminion1', address: a1 }, { name: 'kubeminion2', address: a2 }, { name: 'kubeminion3', address: '::1' }] };
+  const { inv, dir } = await build(doc);
+  const other = await build(doc);
+  const p = (f: string) => path.join(dir, f);
+  const pair = (from: string, name: string) => ({ cert: readFileSync(path.join(from, `${name}.crt`)), key: readFileSync(path.join(from, `${name}.key`)) });
+  const s = tls.createServer(pair(dir, 'kubelet-kubeminion1'), (c) => c.end());
+  await new Promise<void>((r, j) => s.listen(10250, a1, r).on('error', j));
+  try {
+    const rows = await servedKubelets(inv);
+    t.deepEqual(rows.map((r) => r.name), ['kubelet-kubeminion1.crt', 'kubelet-kubeminion2.crt', 'kubelet-kubeminion3.crt']);
+    t.like(rows[0], { where: `${a1}:10250 (served)`, served: 'kubelet', status: 'ok', subject: 'O=system:nodes, CN=system:node:kubeminion1',
+      sans: `DNS:kubeminion1,IP:${a1}`, issuer: 'CN=kubemaster', daysLeft: 364 });
+    t.like(rows[1], { where: `${a2}:10250 (served)`, served: 'kubelet', subject: '-', sans: '-', issuer: '-' });
+    t.regex(rows[1].status, /^missing: /, 'nothing listens there');
+    t.is(rows[2].where, '[::1]:10250 (served)', 'an IPv6 address is bracketed before the port');
+    const one = async (now?: Date) => (await servedKubelets(inv, now))[0].status;
+    const notAfter = Date.parse(rows[0].notAfter!);
+    t.is(await one(new Date(notAfter - 30 * 86_400_000)), 'renew due');
+    t.is(await one(new Date(notAfter - 30 * 86_400_000 - 1000)), 'ok');
+    t.is(await one(new Date(notAfter)), 'expired');
+    t.is(await one(new Date(notAfter - 1000)), 'renew due', 'one second before the end it is not expired yet');
+    // renewed locally, still serving the old one
+    const mine = readFileSync(p('kubelet-kubeminion1.crt'));
+    writeFileSync(p('kubelet-kubeminion1.crt'), readFileSync(path.join(other.dir, 'kubelet-kubeminion1.crt')));
+    t.regex(await one(), /^drift: serves serial [0-9A-F]+, local is [0-9A-F]+$/);
+    writeFileSync(p('kubelet-kubeminion1.crt'), mine);
+    // the right CA but another node's certificate: the name is checked
+    s.setSecureContext(pair(dir, 'kubelet-kubeminion2'));
+    t.is(await one(), 'drift: not trusted with the local ca.crt for kubeminion1 (ERR_TLS_CERT_ALTNAME_INVALID)');
+    // the node's own name, signed by another CA
+    s.setSecureContext(pair(other.dir, 'kubelet-kubeminion1'));
+    t.regex(await one(), /^drift: not trusted with the local ca\.crt for kubeminion1 \(/);
+    // no readable local CA: nothing served is trusted
+    s.setSecureContext(pair(dir, 'kubelet-kubeminion1'));
+    t.is(await one(), 'ok');
+    writeFileSync(p('ca.crt'), 'garbage');
+    t.regex(await one(), /^drift: not trusted with the local ca\.crt for kubeminion1 \(/);
+    t.deepEqual(await servedKubelets({ ...inv, profile: 'legacy' }), [], 'legacy kubelets serve no certificate of ours');
+  } finally {
+    await new Promise((r) => s.close(r));
+  }
+});
+
+test('the last renewal is the mtime of .last-renew, absent before the first; the textfile is written 0644 and never into a folder', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-'));
+  const inv = { pki: { dir } } as Inventory;
+  t.is(lastRenewFile(inv), path.join(dir, '.last-renew'));
+  t.is(lastRenew(inv), undefined);
+  writeFileSync(lastRenewFile(inv), 'x\n');
+  utimesSync(lastRenewFile(inv), 1_700_000_000, 1_700_000_000);
+  t.is(lastRenew(inv)?.getTime(), 1_700_000_000_000);
+  const prom = path.join(dir, 'kubetls.prom');
+  writePrometheus(prom, 'a 1\n');
+  t.is(readFileSync(prom, 'utf8'), 'a 1\n');
+  t.is(statSync(prom).mode & 0o777, 0o644, 'node_exporter runs as another user and must read it');
+  writePrometheus(prom, 'a 2\n');
+  t.is(readFileSync(prom, 'utf8'), 'a 2\n');
+  const e = t.throws(() => writePrometheus(dir, 'a 1\n'), { instanceOf: ExitError, message: /expects a file .* is a folder/ });
+  t.is(e?.code, 2);
+});
+
+test('a row without a certificate shows - for subject, SANs and issuer; several drifts are listed together; modern rows name each kubeconfig', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' } });
+  const p = (f: string) => path.join(dir, f);
+  const byName = (rows: StatusRow[], name: string, where = '') => rows.find((r) => r.name === name && r.where.includes(where))!;
+  t.like(byName(localStatus(inv), 'kubeminion1.crt'), { subject: 'CN=kubeminion1', sans: '-', issuer: 'CN=kubemaster' }, 'a client certificate has no SAN');
+  rmSync(p('kubeminion2.crt'));
+  rmSync(p('tokens.csv'));
+  const rows = localStatus(inv);
+  for (const [name, where] of [['kubeminion2.crt', 'pki/'], ['kubeconfig', 'kubeminion2:']]) {
+    const r = byName(rows, name, where);
+    t.deepEqual([r.status, r.subject, r.sans, r.issuer, r.notAfter, r.daysLeft], ['missing', '-', '-', '-', undefined, undefined], `${name} ${where}`);
+  }
+  t.like(byName(rows, 'tokens.csv'), { status: 'missing', subject: '-', sans: '-', issuer: '-' });
+  writeFileSync(p('tokens.csv'), 'x\n');
+  t.like(byName(localStatus(inv), 'tokens.csv'), { name: 'tokens.csv', subject: '-' });
+  t.regex(byName(localStatus(inv), 'tokens.csv').status, /^unreadable: /);
+  const moved = { ...inv, apiserver: { ...inv.apiserver, dns: ['kubemaster', 'api.example'] } };
+  t.is(byName(localStatus(moved), 'server.crt').status, 'drift: SAN added: DNS:api.example; SAN removed: DNS:kubernetes.default.svc');
+
+  const modern = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  const m = localStatus(modern.inv);
+  t.like(byName(m, 'kubeminion1.crt'), { subject: 'O=system:nodes, CN=system:node:kubeminion1' });
+  t.like(byName(m, 'admin.crt'), { subject: 'O=system:masters, CN=kubernetes-admin' });
+  t.deepEqual(m.filter((r) => !r.where.includes('/pki/')).map((r) => [r.name, r.where]).sort(), [
+    ['controller-manager.conf', 'kubemaster:/srv/kubernetes/controller-manager.conf'],
+    ['kubeconfig', 'kubeminion1:/var/lib/kube-proxy/kubeconfig'], ['kubeconfig', 'kubeminion1:/var/lib/kubelet/kubeconfig'],
+    ['scheduler.conf', 'kubemaster:/srv/kubernetes/scheduler.conf']]);
+  writeFileSync(path.join(modern.dir, 'sa.key'), 'x');
+  t.like(localStatus(modern.inv).at(-1), { name: 'sa.key', subject: '-' });
+  t.regex(localStatus(modern.inv).at(-1)!.status, /^unreadable: .*sa\.key: not a PEM private key$/);
+});
+
+test('--remote on the master: every certificate and tokens.csv by its bytes (SANs shown, - where none), each kubeconfig by name', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  const files = new Map(pkiFilesFor(inv, inv.master).map(([l, r]) => [r, l]));
+  const kc = (cert: string, certData?: Buffer) => Buffer.from(kubeconfig({ cluster: inv.cluster, server: 'https://kubemaster:6443', ca: readFileSync(path.join(dir, 'ca.crt')),
+    cert: certData ?? readFileSync(path.join(dir, `${cert}.crt`)), key: readFileSync(path.join(dir, `${cert}.key`)), user: cert }));
+  const host = (over: Record<string, Buffer> = {}) => readOnlyHost(inv.master, (r) => over[path.posix.basename(r)]
+    ?? (files.has(r) ? readFileSync(files.get(r)!) : r.endsWith('.conf') ? kc(path.posix.basename(r, '.conf')) : undefined));
+  const rows = await remoteStatus(inv, host());
+  t.true(rows.every((r) => r.status === 'ok'), JSON.stringify(rows.filter((r) => r.status !== 'ok')));
+  t.deepEqual(rows.filter((r) => /\.(csv|conf)$/.test(r.name)).map((r) => [r.name, r.where]), [
+    ['tokens.csv', 'kubemaster:/srv/kubernetes/tokens.csv'],
+    ['controller-manager.conf', 'kubemaster:/srv/kubernetes/controller-manager.conf'], ['scheduler.conf', 'kubemaster:/srv/kubernetes/scheduler.conf']]);
+  t.like(rows.find((r) => r.name === 'tokens.csv'), { subject: '-', sans: '-', issuer: '-', notAfter: undefined });
+  t.like(rows.find((r) => r.name === 'server.crt'), { sans: 'DNS:kubernetes.default.svc,DNS:kubemaster,IP:10.24.0.1', issuer: 'CN=kubemaster' });
+  t.like(rows.find((r) => r.name === 'etcd-server-kubemaster.crt'), { where: 'kubemaster:/srv/kubernetes/etcd-server.crt', issuer: 'CN=etcd-ca', sans: 'DNS:kubemaster,DNS:localhost,IP:127.0.0.1,IP:::1' });
+  t.like(rows.find((r) => r.name === 'controller-manager.conf'), { subject: 'CN=system:kube-controller-manager', sans: '-', issuer: 'CN=kubemaster' });
+  // a kubeconfig whose embedded certificate is not one: the row names the kubeconfig and the field
+  const bad = await remoteStatus(inv, host({ 'scheduler.conf': kc('scheduler', Buffer.from('garbage')) }));
+  t.regex(bad.find((r) => r.name === 'scheduler.conf')!.status, /^unreadable: kubemaster:\/srv\/kubernetes\/scheduler\.conf \(client-certificate-data\): not a PEM certificate$/);
+  const noCert = Buffer.from(kc('scheduler').toString().replace(/ +client-certificate-data: .*\n/, ''));
+  t.like((await remoteStatus(inv, host({ 'scheduler.conf': noCert }))).find((r) => r.name === 'scheduler.conf'),
+    { status: 'drift: no client certificate', subject: '-', sans: '-', issuer: '-' });
+});
+
+test('a port that accepts but never answers TLS is given up after the timeout, naming it; an IPv6 master is bracketed; a served row lists its SANs', async (t) => {
+  const silent = net.createServer(() => undefined);
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const port = (silent.address() as AddressInfo).port;
+  try {
+    await t.throwsAsync(readServed('127.0.0.1', port, 'kubemaster', undefined, 300), { message: `127.0.0.1:${port}: no TLS answer in 300 ms` });
+  } finally {
+    silent.close();
+  }
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, master: { name: 'kubemaster', address: '::1' }, minions: [] });
+  const s = tls.createServer({ cert: readFileSync(path.join(dir, 'server.crt')), key: readFileSync(path.join(dir, 'server.key')) }, (c) => c.end());
+  await new Promise<void>((r) => s.listen(0, '::1', r));
+  try {
+    const row = await servedStatus({ ...inv, apiserver: { ...inv.apiserver, port: (s.address() as AddressInfo).port } });
+    t.like(row, { status: 'ok', where: `[::1]:${(s.address() as AddressInfo).port} (served)`, sans: 'DNS:kubernetes.default.svc,DNS:kubemaster,IP:10.24.0.1' });
+    const elsewhere = await servedStatus({ ...inv, master: { ...inv.master, name: 'elsewhere' }, apiserver: { ...inv.apiserver, port: (s.address() as AddressInfo).port } });
+    t.is(elsewhere.status, 'drift: not trusted with the local ca.crt for elsewhere (ERR_TLS_CERT_ALTNAME_INVALID)', 'the reason is the TLS error itself');
+  } finally {
+    await new Promise((r) => s.close(r));
   }
 });
