@@ -139,7 +139,7 @@ export function tightenModes(inv: Inventory, dryRun = false): string[] {
 function normaliseSan(entry: string): string {
   const [kind, ...rest] = entry.split(':');
   const value = rest.join(':');
-  if (kind === 'IP Address' || kind === 'IP') return `IP:${canonicalIp(value)}`;
+  if (kind === 'IP Address') return `IP:${canonicalIp(value)}`; // node's subjectAltName text: `IP Address:10.0.0.1`
   return `${kind}:${value}`;
 }
 
@@ -399,10 +399,8 @@ export function planPki(inv: Inventory, now = new Date()): Plan {
     const action: Action = c.status === 'ok' ? 'keep' : c.status === 'missing' ? 'create' : 'reissue';
     items.push({ kind, name: spec.name, files, spec, action, reason: action === 'reissue' ? c.reasons.join('; ') : '' });
   }
-  const token = readToken(inv);
-  const tokenFile = path.join(dir, 'tokens.csv');
-  items.push({ kind: 'token', name: 'tokens', files: ['tokens.csv'],
-    action: token ? 'keep' : existsSync(tokenFile) ? 'reissue' : 'create', reason: token || !existsSync(tokenFile) ? '' : 'malformed tokens.csv' });
+  // a tokens.csv that is there but unreadable throws (readTokenFile): it is never replaced by a plan
+  items.push({ kind: 'token', name: 'tokens', files: ['tokens.csv'], action: readToken(inv) ? 'keep' : 'create', reason: '' });
   if (inv.profile === 'modern') {
     const sa = saState(inv);
     items.push({ kind: 'sa', name: 'sa', files: ['sa.key', 'sa.pub'], action: sa === 'ok' ? 'keep' : sa === 'missing' ? 'create' : 'reissue',

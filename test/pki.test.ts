@@ -1,14 +1,15 @@
 import test from 'ava';
 import { execa } from 'execa';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadInventory } from '../lib/inventory.ts';
-import { configureLog } from '../lib/log.ts';
+import { configureLog, mask } from '../lib/log.ts';
 import {
   applyPki, checkCa, checkLeaf, drift, expectedKeyType, insecureMode, leafSpecs, newToken, parseCert, PkiError, planPki, readCert, readKey, readToken,
-  secretFiles, summary, tightenModes, UnreadableError, writeAtomic,
+  adminKubeconfigText, caSpecs, readPublicKey, readTokenFile, retiringMarker, retiringToken, secretFiles, summary, tightenModes, tokensCsv, UnreadableError,
+  writeAtomic,
 } from '../lib/pki.ts';
 import * as openssl from '../lib/openssl.ts';
 import { writeInventory } from './helpers/inventory.ts';
@@ -687,4 +688,123 @@ test('pki: the summary has a row per item read from disk after the run: created,
   const after = summary(moved, plan).find((r) => r.file.endsWith('/server.crt'))!;
   t.like(after, { action: 'reissued: SAN removed: DNS:kubernetes.default.svc', sans: 'DNS:kubemaster,IP:10.24.0.1' });
   t.not(readCert(path.join(inv.pki.dir, 'server.crt'))!.serial, before.serial);
+});
+
+test('pki: tokens.csv is read line by line: the first is the kubelet\'s, the one .token-retiring names is retired once, every token is masked', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-tok-'));
+  const inv = { pki: { dir } } as Parameters<typeof readTokenFile>[0];
+  const file = path.join(dir, 'tokens.csv');
+  t.is(readTokenFile(inv), undefined);
+  t.is(retiringToken(inv), undefined, 'no tokens.csv: nothing is being retired');
+  const [a, b, c] = ['A', 'B', 'C'].map((x) => x.repeat(32));
+  writeFileSync(file, `${a},kubelet,kubelet\n${b},kubelet,kubelet\n# a note\n${c},admin,admin,"system:masters"\n`);
+  t.deepEqual(readTokenFile(inv), { current: a, currentLine: `${a},kubelet,kubelet`, retiring: undefined,
+    others: [`${b},kubelet,kubelet`, '# a note', `${c},admin,admin,"system:masters"`] }, 'without the marker no line is retired');
+  t.is(mask(`x ${b} y ${c}`), 'x *** y ***', 'the operator\'s tokens are secrets too');
+  const sha = (x: string) => createHash('sha256').update(x).digest('hex');
+  writeFileSync(retiringMarker(inv), `${sha(c)}\n`);
+  t.like(readTokenFile(inv), { retiring: c, others: [`${b},kubelet,kubelet`, '# a note'] });
+  writeFileSync(file, `${a},kubelet,kubelet\n${c},kubelet,kubelet\n${c},kubelet,kubelet\n`);
+  t.like(readTokenFile(inv), { retiring: c, others: [`${c},kubelet,kubelet`] }, 'a repeated line is retired once');
+  writeFileSync(retiringMarker(inv), `${sha('D'.repeat(32))}\n`);
+  t.like(readTokenFile(inv), { retiring: undefined, others: [`${c},kubelet,kubelet`, `${c},kubelet,kubelet`] }, 'a marker naming no line retires nothing');
+  writeFileSync(file, `x${a},kubelet,kubelet\n`);
+  t.throws(() => readTokenFile(inv), { instanceOf: UnreadableError, message: /tokens\.csv: not one "TOKEN,kubelet,kubelet" line/ }, 'a 33-character token is no token');
+  t.is(tokensCsv('l1'), 'l1\n');
+  t.is(tokensCsv('l1', undefined, ['l3']), 'l1\nl3\n');
+  t.is(tokensCsv('l1', 'l2', ['l3', 'l4']), 'l1\nl2\nl3\nl4\n');
+});
+
+test('pki: the specs give each certificate its usages, kind, CA and openssl section; errors say their class', (t) => {
+  const inv = loadInventory(writeInventory({ profile: 'modern', minions: [{ name: 'kubeminion1', address: '10.0.0.5' }] }));
+  const specs = Object.fromEntries(leafSpecs(inv).map((l) => [l.name, l]));
+  t.like(specs.server, { kind: 'server', eku: ['serverAuth'], section: 'server', ca: 'ca' });
+  t.like(specs.kubeminion1, { kind: 'minion', eku: ['clientAuth'], section: 'client', ca: 'ca', sans: [] });
+  t.like(specs['apiserver-etcd-client'], { kind: 'leaf', eku: ['clientAuth'], section: 'client', ca: 'etcd-ca' });
+  t.like(specs['kubelet-kubeminion1'], { kind: 'leaf', eku: ['serverAuth'], section: 'ext_kubelet_kubeminion1', ca: 'ca', sans: ['DNS:kubeminion1', 'IP:10.0.0.5'] });
+  t.like(specs['etcd-server-kubemaster'], { kind: 'leaf', eku: ['serverAuth', 'clientAuth'], section: 'ext_etcd_server_kubemaster', ca: 'etcd-ca' });
+  t.deepEqual(caSpecs(inv), [{ name: 'ca', cn: 'kubemaster' }, { name: 'etcd-ca', cn: 'etcd-ca' }, { name: 'front-proxy-ca', cn: 'front-proxy-ca' }]);
+  t.is(new PkiError('x').name, 'PkiError');
+  t.is(new UnreadableError('x').name, 'UnreadableError');
+});
+
+test('pki: a PKI file of another kind, blank or behind a link loop is named for what it is', (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-kind-'));
+  const f = (name: string, text: string) => { writeFileSync(path.join(dir, name), text); return path.join(dir, name); };
+  const cert = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const key = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  t.throws(() => readKey(f('a.key', cert)), { message: /a\.key: not a PEM private key$/ });
+  t.throws(() => readPublicKey(f('a.pub', cert)), { message: /a\.pub: not a PEM public key$/ });
+  t.throws(() => readCert(f('b.crt', key)), { message: /b\.crt: not a PEM certificate$/ });
+  t.throws(() => readCert(f('c.crt', '\n  \n')), { message: /c\.crt: empty, not a PEM certificate \(truncated\?\)$/ });
+  symlinkSync(path.join(dir, 'loop.key'), path.join(dir, 'loop.key'));
+  t.throws(() => readKey(path.join(dir, 'loop.key')), { instanceOf: UnreadableError, message: /loop\.key: cannot read it \(ELOOP\)$/ });
+});
+
+test.serial('pki: a kept CA is never touched while leaves are reissued; a new CA reissues every leaf; a leftover .new never lends a key its mode', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, minions: ['kubeminion1'] });
+  const p = (f: string) => path.join(dir, f);
+  const ca = snapshot(dir);
+  const moved = { ...inv, apiserver: { ...inv.apiserver, dns: ['kubemaster'] } };
+  writeFileSync(p('server.key.new'), 'left by a killed run, readable by all\n', { mode: 0o644 });
+  chmodSync(p('server.key.new'), 0o644);
+  const r = await applyPki(moved, planPki(moved));
+  t.deepEqual(r.written, ['openssl.cnf', 'server.key', 'server.csr', 'server.crt']);
+  t.deepEqual(changedFiles(ca, snapshot(dir)), ['ca.srl', 'openssl.cnf', 'server.crt', 'server.csr', 'server.key'], 'ca.key and ca.crt untouched');
+  t.is(statSync(p('server.key')).mode & 0o777, 0o600, 'the key was not written into the leftover with its mode');
+  t.false(existsSync(p('server.key.new')));
+  // no CA: every leaf that exists is reissued by the new one, one that does not is created
+  rmSync(p('ca.key'));
+  rmSync(p('ca.crt'));
+  rmSync(p('kubeminion1.crt'));
+  const plan = planPki(moved);
+  const item = (n: string) => plan.items.find((i) => i.name === n)!;
+  t.like(item('ca'), { action: 'create', reason: 'no CA yet' });
+  t.like(item('server'), { action: 'reissue', reason: 'new CA' });
+  t.like(item('kubeminion1'), { action: 'create', reason: '' });
+  t.like(item('tokens'), { action: 'keep', reason: '' });
+  t.deepEqual(planPki({ ...inv, pki: { ...inv.pki, dir: path.join(dir, 'none') } }).orphans, [], 'no pki.dir yet: no orphans');
+});
+
+test.serial('pki: applyPki says what it writes: the mv of each file, openssl.cnf regenerated, admin.kubeconfig only when it differs; --dry-run writes none of it', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  const p = (f: string) => path.join(dir, f);
+  t.deepEqual((await applyPki(inv, planPki(inv))).written, [], 'nothing to do');
+  rmSync(p('admin.kubeconfig'));
+  t.deepEqual((await applyPki(inv, planPki(inv), { dryRun: true })).written, ['admin.kubeconfig']);
+  t.false(existsSync(p('admin.kubeconfig')));
+  t.deepEqual((await applyPki(inv, planPki(inv))).written, ['admin.kubeconfig']);
+  t.is(statSync(p('admin.kubeconfig')).mode & 0o777, 0o600);
+  t.regex(readFileSync(p('admin.kubeconfig'), 'utf8'), /current-context: kubernetes-admin@debian-cluster$/m);
+  writeFileSync(p('openssl.cnf'), 'edited\n');
+  lines.length = 0;
+  t.deepEqual((await applyPki(inv, planPki(inv))).written, ['openssl.cnf']);
+  t.not(readFileSync(p('openssl.cnf'), 'utf8'), 'edited\n');
+  t.true(lines.some((l) => /cat > .*openssl\.cnf {2}# generated from /.test(l)), lines.join('\n'));
+  // a reissue under --dry-run: the commands and the mv lines are printed, the list says what would be written
+  rmSync(p('kubeminion1.crt'));
+  const before = snapshot(dir);
+  lines.length = 0;
+  const dry = await applyPki(inv, planPki(inv), { dryRun: true });
+  t.deepEqual(dry.written, ['kubeminion1.key', 'kubeminion1.csr', 'kubeminion1.crt']);
+  t.deepEqual(snapshot(dir), before);
+  t.true(lines.some((l) => /openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 .*-keyout \S*kubeminion1\.key\.new/.test(l)), `a minion's key comes from req -newkey (step 12)\n${lines.join('\n')}`);
+  t.true(lines.some((l) => /^(?:\S+ )?\$ mv \S*kubeminion1\.crt\.new \S*kubeminion1\.crt$/.test(l)), lines.join('\n'));
+  // IPv6 master: the server URL brackets it; legacy has no admin.kubeconfig
+  t.regex(adminKubeconfigText({ ...inv, master: { ...inv.master, address: '::1' } })!, /server: https:\/\/\[::1\]:6443$/m);
+  t.is(adminKubeconfigText({ ...inv, profile: 'legacy' }), undefined);
+  rmSync(p('admin.key'));
+  t.is(adminKubeconfigText(inv), undefined, 'no admin.key: no kubeconfig');
+});
+
+test.serial('pki: a token rotation logs the recipe\'s echo and that the old token stays, and lists tokens.csv as written', async (t) => {
+  const { inv } = await build({ pki: { key: 'ecdsa-p256' }, minions: [] });
+  const plan = planPki(inv);
+  for (const i of plan.items) i.action = i.kind === 'token' ? 'reissue' : 'keep';
+  lines.length = 0;
+  const r = await applyPki(inv, plan);
+  t.deepEqual(r.written, ['tokens.csv']);
+  t.true(lines.some((l) => l.includes('echo "${TOKEN},kubelet,kubelet" > ') && l.includes('tokens.csv.new')), lines.join('\n'));
+  t.true(lines.some((l) => l.includes('the old token stays valid (second line) until every kubeconfig has the new one')));
 });
