@@ -4,11 +4,12 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
-import { InventoryError, loadInventory, RESERVED_NAMES, systemDirProblem, type Inventory } from '../lib/inventory.ts';
+import { InventoryError, loadInventory, parseInventory, RESERVED_NAMES, systemDirProblem, type Inventory } from '../lib/inventory.ts';
 import { configureLog } from '../lib/log.ts';
 import * as openssl from '../lib/openssl.ts';
 import { applyPki, PkiError, planPki } from '../lib/pki.ts';
-import { repoRoot, writeInventory } from './helpers/inventory.ts';
+import { stringify } from 'yaml';
+import { baseInventory, repoRoot, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
 const logged: string[] = [];
@@ -451,4 +452,29 @@ test('rule: a YAML error names its line; an alias bomb is refused at the first a
   // a few anchors reused are normal YAML: read, then judged like any other key
   writeFileSync(f, `${readFileSync(writeInventory(), 'utf8')}x: &x 1\ny: [${Array(5).fill('*x').join(', ')}]\n`);
   t.regex(t.throws(() => loadInventory(f), { instanceOf: InventoryError })!.message, /expected a known key .*found unknown key 'x'/);
+});
+
+test.serial('rule: problems are sorted by line whatever order the checks found them in, an unknown key is placed on its own line, a missing one is required', (t) => {
+  const parse = (doc: Record<string, unknown>) => t.throws(() => parseInventory(stringify(doc), '/tmp/c.yaml', 'c.yaml'), { instanceOf: InventoryError })!;
+  const b = baseInventory();
+  const e = parse({ zzz: 1, ...b, cluster: 5 });
+  t.is(e.name, 'InventoryError');
+  t.deepEqual(e.problems.map((p) => p.split(': ')[0]), ['c.yaml:1', 'c.yaml:2'], e.message);
+  t.regex(parse({ ...b, pki: { ...(b.pki as object), bogus: { a: 1 } } }).message, /^ERROR: c\.yaml:12: pki\.bogus: expected a known key \(dir, /, 'the key\'s line, not its value\'s');
+  t.is(parse({ ...b, master: { address: 'x' } }).message, 'ERROR: c.yaml:22: master.name: expected a value (the key is required), found {"address":"x"}');
+  // KUBETLS_INVENTORY names the file; without it, cluster.yaml in the current folder (the example shipped here)
+  const file = writeInventory();
+  const saved = process.env.KUBETLS_INVENTORY;
+  try {
+    process.env.KUBETLS_INVENTORY = file;
+    t.is(loadInventory().file, file);
+    delete process.env.KUBETLS_INVENTORY;
+    t.like(loadInventory(), { file: path.resolve('cluster.yaml'), example: true });
+  } finally {
+    if (saved === undefined) delete process.env.KUBETLS_INVENTORY; else process.env.KUBETLS_INVENTORY = saved;
+  }
+  t.false(loadInventory(writeInventory({}, mkdtempSync(path.join(tmpdir(), 'kubetls-')))).example);
+  const marked = path.join(mkdtempSync(path.join(tmpdir(), 'kubetls-')), 'cluster.yaml');
+  writeFileSync(marked, `cluster: x\n# kubetls example inventory\n${stringify({ ...b, cluster: undefined }).replace(/^cluster:.*\n/m, '')}`);
+  t.false(loadInventory(marked).example, 'the mark counts on the first line only');
 });

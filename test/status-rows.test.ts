@@ -298,6 +298,7 @@ test('a row without a certificate shows - for subject, SANs and issuer; several 
   writeFileSync(p('tokens.csv'), 'x\n');
   t.like(byName(localStatus(inv), 'tokens.csv'), { name: 'tokens.csv', subject: '-' });
   t.regex(byName(localStatus(inv), 'tokens.csv').status, /^unreadable: /);
+  t.regex(byName(localStatus(inv), 'tokens.csv').where, /\/pki\/tokens\.csv$/, 'the unreadable row says where');
   const moved = { ...inv, apiserver: { ...inv.apiserver, dns: ['kubemaster', 'api.example'] } };
   t.is(byName(localStatus(moved), 'server.crt').status, 'drift: SAN added: DNS:api.example; SAN removed: DNS:kubernetes.default.svc');
 
