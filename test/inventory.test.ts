@@ -478,3 +478,12 @@ test.serial('rule: problems are sorted by line whatever order the checks found t
   writeFileSync(marked, `cluster: x\n# kubetls example inventory\n${stringify({ ...b, cluster: undefined }).replace(/^cluster:.*\n/m, '')}`);
   t.false(loadInventory(marked).example, 'the mark counts on the first line only');
 });
+
+test('rule: a key the schema gives no message of its own still reads "expected <type>" or zod\'s text, and a missing one "the key is required"', async (t) => {
+  // the error map lib/inventory.ts installs (zod's global one, lowest precedence): the fallback for any future key
+  const { z } = await import('zod');
+  const message = (r: { success: boolean; error?: { issues: { message: string }[] } }) => r.error?.issues[0]?.message;
+  t.is(message(z.object({ a: z.string() }).safeParse({})), 'a value (the key is required)');
+  t.is(message(z.string().safeParse(5)), 'string');
+  t.is(message(z.string().min(2).safeParse('a')), 'String must contain at least 2 character(s)');
+});
