@@ -808,3 +808,15 @@ test.serial('pki: a token rotation logs the recipe\'s echo and that the old toke
   t.true(lines.some((l) => l.includes('echo "${TOKEN},kubelet,kubelet" > ') && l.includes('tokens.csv.new')), lines.join('\n'));
   t.true(lines.some((l) => l.includes('the old token stays valid (second line) until every kubeconfig has the new one')));
 });
+
+test('pki: a stale admin.kubeconfig is rewritten from the current files, and --dry-run leaves a killed run\'s .new files where they are', async (t) => {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  const p = (f: string) => path.join(dir, f);
+  writeFileSync(p('admin.kubeconfig'), 'an older admin.crt\n', { mode: 0o600 });
+  t.deepEqual((await applyPki(inv, planPki(inv))).written, ['admin.kubeconfig']);
+  t.is(readFileSync(p('admin.kubeconfig'), 'utf8'), adminKubeconfigText(inv));
+  writeFileSync(p('server.key.new'), 'left by a killed run\n', { mode: 0o600 });
+  rmSync(p('server.crt'));
+  await applyPki(inv, planPki(inv), { dryRun: true });
+  t.true(existsSync(p('server.key.new')), 'a dry run removes nothing');
+});
