@@ -814,7 +814,7 @@ test('pki: a stale admin.kubeconfig is rewritten from the current files, and --d
   const p = (f: string) => path.join(dir, f);
   writeFileSync(p('admin.kubeconfig'), 'an older admin.crt\n', { mode: 0o600 });
   t.deepEqual((await applyPki(inv, planPki(inv))).written, ['admin.kubeconfig']);
-  t.is(readFileSync(p('admin.kubeconfig'), 'utf8'), adminKubeconfigText(inv));
+  t.is(readFileSync(p('admin.kubeconfig'), 'utf8'), adminKubeconfigText(inv)!);
   writeFileSync(p('server.key.new'), 'left by a killed run\n', { mode: 0o600 });
   rmSync(p('server.crt'));
   await applyPki(inv, planPki(inv), { dryRun: true });
