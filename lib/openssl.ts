@@ -4,7 +4,6 @@
  * shell. Private keys are written by openssl itself with mode 0600 (it opens key outputs owner-only); callers pass
  * temporary names and rename them into place (lib/pki.ts).
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync } from 'node:fs';
 import { execa } from 'execa';
 import type { Inventory, KeyType } from './inventory.ts';
@@ -30,14 +29,8 @@ export class OpensslError extends Error {
 async function openssl(argv: string[], o: RunOptions = {}, outputs: string[] = []): Promise<void> {
   log.cmd(['openssl', ...argv]);
   if (o.dryRun) return;
-  const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
-    const child = spawn('openssl', argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-    const err: Buffer[] = [];
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stderr: Buffer.concat(err).toString() }));
-  });
-  if (r.code !== 0) throw new OpensslError(argv, r.code ?? undefined, r.stderr);
+  const r = await execa('openssl', argv, { reject: false, stdin: 'ignore', stdout: 'ignore' });
+  if (r.exitCode !== 0) throw new OpensslError(argv, r.exitCode, r.stderr || r.shortMessage || ''); // no stderr: openssl did not start
   for (const f of outputs) if (existsSync(f)) chmodSync(f, 0o600);
 }
 
