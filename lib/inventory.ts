@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { isMap, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
+import { isMap, isNode, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
 
 export type Profile = 'legacy' | 'modern';
@@ -274,7 +274,7 @@ export function parseInventory(text: string, abs: string, shown = abs): Inventor
         const at = extra === undefined ? issue.path : [...issue.path, extra];
         const found = extra === undefined ? describe(valueAt(doc, issue.path)) : `unknown key '${extra}'`;
         const expected = extra === undefined ? issue.message : `a known key (${knownKeys(issue.path).join(', ')})`;
-        return { line: lineOf(locate(doc, at, extra !== undefined)), text: `${keyName(at)}: expected ${expected}, found ${found}` };
+        return { line: lineOf(locate(doc, at)), text: `${keyName(at)}: expected ${expected}, found ${found}` };
       });
     });
     problems.sort((a, b) => a.line - b.line);
@@ -381,7 +381,7 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     profile: raw.profile,
     pki: {
       dir: pkiDir,
-      remoteDir: raw.pki.remote_dir.replace(/\/+$/, '') || '/',
+      remoteDir: raw.pki.remote_dir.replace(/\/+$/, ''), // never empty: `/` is refused above
       key: raw.pki.key,
       caBits: raw.pki.ca_bits,
       bits: raw.pki.bits,
@@ -409,19 +409,20 @@ function keyName(p: (string | number)[]): string {
   return p.reduce<string>((s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${k}` : k), '') || '(top level)';
 }
 
-/** The value at `p`; for `minions[i].name` of a bare-name entry, the bare name. */
+/**
+ * The value at `p` as plain data; for `minions[i].name` of a bare-name entry, the bare name. `getIn` gives a scalar's
+ * value but a list or map as its node: `toJS` turns that into data with its aliases resolved (a node's own JSON would
+ * show an alias as `{"source":"b"}`). An alias inside its own anchor stays a cycle, which describe() cannot show.
+ */
 function valueAt(doc: Document, p: (string | number)[]): unknown {
-  const v = doc.getIn(p);
-  if (v === undefined && p.at(-1) === 'name') return doc.getIn(p.slice(0, -1));
-  return v;
+  let v = doc.getIn(p);
+  if (v === undefined && p.at(-1) === 'name') v = doc.getIn(p.slice(0, -1));
+  return isNode(v) ? v.toJS(doc) : v;
 }
 
 /** A value as a message shows it: strings quoted, control characters escaped (never a raw newline), at most 60 characters. */
 function describe(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  if (isScalar(v)) v = v.value;
-  if (v === null) return 'nothing'; // `key:` with no value, or an empty file
-  if (v && typeof v === 'object' && 'toJSON' in v) v = (v as { toJSON(): unknown }).toJSON();
+  if (v === undefined || v === null) return 'nothing'; // a missing key; `key:` with no value, or an empty file
   let s: string;
   try {
     s = oneLine(typeof v === 'string' ? `'${v}'` : JSON.stringify(v) ?? String(v));
@@ -442,22 +443,18 @@ function canonicalV6(ip: string): string {
 
 /**
  * The source offset of `p`: its key when it sits in a mapping (so `pki:` is named for a problem inside the pki block,
- * not the line of its first child), else its node, else the nearest existing parent (for a missing key).
- * `wantKey`: `p` names an unknown key itself, so only its key counts.
+ * not the line of its first child), else its node, else the nearest existing parent (for a missing key). Keys are
+ * compared as text: zod names a YAML key `1` or `true` by its string, and it must still find its own line.
  */
-function locate(doc: Document, p: (string | number)[], wantKey = false): number | undefined {
+function locate(doc: Document, p: (string | number)[]): number | undefined {
   for (let n = p.length; n >= 0; n--) {
     const sub = p.slice(0, n);
-    if (n > 0) {
-      const parent = doc.getIn(sub.slice(0, -1), true);
-      if (isMap(parent)) {
-        const pair = parent.items.find((it) => isScalar(it.key) && it.key.value === sub[n - 1]);
-        if (pair && isScalar(pair.key) && pair.key.range) return pair.key.range[0];
-      }
-      if (wantKey && n === p.length) continue;
+    const parent = n > 0 ? doc.getIn(sub.slice(0, -1)) : undefined; // a list or map comes back as its node
+    if (isMap(parent)) {
+      const pair = parent.items.find((it) => isScalar(it.key) && String(it.key.value) === String(sub[n - 1]));
+      if (pair && isScalar(pair.key) && pair.key.range) return pair.key.range[0];
     }
-    const node = n === 0 ? doc.contents : doc.getIn(sub, true);
-    const range = (node as { range?: [number, number, number] } | null)?.range;
+    const range = (doc.getIn(sub, true) as { range?: [number, number, number] } | null | undefined)?.range; // [] is the whole document
     if (range) return range[0];
   }
   return undefined;

@@ -4,7 +4,7 @@
  * shell. Private keys are written by openssl itself with mode 0600 (it opens key outputs owner-only); callers pass
  * temporary names and rename them into place (lib/pki.ts).
  */
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { execa } from 'execa';
 import type { Inventory, KeyType } from './inventory.ts';
 import { log } from './log.ts';
@@ -31,7 +31,7 @@ async function openssl(argv: string[], o: RunOptions = {}, outputs: string[] = [
   if (o.dryRun) return;
   const r = await execa('openssl', argv, { reject: false, stdin: 'ignore', stdout: 'ignore' });
   if (r.exitCode !== 0) throw new OpensslError(argv, r.exitCode, r.stderr || r.shortMessage || ''); // no stderr: openssl did not start
-  for (const f of outputs) if (existsSync(f)) chmodSync(f, 0o600);
+  for (const f of outputs) chmodSync(f, 0o600); // each exists: openssl exited 0 having written it
 }
 
 /** What a key of this kind is, as `req -newkey` wants it and as genrsa/genpkey take it. */

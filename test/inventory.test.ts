@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
-import { InventoryError, loadInventory, parseInventory, RESERVED_NAMES, systemDirProblem, type Inventory } from '../lib/inventory.ts';
+import { allHosts, etcdHosts, InventoryError, loadInventory, parseInventory, RESERVED_NAMES, systemDirProblem, type Inventory } from '../lib/inventory.ts';
 import { configureLog } from '../lib/log.ts';
 import * as openssl from '../lib/openssl.ts';
 import { applyPki, PkiError, planPki } from '../lib/pki.ts';
@@ -394,6 +394,7 @@ test('rule: hosts: explicit address, port and user are told apart from defaults;
   t.regex(problem({ minions: [{ name: 'k1', address: 'fd00:0::1' }, { name: 'k2', address: 'FD00::1' }] }) ?? '', /minions\[1\]: expected a host address and port of its own, found FD00::1 port 22 again/);
   t.is(problem({ minions: [{ name: 'k1', address: 'h.example' }, { name: 'k2', address: 'h.example', port: 2222 }] }), undefined, 'another port is another endpoint');
   t.is(problem({ minions: [{ name: 'k1', address: 'fd00::1' }, { name: 'k2', address: 'fd00::2' }] }), undefined);
+  t.is(problem({ minions: [{ name: 'k1', address: 'fe80::1%eth0' }, { name: 'k2', address: 'fe80::2%eth0' }] }), undefined, 'two addresses with a zone id are two hosts');
   t.regex(problem({ apiserver: { dns: [], ip: [] } }) ?? '', /apiserver: expected at least one subjectAltName in apiserver\.dns or apiserver\.ip, found none$/);
   t.is(problem({ apiserver: { dns: [], ip: ['10.0.0.1'] } }), undefined);
   t.is(problem({ apiserver: { dns: ['k'], ip: [] } }), undefined);
@@ -441,6 +442,32 @@ test('rule: problems come one per line, sorted by line, with control characters 
   t.regex(problem({ pki: { bits: [1, 2] } }) ?? '', /pki\.bits: expected an integer >= 2048, found \[1,2\]$/);
 });
 
+test('rule: a value is shown as the data it holds: aliases resolved, lists and maps as JSON, a list that holds itself as "a value that cannot be shown"', (t) => {
+  const base = stringify(baseInventory());
+  const bits = (value: string, anchor = '') => {
+    const text = base.replace('cluster: debian-cluster', `cluster: ${anchor}debian-cluster`).replace(/^ {2}bits: 2048$/m, `  bits: ${value}`);
+    t.not(text, base, value);
+    return t.throws(() => parseInventory(text, '/tmp/c.yaml', 'c.yaml'), { instanceOf: InventoryError })!.message;
+  };
+  const at = 'ERROR: c.yaml:8: pki.bits: expected an integer >= 2048, found';
+  t.is(bits('[ *c ]', '&c '), `${at} ["debian-cluster"]`, 'the alias is shown as what it stands for, not as {"source":"c"}');
+  t.is(bits('{ n: 1, m: [x] }'), `${at} {"n":1,"m":["x"]}`);
+  t.is(bits('&b [ *b ]'), `${at} a value that cannot be shown`, 'a cycle: the key and the line are still named');
+  t.is(bits('2023-01-01'), `${at} '2023-01-01'`);
+  t.is(bits('~'), `${at} nothing`);
+});
+
+test('rule: allHosts is the master, then the etcd members of their own, then the minions; etcdHosts leaves the master out', (t) => {
+  const inv = loadInventory(writeInventory({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, minions: ['k1', 'k2'],
+    etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, 'km', { name: 'e2', address: '10.0.0.6' }] } }));
+  t.deepEqual(allHosts(inv).map((h) => h.name), ['km', 'e1', 'e2', 'k1', 'k2']);
+  t.deepEqual(etcdHosts(inv).map((h) => h.name), ['e1', 'e2']);
+  t.is(allHosts(inv)[0], inv.master);
+  const legacy = loadInventory(writeInventory({ minions: ['k1'] }));
+  t.deepEqual(allHosts(legacy).map((h) => h.name), ['kubemaster', 'k1']);
+  t.deepEqual(etcdHosts(legacy), []);
+});
+
 test('rule: a YAML error names its line; an alias bomb is refused at the first alias', (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-yaml-'));
   const f = path.join(dir, 'cluster.yaml');
@@ -461,6 +488,10 @@ test.serial('rule: problems are sorted by line whatever order the checks found t
   t.is(e.name, 'InventoryError');
   t.deepEqual(e.problems.map((p) => p.split(': ')[0]), ['c.yaml:1', 'c.yaml:2'], e.message);
   t.regex(parse({ ...b, pki: { ...(b.pki as object), bogus: { a: 1 } } }).message, /^ERROR: c\.yaml:12: pki\.bogus: expected a known key \(dir, /, 'the key\'s line, not its value\'s');
+  // a key YAML reads as a number or a boolean is named by zod as text: still its own line, not its block's
+  const odd = stringify(b).replace(/^ {2}days: 365$/m, '  days: 365\n  1: x\n  true: y');
+  t.deepEqual(t.throws(() => parseInventory(odd, '/tmp/c.yaml', 'c.yaml'), { instanceOf: InventoryError })!.problems.map((p) => p.split(': ').slice(0, 2).join(': ')),
+    ['c.yaml:11: pki.1', 'c.yaml:12: pki.true']);
   t.is(parse({ ...b, master: { address: 'x' } }).message, 'ERROR: c.yaml:22: master.name: expected a value (the key is required), found {"address":"x"}');
   // KUBETLS_INVENTORY names the file; without it, cluster.yaml in the current folder (the example shipped here)
   const file = writeInventory();

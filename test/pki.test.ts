@@ -12,7 +12,7 @@ import {
   writeAtomic,
 } from '../lib/pki.ts';
 import * as openssl from '../lib/openssl.ts';
-import { writeInventory } from './helpers/inventory.ts';
+import { repoRoot, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
 // the log lines of this file's runs; tests that clear and read them are serial (concurrent ones would clear them mid-way)
@@ -293,6 +293,32 @@ test('openssl: every certificate names its key (SKI) and a leaf its CA\'s key (A
   t.regex(csr, /DNS:kubernetes\.default\.svc, DNS:kubemaster, IP Address:10\.24\.0\.1/, 'the server CSR asks for the SANs (-reqexts SAN)');
 });
 
+test('openssl: every section a certificate is signed with states its key identifiers itself and each extension once, none left to openssl\'s choice', (t) => {
+  // OpenSSL 3.0 adds subjectKeyIdentifier and authorityKeyIdentifier when a section does not name them; 1.1 added
+  // neither. The certificates must not depend on that default (the test above cannot tell the two apart on 3.0), so
+  // the generated openssl.cnf, which is what pki/openssl.cnf holds, names both in every section openssl signs with.
+  const cnf = openssl.opensslConfig(loadInventory(writeInventory({ profile: 'modern', minions: ['kubeminion1'] })));
+  const sections = new Map<string, string[]>();
+  let current: string[] = [];
+  for (const line of cnf.split('\n')) {
+    const head = /^\[ (\S+) \]$/.exec(line);
+    if (head) sections.set(head[1], current = []);
+    else if (line.trim() && !line.startsWith('#')) current.push(line);
+  }
+  const signing = [...sections.keys()].filter((s) => s === 'v3_ca' || s === 'server' || s === 'client' || s.startsWith('ext_'));
+  t.true(signing.length >= 5, signing.join(' '));
+  for (const s of signing) {
+    const lines = sections.get(s)!;
+    t.true(lines.includes('subjectKeyIdentifier = hash'), `[ ${s} ]`);
+    t.true(lines.some((l) => /^authorityKeyIdentifier = keyid[,:]/.test(l)), `[ ${s} ]`);
+    // each extension once: with two lines for one key, which one wins is openssl's business, not a decision of ours
+    const keys = lines.map((l) => l.split(' = ')[0]);
+    t.deepEqual(keys, [...new Set(keys)], `[ ${s} ]`);
+  }
+  // the server's names numbered as the recipe's step 4 writes them: DNS.1, DNS.2, IP.1
+  t.deepEqual(sections.get('server_alt_names'), ['DNS.1 = kubernetes.default.svc', 'DNS.2 = kubemaster', 'IP.1 = 10.24.0.1']);
+});
+
 test('openssl: keys are made on the curve or with the bits asked, by genkey and by req -newkey', async (t) => {
   const dir = path.dirname(writeInventory());
   const p = (f: string) => path.join(dir, f);
@@ -319,6 +345,21 @@ test('openssl: keys are made on the curve or with the bits asked, by genkey and 
   for (const f of ['m.csr', 'p256.pub']) t.is(statSync(p(f)).mode & 0o777, 0o600, `${f}: 0600 after the command`);
 });
 
+test('openssl: the CA certificate, the CSRs, the certificates and the serial file are 0600 after each command, whatever the umask', async (t) => {
+  const dir = path.dirname(writeInventory());
+  const p = (f: string) => path.join(dir, f);
+  t.is(process.umask(0o022), 0o022, 'a permissive umask: openssl alone would leave these files 0644');
+  const inv = loadInventory(writeInventory({}, dir));
+  writeFileSync(p('openssl.cnf'), openssl.opensslConfig(inv), { mode: 0o600 });
+  await openssl.genkey(p('ca.key'), 'ecdsa-p256', 0);
+  await openssl.reqX509({ key: p('ca.key'), subj: openssl.subj('ca'), days: 2, out: p('ca.crt'), config: p('openssl.cnf') });
+  await openssl.genkey(p('server.key'), 'ecdsa-p256', 0);
+  await openssl.reqNew({ key: p('server.key'), subj: openssl.subj('s'), reqexts: 'SAN', config: p('openssl.cnf'), out: p('server.csr') });
+  await openssl.x509Req({ csr: p('server.csr'), ca: p('ca.crt'), caKey: p('ca.key'), serial: p('ca.srl'), extensions: 'server',
+    extfile: p('openssl.cnf'), days: 1, out: p('server.crt') });
+  for (const f of ['ca.crt', 'server.csr', 'server.crt', 'ca.srl']) t.is(statSync(p(f)).mode & 0o777, 0o600, f);
+});
+
 test.serial('openssl: a failing command is an OpensslError with its exit code and the last lines of stderr, and --dry-run runs nothing', async (t) => {
   const missing = path.join(path.dirname(writeInventory()), 'no', 'such', 'ca.key');
   const e = await t.throwsAsync(openssl.genkey(missing, 'ecdsa-p256', 0), { instanceOf: openssl.OpensslError });
@@ -326,6 +367,28 @@ test.serial('openssl: a failing command is an OpensslError with its exit code an
   t.regex(e?.message ?? '', new RegExp(`^openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ${missing} failed \\(exit 1\\): \\S`));
   t.false(e?.message.includes('\n'), 'one line');
   t.deepEqual(e?.argv, ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', missing]);
+  t.is(e?.name, 'OpensslError');
+  t.true(e?.message.endsWith(`failed (exit 1): genpkey: Can't open "${missing}" for writing, No such file or directory`), e?.message);
+  // openssl's own reason, its last three lines joined by " | " (x509 -req prints four here, the first two not errors)
+  const dir = path.dirname(writeInventory());
+  const p = (f: string) => path.join(dir, f);
+  writeFileSync(p('garbage.crt'), 'not a certificate\n');
+  writeFileSync(p('ext.cnf'), '[ client ]\nbasicConstraints = critical, CA:FALSE\n');
+  await openssl.genkey(p('m.key'), 'ecdsa-p256', 0);
+  await execa('openssl', ['req', '-new', '-key', p('m.key'), '-subj', '/CN=m', '-out', p('m.csr')]);
+  const four = await t.throwsAsync(openssl.x509Req({ csr: p('m.csr'), ca: p('garbage.crt'), caKey: p('m.key'), serial: p('ca.srl'),
+    extensions: 'client', extfile: p('ext.cnf'), days: 1, out: p('m.crt') }), { instanceOf: openssl.OpensslError });
+  t.is(four?.stderr.trim().split('\n').length, 4, four?.stderr);
+  t.true(four?.message.endsWith(`failed (exit 1): subject=CN = m | Could not read CA certificate from ${p('garbage.crt')} | Unable to load CA certificate`), four?.message);
+  // no openssl on the PATH (in a child process: the other tests of this file run openssl meanwhile): no exit code,
+  // and the reason is the one node gives
+  const child = await execa(process.execPath, ['--import=tsx', '--input-type=module', '-e',
+    `import('./lib/openssl.ts').then((o) => o.genkey(${JSON.stringify(p('x.key'))}, 'rsa', 2048)).catch((e) => console.log(JSON.stringify([e.name, e.exitCode ?? null, e.message])))`],
+  { cwd: repoRoot, env: { PATH: '/nonexistent' }, extendEnv: true, reject: false });
+  const [name, code, message] = JSON.parse(child.stdout.split('\n').at(-1) || '[]') as [string, number | null, string];
+  t.is(name, 'OpensslError', child.stdout + child.stderr);
+  t.is(code, null);
+  t.regex(message, /^openssl genrsa -out \S+ 2048 failed \(exit \?\): .*spawn openssl ENOENT/);
   lines.length = 0;
   const out = path.join(path.dirname(missing), '..', 'dry.key');
   await openssl.genkey(out, 'rsa', 2048, { dryRun: true });
