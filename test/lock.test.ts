@@ -222,7 +222,8 @@ test('a stale lock replaced by a live run\'s lock just before our takeover claim
     const live = holder(sleeper.pid!, 'now');
     for (const how of ['a new file', 'rewritten in place'] as const) {
       const inv = fresh();
-      writeFileSync(lockPath(inv), holder(await deadPid(), 'then'));
+      const dead = await deadPid();
+      writeFileSync(lockPath(inv), holder(dead, 'then'));
       const e = withRaceAtClaim((f) => {
         if (how === 'a new file') { rmSync(f); writeFileSync(f, live); } else writeFileSync(f, live); // same inode, new bytes
       }, () => t.throws(() => acquireLock(inv, 'test'), { instanceOf: ExitError }));
@@ -230,6 +231,7 @@ test('a stale lock replaced by a live run\'s lock just before our takeover claim
       t.regex(e?.message ?? '', new RegExp(`pid ${sleeper.pid} \\(renew\\.ts\\)`), how);
       t.is(readFileSync(lockPath(inv), 'utf8'), live, how);
       t.deepEqual(readdirSync(path.dirname(inv.file)), ['.kubetls.lock'], `${how}: no claim or temp file left`);
+      t.false(logs.some((l) => l.includes(`taking over the stale lock`) && l.includes(`of pid ${dead} `)), `${how}: no takeover claimed of a lock that was not removed`);
     }
   } finally {
     sleeper.kill();
