@@ -7,10 +7,10 @@
 import test from 'ava';
 import { execa, execaSync } from 'execa';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
@@ -23,7 +23,7 @@ import { configureLog } from '../lib/log.ts';
 import { connect, type FileState, type Remote } from '../lib/remote.ts';
 import { remoteStatus, servedStatus } from '../lib/status.ts';
 import { apiChecks, deployedChecks } from '../lib/verify.ts';
-import { repoRoot, writeInventory } from './helpers/inventory.ts';
+import { repoRoot, tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
 const logged: string[] = [];
@@ -243,7 +243,7 @@ function sshKey() {
   return { private: k.private, text: `ssh-ed25519 ${b64}`, blob: Buffer.from(b64, 'base64') };
 }
 const khFile = (lines: string[]) => {
-  const f = path.join(mkdtempSync(path.join(tmpdir(), 'kubetls-kh-')), 'known_hosts');
+  const f = path.join(tempDir('kubetls-kh-'), 'known_hosts');
   writeFileSync(f, `${lines.join('\n')}\n`);
   return f;
 };
@@ -280,7 +280,7 @@ test('known_hosts: a negated pattern excludes a host that a wildcard would match
 
 test('known_hosts: an added entry is hashed, and a new file is created owner-only', (t) => {
   const k = sshKey();
-  const f = path.join(mkdtempSync(path.join(tmpdir(), 'kubetls-kh-')), 'known_hosts');
+  const f = path.join(tempDir('kubetls-kh-'), 'known_hosts');
   add(f, 'kubeminion1', k.blob);
   t.is(statSync(f).mode & 0o777, 0o600);
   t.false(readFileSync(f, 'utf8').includes('kubeminion1'));
@@ -290,7 +290,7 @@ test('known_hosts: an added entry is hashed, and a new file is created owner-onl
 
 test('known_hosts: a missing file knows no host, and a port-22 host is looked up by its bare name', (t) => {
   const k = sshKey();
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-kh-'));
+  const dir = tempDir('kubetls-kh-');
   t.is(check(path.join(dir, 'absent'), ['kubemaster'], k.blob).kind, 'unknown');
   t.deepEqual(knownTypes(path.join(dir, 'absent'), ['kubemaster']), []);
   t.is(lookupName('kubemaster', 22), 'kubemaster');
@@ -554,7 +554,7 @@ async function lockAsUnprivileged(file: string): Promise<string> {
 });
 
 (canUnshare ? test : test.skip)('the lock: a lock file that cannot be created is an error, never reported as held by someone', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-lock-'));
+  const dir = tempDir('kubetls-lock-');
   const file = writeInventory({}, dir);
   chownSync(dir, 65534, 65534); // another user's folder: the unprivileged child may read it, not create in it
   chmodSync(dir, 0o755);

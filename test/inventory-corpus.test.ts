@@ -5,11 +5,10 @@
  * exactly that; a sample goes through master.ts as a user runs it.
  */
 import test from 'ava';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { InventoryError, loadInventory } from '../lib/inventory.ts';
-import { repoRoot } from './helpers/inventory.ts';
+import { repoRoot, tempDir } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
 const corpus = path.join(repoRoot, 'test/fixtures/inventory/corpus');
@@ -41,7 +40,7 @@ const cli = ['minion-ca.yaml', 'remote-dir-srv.yaml', 'cn-subject-injection.yaml
   'cn-newline-forged-error.yaml', 'minion-same-endpoint.yaml', 'no-san.yaml'];
 for (const file of cli) {
   test(`master.ts --pki-only with corpus ${file} exits 2 with its message and creates no pki folder`, async (t) => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-corpus-'));
+    const dir = tempDir('kubetls-corpus-');
     const inv = path.join(dir, 'cluster.yaml');
     copyFileSync(path.join(corpus, file), inv);
     const r = await runScript('master.ts', ['--pki-only', '--inventory', inv]);

@@ -1,15 +1,15 @@
 import test from 'ava';
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { allHosts, etcdHosts, InventoryError, loadInventory, parseInventory, RESERVED_NAMES, systemDirProblem, type Inventory } from '../lib/inventory.ts';
 import { configureLog } from '../lib/log.ts';
 import * as openssl from '../lib/openssl.ts';
 import { applyPki, PkiError, planPki } from '../lib/pki.ts';
 import { stringify } from 'yaml';
-import { baseInventory, repoRoot, writeInventory } from './helpers/inventory.ts';
+import { baseInventory, repoRoot, tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
 const logged: string[] = [];
@@ -133,7 +133,7 @@ async function subjectParts(crt: string): Promise<string[]> {
 }
 
 test('a CN that tries to add subject fields yields exactly one CN and no O (openssl module called directly)', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-subj-'));
+  const dir = tempDir('kubetls-subj-');
   const cnf = path.join(dir, 'openssl.cnf');
   writeFileSync(cnf, openssl.opensslConfig(loadInventory(writeInventory())));
   const key = path.join(dir, 'k.key');
@@ -177,7 +177,7 @@ const valid = readdirSync(fixtures).filter((f) => f.startsWith('valid-')).sort()
 test('there are valid fixtures for the rerun test', (t) => t.true(valid.length >= 4, valid.join(', ')));
 for (const file of valid) {
   test(`a second master.ts --pki-only on ${file} does nothing and changes no file`, async (t) => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-rerun-'));
+    const dir = tempDir('kubetls-rerun-');
     const inv = path.join(dir, 'cluster.yaml');
     copyFileSync(path.join(fixtures, file), inv);
     const first = await runScript('master.ts', ['--pki-only', '--inventory', inv]);
@@ -230,7 +230,7 @@ test('--only with an empty list or an empty name is exit 2 on every script that 
 });
 
 test('--only naming an unknown host is exit 2 before the PKI is built or the lock taken', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-only-'));
+  const dir = tempDir('kubetls-only-');
   const inv = path.join(dir, 'cluster.yaml');
   copyFileSync(path.join(fixtures, 'valid-issue-example.yaml'), inv);
   const r = await runScript('master.ts', ['--only', 'kubeminion9', '--inventory', inv]);
@@ -469,7 +469,7 @@ test('rule: allHosts is the master, then the etcd members of their own, then the
 });
 
 test('rule: a YAML error names its line; an alias bomb is refused at the first alias', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-yaml-'));
+  const dir = tempDir('kubetls-yaml-');
   const f = path.join(dir, 'cluster.yaml');
   writeFileSync(f, 'cluster: x\nprofile: legacy\npki: [\n');
   t.regex(t.throws(() => loadInventory(f), { instanceOf: InventoryError })!.message, /^ERROR: .*cluster\.yaml:\d+: YAML syntax: \S/);
@@ -504,8 +504,8 @@ test.serial('rule: problems are sorted by line whatever order the checks found t
   } finally {
     if (saved === undefined) delete process.env.KUBETLS_INVENTORY; else process.env.KUBETLS_INVENTORY = saved;
   }
-  t.false(loadInventory(writeInventory({}, mkdtempSync(path.join(tmpdir(), 'kubetls-')))).example);
-  const marked = path.join(mkdtempSync(path.join(tmpdir(), 'kubetls-')), 'cluster.yaml');
+  t.false(loadInventory(writeInventory({}, tempDir())).example);
+  const marked = path.join(tempDir(), 'cluster.yaml');
   writeFileSync(marked, `cluster: x\n# kubetls example inventory\n${stringify({ ...b, cluster: undefined }).replace(/^cluster:.*\n/m, '')}`);
   t.false(loadInventory(marked).example, 'the mark counts on the first line only');
 });

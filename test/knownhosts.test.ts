@@ -1,10 +1,10 @@
 import test from 'ava';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { add, check, fingerprint, hasAuthority, keysFor, knownTypes, lookupName, markedKeys } from '../lib/knownhosts.ts';
 import { command, quote } from '../lib/sh.ts';
+import { tempDir } from './helpers/inventory.ts';
 
 /** A fake ssh-ed25519 public key blob: string "ssh-ed25519" then 32 bytes. */
 function blob(seed: number): Buffer {
@@ -15,7 +15,7 @@ function blob(seed: number): Buffer {
 }
 const line = (hosts: string, b: Buffer) => `${hosts} ssh-ed25519 ${b.toString('base64')}`;
 const file = (lines: string[]) => {
-  const f = path.join(mkdtempSync(path.join(tmpdir(), 'kubetls-kh-')), 'known_hosts');
+  const f = path.join(tempDir('kubetls-kh-'), 'known_hosts');
   writeFileSync(f, `${lines.join('\n')}\n`);
   return f;
 };

@@ -1,20 +1,20 @@
 import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import fs, { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, linkSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
-import { hostname, tmpdir } from 'node:os';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { ExitError } from '../lib/cli.ts';
 import { acquireLock, lockPath } from '../lib/lock.ts';
 import { configureLog } from '../lib/log.ts';
-import { repoRoot } from './helpers/inventory.ts';
+import { repoRoot, tempDir } from './helpers/inventory.ts';
 
 const logs: string[] = [];
 configureLog({ sink: (s) => logs.push(s), tty: false });
 
-const fresh = () => ({ file: path.join(mkdtempSync(path.join(tmpdir(), 'kubetls-lock-')), 'cluster.yaml') });
+const fresh = () => ({ file: path.join(tempDir('kubetls-lock-'), 'cluster.yaml') });
 const holder = (pid: number, since: string, host = hostname()) => `${JSON.stringify({ pid, host, since, command: 'renew.ts' })}\n`;
 
 async function deadPid(): Promise<number> {

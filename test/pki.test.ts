@@ -1,8 +1,7 @@
 import test from 'ava';
 import { execa } from 'execa';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadInventory } from '../lib/inventory.ts';
 import { configureLog, mask } from '../lib/log.ts';
@@ -12,7 +11,7 @@ import {
   writeAtomic,
 } from '../lib/pki.ts';
 import * as openssl from '../lib/openssl.ts';
-import { repoRoot, writeInventory } from './helpers/inventory.ts';
+import { repoRoot, tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
 // the log lines of this file's runs; tests that clear and read them are serial (concurrent ones would clear them mid-way)
@@ -649,7 +648,7 @@ test.serial('pki: --dry-run creates and changes no folder; a new pki.dir is made
 });
 
 test('pki: writeAtomic creates the file with its mode from the first byte, replaces a leftover .new, and leaves none on failure', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-atomic-'));
+  const dir = tempDir('kubetls-atomic-');
   const f = path.join(dir, 'x.key');
   writeFileSync(`${f}.new`, 'leftover', { mode: 0o644 });
   const fds = readdirSync('/proc/self/fd').length;
@@ -668,7 +667,7 @@ test('pki: writeAtomic creates the file with its mode from the first byte, repla
 });
 
 test('pki: an unreadable PKI file says what it is instead, and never quotes a key', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-pem-'));
+  const dir = tempDir('kubetls-pem-');
   const f = (name: string, text: string) => { writeFileSync(path.join(dir, name), text); return path.join(dir, name); };
   t.throws(() => readCert(f('a.crt', '')), { instanceOf: UnreadableError, message: /a\.crt: empty, not a PEM certificate \(truncated\?\)$/ });
   t.throws(() => readCert(f('b.crt', 'hello')), { instanceOf: UnreadableError, message: /b\.crt: not a PEM certificate$/ });
@@ -695,7 +694,7 @@ test('pki: an unreadable PKI file says what it is instead, and never quotes a ke
 });
 
 test('pki: a certificate is read as openssl reads it: subject and issuer fields, every SAN kind, serial, fingerprint, key type, usages by name or OID', async (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-read-'));
+  const dir = tempDir('kubetls-read-');
   const w = (f: string) => path.join(dir, f);
   const selfSigned = async (name: string, keyArgs: string[], subj: string, ext: string[]) => {
     await execa('openssl', ['req', '-x509', '-newkey', ...keyArgs, '-nodes', '-keyout', w(`${name}.key`), '-subj', subj, '-days', '2', '-out', w(`${name}.crt`),
@@ -754,7 +753,7 @@ test('pki: the summary has a row per item read from disk after the run: created,
 });
 
 test('pki: tokens.csv is read line by line: the first is the kubelet\'s, the one .token-retiring names is retired once, every token is masked', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-tok-'));
+  const dir = tempDir('kubetls-tok-');
   const inv = { pki: { dir } } as Parameters<typeof readTokenFile>[0];
   const file = path.join(dir, 'tokens.csv');
   t.is(readTokenFile(inv), undefined);
@@ -792,7 +791,7 @@ test('pki: the specs give each certificate its usages, kind, CA and openssl sect
 });
 
 test('pki: a PKI file of another kind, blank or behind a link loop is named for what it is', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-kind-'));
+  const dir = tempDir('kubetls-kind-');
   const f = (name: string, text: string) => { writeFileSync(path.join(dir, name), text); return path.join(dir, name); };
   const cert = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

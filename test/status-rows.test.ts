@@ -5,8 +5,7 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -20,7 +19,7 @@ import { ExitError } from '../lib/cli.ts';
 import {
   lastRenew, lastRenewFile, localStatus, prometheus, readServed, remoteStatus, servedKubelets, servedStatus, statusCategory, writePrometheus, type StatusRow,
 } from '../lib/status.ts';
-import { writeInventory } from './helpers/inventory.ts';
+import { tempDir, writeInventory } from './helpers/inventory.ts';
 
 configureLog({ sink: () => undefined, tty: false });
 
@@ -265,7 +264,7 @@ test('what each kubelet serves on 10250 is judged from the handshake for its nod
 });
 
 test('the last renewal is the mtime of .last-renew, absent before the first; the textfile is written 0644 and never into a folder', (t) => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-'));
+  const dir = tempDir();
   const inv = { pki: { dir } } as Inventory;
   t.is(lastRenewFile(inv), path.join(dir, '.last-renew'));
   t.is(lastRenew(inv), undefined);

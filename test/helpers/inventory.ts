@@ -1,10 +1,23 @@
 /** Test inventories: the shipped cluster.yaml's shape, written to a fresh temp folder, with overrides. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
+
+/** Temp folders made by tempDir(), removed when the test process exits: test keys and inventories never pile up in /tmp. */
+const made: string[] = [];
+process.once('exit', () => {
+  for (const dir of made) try { rmSync(dir, { recursive: true, force: true }); } catch { /* a folder a test made unreadable: left */ }
+});
+
+/** A fresh folder under the system temp folder, removed when this test process exits. */
+export function tempDir(prefix = 'kubetls-'): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
 
 export interface InventoryDoc {
   [key: string]: unknown;
@@ -25,7 +38,7 @@ export function baseInventory(): InventoryDoc {
 }
 
 /** Write an inventory (the base one with `patch` merged at the top level and into `pki`/`apiserver`) to a new folder. */
-export function writeInventory(patch: InventoryDoc = {}, dir = mkdtempSync(path.join(tmpdir(), 'kubetls-'))): string {
+export function writeInventory(patch: InventoryDoc = {}, dir = tempDir()): string {
   const doc = baseInventory();
   for (const [k, v] of Object.entries(patch)) {
     doc[k] = v && typeof v === 'object' && !Array.isArray(v) && typeof doc[k] === 'object' ? { ...(doc[k] as object), ...v } : v;
