@@ -18,6 +18,7 @@ import { KUBE_PROXY_KUBECONFIG, KUBELET_PKI } from './layout.ts';
 export interface FlagContext {
   remoteDir: string; // pki.remote_dir, e.g. /srv/kubernetes
   masterUrl: string; // https://<master name>:<port>
+  masterAddress: string; // the master's address in the inventory
   port: number;
   clusterDns: string;
   clusterDomain: string;
@@ -40,6 +41,9 @@ export interface EnvEdit {
   vars: Record<string, string>;
 }
 
+/** 127.0.0.0/8 or ::1 (an address the apiserver will not advertise). */
+export const isLoopback = (a: string) => /^127\./.test(a) || a === '::1' || /^::ffff:127\./i.test(a);
+
 const flags = (...parts: (string | false)[]) => parts.filter(Boolean).join(' ');
 
 /** Steps 9 and 10: the master's /etc/kubernetes/apiserver and controller-manager. */
@@ -55,6 +59,11 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
       path: '/etc/kubernetes/apiserver',
       vars: {
         ...(legacy ? {} : {
+          // the master's own address, as the certificate names it: the real apiserver's default is every
+          // interface (0.0.0.0), and its advertised address (the `kubernetes` Endpoints) the default route's.
+          // A loopback address is not advertised: 1.37 exits with "cannot use public IP 127.x with endpoint
+          // reconciler: … may not be in the loopback range" (the lab's masters live on 127.N.0.1).
+          KUBE_API_ADDRESS: flags(`--bind-address=${c.masterAddress}`, !isLoopback(c.masterAddress) && `--advertise-address=${c.masterAddress}`),
           KUBE_ETCD_SERVERS: `--etcd-servers=${etcdServers(c)}`,
           // the distro's plugins plus NodeRestriction (kubeadm's): a node may modify only its own Node object
           KUBE_ADMISSION_CONTROL: '--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,NodeRestriction',
@@ -85,6 +94,8 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
       vars: {
         KUBE_CONTROLLER_MANAGER_ARGS: flags(
           ...(legacy ? [] : kc('controller-manager.conf')),
+          // its health/metrics port (10257) on the master's address, not every interface (kubeadm: 127.0.0.1)
+          !legacy && `--bind-address=${c.masterAddress}`,
           `--root-ca-file=${r}/ca.crt`,
           // legacy signs service-account tokens with the server key, as the recipe does; modern with sa.key
           `--service-account-private-key-file=${r}/${legacy ? 'server.key' : 'sa.key'}`,
@@ -95,7 +106,7 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
         ),
       },
     },
-    ...(legacy ? [] : [{ path: '/etc/kubernetes/scheduler', vars: { KUBE_SCHEDULER_ARGS: flags(...kc('scheduler.conf')) } }]),
+    ...(legacy ? [] : [{ path: '/etc/kubernetes/scheduler', vars: { KUBE_SCHEDULER_ARGS: flags(...kc('scheduler.conf'), `--bind-address=${c.masterAddress}`) } }]),
   ];
 }
 

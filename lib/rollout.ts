@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import https from 'node:https';
 import tls from 'node:tls';
 import pLimit from 'p-limit';
 import * as modes from '../config/files.ts';
@@ -80,6 +81,7 @@ export function flagContext(inv: Inventory): FlagContext {
   return {
     remoteDir: inv.pki.remoteDir,
     masterUrl: `https://${inv.master.name}:${inv.apiserver.port}`,
+    masterAddress: inv.master.address,
     port: inv.apiserver.port,
     clusterDns: inv.clusterDns,
     clusterDomain: inv.clusterDomain,
@@ -311,8 +313,15 @@ async function checkSameCa(inv: Inventory, r: Remote, caFile: string, st: FileSt
  */
 function gateFor(inv: Inventory, r: Remote): (unit: string) => Promise<void> {
   return async (unit) => {
-    if (unit === 'kube-apiserver') return waitServing(inv);
+    if (unit === 'kube-apiserver') {
+      await waitServing(inv);
+      // modern: serving is not ready. The real apiserver answers TLS before its post-start hooks made the default
+      // RBAC (rbac/bootstrap-roles); a controller-manager restarted then cannot read its configmap and exits.
+      if (inv.profile === 'modern') await waitReady(inv);
+      return;
+    }
     await waitActive(r, [unit]);
+    await waitSettled(r, unit);
     // modern: a kubelet must also serve its local serving certificate on :10250, verified for its name
     if (unit === 'kubelet' && inv.profile === 'modern') await waitKubeletServing(inv, r.host);
   };
@@ -494,6 +503,26 @@ export async function withRollback(inv: Inventory, r: Remote, out: HostOutcome, 
   }
 }
 
+/**
+ * A unit that is active may still die a moment later (a component that exits on its first error), and a unit with
+ * Restart=on-failure, as the distro units have, is then started again by systemd: `is-active` alone would call that
+ * a success. Active, then the same MainPID and no new NRestarts after SETTLE_MS, is a unit that stayed up.
+ */
+export const SETTLE_MS = 2000;
+export async function waitSettled(r: Remote, unit: string, settleMs = SETTLE_MS): Promise<void> {
+  const show = async () => {
+    const res = await r.run(['systemctl', 'show', '--property=MainPID,NRestarts', unit], { quiet: true });
+    const kv = Object.fromEntries(res.stdout.trim().split('\n').map((l) => l.split('=') as [string, string]));
+    return { pid: Number(kv.MainPID ?? 0), restarts: Number(kv.NRestarts ?? 0) };
+  };
+  const before = await show();
+  await sleep(settleMs);
+  const after = await show();
+  if (!(before.pid > 0) || after.pid !== before.pid || after.restarts !== before.restarts) {
+    throw new Error(`${unit} did not stay up: it exited within ${settleMs / 1000} s of its restart (main PID ${before.pid} → ${after.pid}, restarts ${before.restarts} → ${after.restarts}); see journalctl -u ${unit}`);
+  }
+}
+
 /** After `systemctl restart`, wait (bounded) until each unit reports active. */
 export async function waitActive(r: Remote, unitNames: string[], timeoutMs = 20_000): Promise<void> {
   for (const u of unitNames) {
@@ -542,6 +571,43 @@ export async function waitServing(inv: Inventory, timeoutMs = 30_000): Promise<v
     if (Date.now() > end) throw new Error(`port ${inv.apiserver.port} not serving the new server.crt after ${timeoutMs / 1000} s: ${last}`);
     await sleep(300);
   }
+}
+
+/**
+ * Wait (bounded) until the apiserver's /readyz says ok (etcd, every post-start hook: the default RBAC among them),
+ * asked as admin (pki/admin.crt, system:masters) over TLS verified against ca.crt for the master's name.
+ */
+export async function waitReady(inv: Inventory, timeoutMs = 60_000): Promise<void> {
+  const pki = (f: string) => path.join(inv.pki.dir, f);
+  const end = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const { status, body } = await httpsGet({
+        host: inv.master.address, port: inv.apiserver.port, servername: inv.master.name, path: '/readyz',
+        ca: readFileSync(pki('ca.crt')), cert: readFileSync(pki('admin.crt')), key: readFileSync(pki('admin.key')),
+      });
+      if (status === 200) return;
+      last = `${status}: ${body.split('\n').filter((l) => l.startsWith('[-]')).join(', ') || body.trim().slice(0, 200)}`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > end) throw new Error(`the apiserver is not ready after ${timeoutMs / 1000} s: /readyz ${last}`);
+    await sleep(300);
+  }
+}
+
+function httpsGet(o: https.RequestOptions & { path: string }, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({ ...o, rejectUnauthorized: true, timeout: timeoutMs, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { if (body.length < 65536) body += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
 }
 
 /** Hosts selected by --only (names checked against the inventory). */

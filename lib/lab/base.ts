@@ -1,5 +1,6 @@
 // The shared "base /etc" layer of a lab (built once per lab, under every host's /etc overlay) and each host's
 // own folders. Users are added by writing passwd/shadow/group lines, not by running useradd 51 times.
+import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { kubernetesDefaults } from './defaults.ts';
@@ -7,7 +8,7 @@ import { VERSION_FILE, VERSION_OF, type Profile } from './versions.ts';
 
 export interface LabHostAddr { name: string; address: string }
 
-/** The id of NAME in /etc/passwd or /etc/group of the real machine, or undefined. */
+/** The id of NAME in a passwd or group file (the real machine's, or the systemd hosts' Debian tree), or undefined. */
 function idOf(file: string, name: string): number | undefined {
   const line = readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
   return line ? Number(line.split(':')[2]) : undefined;
@@ -18,9 +19,9 @@ function idOf(file: string, name: string): number | undefined {
  * the machine's own ids when Debian's etcd-server made the user (the package's /var/lib/etcd, seen through every
  * host's /var/lib overlay, is owned by them); otherwise the next free system id below kube's.
  */
-export function pickUids(): { kubeUid: number; jijisaUid: number; etcdUid: number; etcdGid: number } {
+export function pickUids(roots: string[] = ['/']): { kubeUid: number; jijisaUid: number; etcdUid: number; etcdGid: number } {
   const used = new Set<number>();
-  for (const f of ['/etc/passwd', '/etc/group']) {
+  for (const f of roots.flatMap((r) => [join(r, 'etc/passwd'), join(r, 'etc/group')])) {
     for (const line of readFileSync(f, 'utf8').split('\n')) {
       const id = Number(line.split(':')[2]);
       if (line && Number.isInteger(id)) used.add(id);
@@ -30,8 +31,10 @@ export function pickUids(): { kubeUid: number; jijisaUid: number; etcdUid: numbe
   while (used.has(kubeUid)) kubeUid--;
   let jijisaUid = 1000;
   while (used.has(jijisaUid)) jijisaUid++;
-  let etcdUid = idOf('/etc/passwd', 'etcd');
-  let etcdGid = idOf('/etc/group', 'etcd');
+  // the last root decides etcd's ids: the tree the hosts run (whose etcd-server package made the user)
+  const own = roots[roots.length - 1]!;
+  let etcdUid = idOf(join(own, 'etc/passwd'), 'etcd');
+  let etcdGid = idOf(join(own, 'etc/group'), 'etcd');
   if (etcdUid === undefined || etcdGid === undefined) {
     let free = kubeUid - 1;
     while (used.has(free)) free--;
@@ -72,27 +75,30 @@ export function hostsFile(hosts: LabHostAddr[]): string {
 
 export function writeBaseEtc(etc: string, opts: {
   name: string; profile: Profile; hosts: LabHostAddr[]; kubeUid: number; jijisaUid: number; etcdUid: number; etcdGid: number;
+  /** the root whose passwd/group/shadow the hosts extend: the real machine's (namespaced hosts) or the Debian tree's */
+  from?: string; version?: string;
 }): void {
   const { kubeUid, jijisaUid, etcdUid, etcdGid } = opts;
+  const from = opts.from ?? '/';
   // modern: Debian's etcd-server user (etcd:etcd, home /var/lib/etcd), unless the machine's files have it already
   const modern = opts.profile === 'modern';
   const etcdUser = (t: string) => (modern ? withEntry(t, 'etcd', `etcd:x:${etcdUid}:${etcdGid}::/var/lib/etcd/:/usr/sbin/nologin`) : t);
   const etcdGroup = (t: string) => (modern ? withEntry(t, 'etcd', `etcd:x:${etcdGid}:`) : t);
   for (const d of ['sudoers.d', 'kubernetes', 'kubetls-lab']) mkdirSync(join(etc, d), { recursive: true, mode: 0o755 });
-  copyWith('/etc/passwd', join(etc, 'passwd'), (t) =>
+  copyWith(join(from, 'etc/passwd'), join(etc, 'passwd'), (t) =>
     etcdUser(withLine(withLine(t, `kube:x:${kubeUid}:65534:Kubernetes user:/nonexistent:/usr/sbin/nologin`),
       `jijisa:x:${jijisaUid}:${jijisaUid}:jijisa:/home/jijisa:/bin/bash`)));
-  copyWith('/etc/group', join(etc, 'group'), (t) => etcdGroup(withLine(t, `jijisa:x:${jijisaUid}:`)));
+  copyWith(join(from, 'etc/group'), join(etc, 'group'), (t) => etcdGroup(withLine(t, `jijisa:x:${jijisaUid}:`)));
   // UsePAM no: sshd refuses a locked account ("!" password) even for keys, so root and jijisa get "*" (no password)
-  copyWith('/etc/shadow', join(etc, 'shadow'), (t) =>
+  copyWith(join(from, 'etc/shadow'), join(etc, 'shadow'), (t) =>
     (modern ? (x: string) => withEntry(x, 'etcd', 'etcd:!:19000::::::') : (x: string) => x)(
       withLine(withLine(t.replace(/^root:[^:]*:/m, 'root:*:'), 'kube:!:19000::::::'), 'jijisa:*:19000:0:99999:7:::')));
-  copyWith('/etc/gshadow', join(etc, 'gshadow'), (t) =>
+  copyWith(join(from, 'etc/gshadow'), join(etc, 'gshadow'), (t) =>
     (modern ? (x: string) => withEntry(x, 'etcd', 'etcd:!::') : (x: string) => x)(withLine(t, 'jijisa:!::')));
   writeFileSync(join(etc, 'hosts'), hostsFile(opts.hosts), { mode: 0o644 });
   writeFileSync(join(etc, 'sudoers.d', 'jijisa'), 'jijisa ALL=(ALL:ALL) NOPASSWD: ALL\n', { mode: 0o440 });
   chmodSync(join(etc, 'sudoers.d', 'jijisa'), 0o440);
-  writeFileSync(join(etc, VERSION_FILE.replace('/etc/', '')), VERSION_OF[opts.profile] + '\n', { mode: 0o644 });
+  writeFileSync(join(etc, VERSION_FILE.replace('/etc/', '')), (opts.version ?? VERSION_OF[opts.profile]) + '\n', { mode: 0o644 });
   writeFileSync(join(etc, 'kubetls-lab', 'lab'), `${opts.name}\n`, { mode: 0o644 });
   for (const [file, text] of Object.entries(kubernetesDefaults(opts.profile))) {
     writeFileSync(join(etc, 'kubernetes', file), text, { mode: 0o644 });
@@ -128,31 +134,42 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 `;
 }
 
-/** A host's own folders: overlay uppers for /etc and /var/lib, and the bind sources for /srv /home /root /var/log. */
+/**
+ * A host's own folders. Namespaced hosts: overlay uppers for /etc and /var/lib, and the bind sources for /srv /home
+ * /root /var/log. Systemd hosts (`upper`): the same files inside the one overlay upper of the host's whole root.
+ */
 export function prepareHostDirs(hd: string, o: {
   name: string; address: string; hostKey: string; hostKeyPub: string; clientPub: string; jijisaUid: number;
-  etcd?: { uid: number; gid: number };
+  etcd?: { uid: number; gid: number }; upper?: boolean;
 }): void {
-  for (const d of ['etc/ssh', 'var-lib/kubelet', 'work/etc', 'work/var-lib', 'srv', 'log/kubetls-lab']) {
-    mkdirSync(join(hd, d), { recursive: true, mode: 0o755 });
-  }
-  mkdirSync(join(hd, 'root', '.ssh'), { recursive: true, mode: 0o700 });
-  chmodSync(join(hd, 'root'), 0o700);
-  mkdirSync(join(hd, 'home', 'jijisa', '.ssh'), { recursive: true, mode: 0o700 });
-  writeFileSync(join(hd, 'etc', 'hostname'), `${o.name}\n`, { mode: 0o644 });
-  writeFileSync(join(hd, 'etc', 'ssh', 'sshd_config'), sshdConfig(o.address), { mode: 0o644 });
-  writeFileSync(join(hd, 'etc', 'ssh', 'ssh_host_ed25519_key'), o.hostKey, { mode: 0o600 });
-  writeFileSync(join(hd, 'etc', 'ssh', 'ssh_host_ed25519_key.pub'), o.hostKeyPub, { mode: 0o644 });
-  writeFileSync(join(hd, 'root', '.ssh', 'authorized_keys'), o.clientPub, { mode: 0o600 });
-  chmodSync(join(hd, 'home'), 0o755);
-  const jh = join(hd, 'home', 'jijisa');
+  const at = o.upper
+    ? { etc: 'upper/etc', root: 'upper/root', home: 'upper/home', varLib: 'upper/var/lib', dirs: ['upper/etc/ssh', 'upper/var/lib', 'upper/srv'] }
+    : { etc: 'etc', root: 'root', home: 'home', varLib: 'var-lib', dirs: ['etc/ssh', 'var-lib/kubelet', 'work/etc', 'work/var-lib', 'srv', 'log/kubetls-lab'] };
+  for (const d of at.dirs) mkdirSync(join(hd, d), { recursive: true, mode: 0o755 });
+  const etc = join(hd, at.etc);
+  const root = join(hd, at.root);
+  const home = join(hd, at.home);
+  mkdirSync(join(root, '.ssh'), { recursive: true, mode: 0o700 });
+  chmodSync(root, 0o700);
+  mkdirSync(join(home, 'jijisa', '.ssh'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(etc, 'hostname'), `${o.name}\n`, { mode: 0o644 });
+  writeFileSync(join(etc, 'ssh', 'sshd_config'), sshdConfig(o.address), { mode: 0o644 });
+  writeFileSync(join(etc, 'ssh', 'ssh_host_ed25519_key'), o.hostKey, { mode: 0o600 });
+  writeFileSync(join(etc, 'ssh', 'ssh_host_ed25519_key.pub'), o.hostKeyPub, { mode: 0o644 });
+  writeFileSync(join(root, '.ssh', 'authorized_keys'), o.clientPub, { mode: 0o600 });
+  chmodSync(home, 0o755);
+  const jh = join(home, 'jijisa');
   writeFileSync(join(jh, '.ssh', 'authorized_keys'), o.clientPub, { mode: 0o600 });
   chmodSync(jh, 0o750);
   for (const p of [jh, join(jh, '.ssh'), join(jh, '.ssh', 'authorized_keys')]) chownSync(p, o.jijisaUid, o.jijisaUid);
+  if (o.upper) {
+    // a machine id of its own: journald keeps one journal per id, and two hosts must not look like one machine
+    writeFileSync(join(etc, 'machine-id'), randomBytes(16).toString('hex') + '\n', { mode: 0o444 });
+  }
   if (o.etcd) {
     // in the host's own /var/lib (overlay upper): etcd's data never lands in the machine's /var/lib/etcd
-    mkdirSync(join(hd, 'var-lib', 'etcd'), { mode: 0o700 });
-    chmodSync(join(hd, 'var-lib', 'etcd'), 0o700);
-    chownSync(join(hd, 'var-lib', 'etcd'), o.etcd.uid, o.etcd.gid);
+    mkdirSync(join(hd, at.varLib, 'etcd'), { recursive: true, mode: 0o700 });
+    chmodSync(join(hd, at.varLib, 'etcd'), 0o700);
+    chownSync(join(hd, at.varLib, 'etcd'), o.etcd.uid, o.etcd.gid);
   }
 }

@@ -11,14 +11,17 @@ import { join, relative, resolve } from 'node:path';
 import { pickUids, prepareHostDirs, writeBaseEtc } from './base.ts';
 import { clusterYaml, knownHosts, sshConfig, writeBinWrappers } from './files.ts';
 import { killHost, launchHost, nsExec, waitSshd, type ExecOptions, type ExecResult } from './host.ts';
-import { parseJournal, type JournalLine } from './journal.ts';
+import { parseJournal, parseSystemdJournal, type JournalLine } from './journal.ts';
+import {
+  cgroupOf, cgroupPids, kubeBinDir, kubeUnitFiles, launchNspawn, removeCgroup, rootfsDir, systemdUnavailable, waitBooted,
+} from './nspawn.ts';
 import { ed25519KeyPair } from './sshkey.ts';
 import {
   MARKER_FILE, claimBlock, pidAlive, readRegistry, readState, releaseBlock, updateRegistry, writeState,
   type HostState, type LabState,
 } from './state.ts';
 import { ALL_UNIT_NAMES } from './units.ts';
-import { VERSION_OF, type Profile } from './versions.ts';
+import { REAL_VERSION, VERSION_OF, type Profile } from './versions.ts';
 
 export type { ExecOptions, ExecResult, HostState, JournalLine, LabState, Profile };
 export { parseJournal };
@@ -32,6 +35,11 @@ export interface LabOptions {
   profile?: Profile;
   /** modern: how many etcd members (default 1, the master); members 2..N are hosts kubeetcd2..kubeetcdN of their own */
   etcdMembers?: number;
+  /**
+   * modern: hosts that boot a real systemd (systemd-nspawn -b on the cached Debian 12 tree) and run the real
+   * Kubernetes binaries (lib/lab/kube/build.sh) as units, instead of namespaces with the stand-ins.
+   */
+  systemd?: boolean;
 }
 
 export class LabError extends Error {}
@@ -61,6 +69,8 @@ export class Lab {
   get block() { return this.state.block; }
   get profile() { return this.state.profile; }
   get version() { return this.state.version; }
+  /** real systemd and the real Kubernetes binaries (see LabOptions.systemd) */
+  get systemd() { return this.state.systemd === true; }
   get inventoryPath() { return join(this.dir, 'cluster.yaml'); }
   get sshConfigPath() { return join(this.dir, 'ssh_config'); }
   get knownHostsPath() { return join(this.dir, 'known_hosts'); }
@@ -125,13 +135,28 @@ export class Lab {
     return execFileSync('nsenter', ['-t', String(h.pid), '-m', '-u', '-p', '--', 'cat', '--', path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
   }
 
-  /** Path on the real machine of a file in a host's /var/log (bind-mounted from DIR/hosts/H/log). */
+  /** Path on the real machine of a file in a host's /var/log (bind-mounted from DIR/hosts/H/log; systemd hosts: the overlay upper). */
   logPath(host: string, file: string): string {
-    return join(this.dir, 'hosts', this.host(host).name, 'log', file);
+    return join(this.dir, 'hosts', this.host(host).name, this.systemd ? 'upper/var/log' : 'log', file);
   }
 
-  /** The stand-in journal of a host: every start/restart/stop/failed of a unit. */
+  /** A command inside a running host, synchronously (for the journal readers below); '' when the host is down. */
+  private execSync(host: string, argv: string[]): string {
+    const h = this.host(host);
+    if (!h.pid || !pidAlive(h.pid)) return '';
+    try {
+      return execFileSync('nsenter', ['-t', String(h.pid), '-m', '-u', '-p', '--', ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20, timeout: 30000 });
+    } catch (e) {
+      return String((e as { stdout?: string }).stdout ?? '');
+    }
+  }
+
+  /**
+   * Every start/restart/stop/failed of a unit on a host: systemd hosts, read from the REAL journal (systemd's own job
+   * messages, journalctl -o json); namespaced hosts, from the stand-in's journal file.
+   */
   journal(host: string): JournalLine[] {
+    if (this.systemd) return parseSystemdJournal(this.execSync(host, ['journalctl', '--no-pager', '-o', 'json', '_PID=1']));
     try {
       return parseJournal(readFileSync(this.logPath(host, 'kubetls-lab/journal'), 'utf8'));
     } catch {
@@ -139,8 +164,9 @@ export class Lab {
     }
   }
 
-  /** A unit's log as its stand-in wrote it (/var/log/kubetls-lab/UNIT.log inside the host). */
+  /** A unit's log: systemd hosts, its journal (`journalctl -u UNIT -o cat`); else as its stand-in wrote it. */
   unitLog(host: string, unit: string): string {
+    if (this.systemd) return this.execSync(host, ['journalctl', '--no-pager', '-o', 'cat', '-u', unit]);
     try {
       return readFileSync(this.logPath(host, `kubetls-lab/${unit}.log`), 'utf8');
     } catch {
@@ -153,6 +179,15 @@ export class Lab {
     const h = this.host(host);
     const out: Record<string, number> = {};
     if (!h.pid || !pidAlive(h.pid)) return out;
+    if (this.systemd) {
+      // systemd's own answer: MainPID of each unit that is active
+      const text = this.execSync(h.name, ['systemctl', 'show', '--property=Id,MainPID,ActiveState', ...ALL_UNIT_NAMES.map((u) => `${u}.service`)]);
+      for (const block of text.split('\n\n')) {
+        const kv = Object.fromEntries(block.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+        if (kv.ActiveState === 'active' && Number(kv.MainPID) > 0) out[String(kv.Id).replace(/\.service$/, '')] = Number(kv.MainPID);
+      }
+      return out;
+    }
     const root = `/proc/${h.pid}/root`;
     for (const unit of ALL_UNIT_NAMES) {
       try {
@@ -185,10 +220,20 @@ export class Lab {
       const r = await this.exec(h.name, ['/usr/sbin/sshd', '-f', '/etc/ssh/sshd_config', '-E', '/var/log/sshd.log']);
       if (r.exitCode !== 0) throw new LabError(`lab ${this.name}: ${h.name}: sshd did not start: ${r.stderr.trim()}`);
     } else {
-      Object.assign(h, await launchHost(this.dir, h.name));
+      Object.assign(h, await this.launch(h.name));
       this.save();
+      if (this.systemd) await waitBooted(h.pid, h.name);
     }
     await waitSshd([h.address], true, 10000, () => (pidAlive(h.pid) ? undefined : `lab: ${h.name} died: ${this.consoleTail(h.name)}`));
+  }
+
+  /** Start one host's namespaces (or boot its systemd container). */
+  async launch(name: string): Promise<{ unsharePid: number; pid: number }> {
+    if (!this.systemd) return launchHost(this.dir, name);
+    const rootfs = rootfsDir().dir;
+    const kubeDir = kubeBinDir().dir;
+    if (!rootfs || !kubeDir) throw new LabError(systemdUnavailable() ?? 'lab: systemd hosts unavailable');
+    return launchNspawn({ lab: this.name, dir: this.dir, name, rootfs, kubeDir });
   }
 
   consoleTail(host: string): string {
@@ -222,8 +267,12 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     throw new LabError(`lab: --etcd-members must be 1..${254 - Math.min(minions, 250)} (with ${minions} minions), got ${etcdMembers}`);
   }
   if (etcdMembers > 1 && profile !== 'modern') throw new LabError('lab: --etcd-members needs --profile modern (the legacy lab has no etcd)');
-  const why = labUnavailable();
+  const systemd = opts.systemd === true;
+  // the legacy profile's 1.4 programs cannot be built here: its hosts keep the stand-ins (lib/lab/README.md)
+  if (systemd && profile !== 'modern') throw new LabError('lab: --systemd needs --profile modern (the 1.4 programs of the legacy profile are stand-ins)');
+  const why = labUnavailable() ?? (systemd ? systemdUnavailable() : undefined);
   if (why) throw new LabError(why);
+  const rootfs = systemd ? rootfsDir().dir! : '/';
   const dir = resolve(opts.out ?? defaultDir(name));
   if (/[:,\s]/.test(dir)) throw new LabError(`lab: the lab folder must not contain ':', ',' or spaces: ${dir}`);
   const old = readState(dir);
@@ -237,7 +286,8 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   writeFileSync(join(dir, MARKER_FILE), `kubetls lab ${name}\n`);
   const block = claimBlock(name, dir);
-  const { kubeUid, jijisaUid, etcdUid, etcdGid } = pickUids();
+  // systemd hosts: ids free on the machine AND in the Debian tree (one kernel: a uid inside is the same uid outside)
+  const { kubeUid, jijisaUid, etcdUid, etcdGid } = pickUids(systemd ? ['/', rootfs] : ['/']);
   const hosts: HostState[] = [
     { name: 'kubemaster', role: 'master' as const, address: `127.${block}.0.1`, pid: 0, unsharePid: 0 },
     ...Array.from({ length: minions }, (_, i) => ({
@@ -249,7 +299,7 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     })),
   ];
   const state: LabState = {
-    name, dir, block, profile, version: VERSION_OF[profile], kubeUid, jijisaUid, etcdUid, etcdGid, createdAt: new Date().toISOString(),
+    name, dir, block, profile, version: systemd ? REAL_VERSION : VERSION_OF[profile], ...(systemd ? { systemd } : {}), kubeUid, jijisaUid, etcdUid, etcdGid, createdAt: new Date().toISOString(),
     ownerPid: process.pid, hosts,
   };
   const lab = new Lab(state);
@@ -257,9 +307,17 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     const client = ed25519KeyPair(`kubetls-lab-${name}`);
     writeFileSync(join(dir, 'id_ed25519'), client.privateKey, { mode: 0o600 });
     writeFileSync(join(dir, 'id_ed25519.pub'), client.publicKey, { mode: 0o644 });
-    mkdirSync(join(dir, 'bin'), { recursive: true });
-    writeBinWrappers(join(dir, 'bin'));
-    writeBaseEtc(join(dir, 'base', 'etc'), { name, profile, hosts, kubeUid, jijisaUid, etcdUid, etcdGid });
+    if (systemd) {
+      // one shared layer under every host's root: users, sudoers, /etc/kubernetes/*, the kube-* units
+      const etc = join(dir, 'base', 'layer', 'etc');
+      writeBaseEtc(etc, { name, profile, hosts, kubeUid, jijisaUid, etcdUid, etcdGid, from: rootfs, version: state.version });
+      mkdirSync(join(etc, 'systemd', 'system'), { recursive: true, mode: 0o755 });
+      for (const [file, text] of Object.entries(kubeUnitFiles())) writeFileSync(join(etc, 'systemd', 'system', file), text, { mode: 0o644 });
+    } else {
+      mkdirSync(join(dir, 'bin'), { recursive: true });
+      writeBinWrappers(join(dir, 'bin'));
+      writeBaseEtc(join(dir, 'base', 'etc'), { name, profile, hosts, kubeUid, jijisaUid, etcdUid, etcdGid });
+    }
     const hostKeys = new Map<string, string>();
     for (const h of hosts) {
       const key = ed25519KeyPair(`root@${h.name}`);
@@ -268,13 +326,15 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
         name: h.name, address: h.address, hostKey: key.privateKey, hostKeyPub: key.publicKey, clientPub: client.publicKey, jijisaUid,
         // etcd's data folder (/var/lib/etcd, 0700 etcd:etcd as the package makes it) on the hosts that may run it
         etcd: profile === 'modern' && h.role !== 'minion' ? { uid: etcdUid, gid: etcdGid } : undefined,
+        upper: systemd,
       });
     }
     writeFileSync(join(dir, 'known_hosts'), knownHosts(hosts.map((h) => ({ ...h, hostKeyPub: hostKeys.get(h.name)! }))), { mode: 0o644 });
     writeFileSync(join(dir, 'ssh_config'), sshConfig(dir, hosts), { mode: 0o644 });
     writeFileSync(join(dir, 'cluster.yaml'), clusterYaml(name, profile, hosts), { mode: 0o644 });
-    await Promise.all(hosts.map(async (h) => Object.assign(h, await launchHost(dir, h.name))));
+    await Promise.all(hosts.map(async (h) => Object.assign(h, await lab.launch(h.name))));
     lab.save();
+    if (systemd) await Promise.all(hosts.map((h) => waitBooted(h.pid, h.name)));
     await waitSshd(hosts.map((h) => h.address), true, 15000, () => {
       const dead = hosts.find((h) => !pidAlive(h.pid));
       return dead ? `lab: ${dead.name} died while starting: ${lab.consoleTail(dead.name)}` : undefined;
@@ -312,6 +372,14 @@ export async function labDown(dirOrName: string): Promise<boolean> {
   }
   for (const [, e] of registered) for (const p of e.pids) if (!unshares.has(p)) inits.add(p);
   await killHost([...inits], [...unshares]);
+  // systemd hosts: anything left in a host's cgroup (nothing should be: SIGKILL of PID 1 ends its PID namespace)
+  if (state?.systemd) {
+    for (const h of state.hosts) {
+      const cg = cgroupOf(state.name, h.name);
+      await killHost(cgroupPids(cg));
+      removeCgroup(cg);
+    }
+  }
   // Nothing is mounted outside the namespaces; anything under DIR found here is a bug: detach it before removing.
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
     .map((l) => l.split(' ')[4]).filter((m): m is string => !!m && (m === dir || m.startsWith(dir + '/')));

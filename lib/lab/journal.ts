@@ -20,3 +20,36 @@ export function parseJournal(text: string): JournalLine[] {
   }
   return lines;
 }
+
+/** systemd's catalog ids of the job messages PID 1 writes (systemd/sd-messages.h). */
+const UNIT_STARTED = '39f53479d3a045ac8e11786248231fbf';
+const UNIT_STOPPED = '9d1aaa27d60140bd96365438aad20286';
+const UNIT_FAILED = 'd9b373ed55a64feb8242e02dbe79a49c';
+
+/**
+ * The same events read from a real journal (`journalctl -o json _PID=1`): "Started X." is a start, or a restart when
+ * its job was one (JOB_TYPE=restart); "Stopped X." of a stop job a stop (the stop half of a restart is not an event of
+ * its own); "X: Failed with result …" a failure. pid: 0 (systemd's message names no PID; `lab.services` has them).
+ */
+export function parseSystemdJournal(jsonLines: string): JournalLine[] {
+  const out: JournalLine[] = [];
+  for (const line of jsonLines.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let e: Record<string, string>;
+    try {
+      e = JSON.parse(line) as Record<string, string>;
+    } catch {
+      continue;
+    }
+    const unit = String(e.UNIT ?? '').replace(/\.service$/, '');
+    if (!unit || String(e.UNIT).includes('@') || !String(e.UNIT).endsWith('.service')) continue;
+    const time = new Date(Number(e.__REALTIME_TIMESTAMP) / 1000).toISOString();
+    const id = e.MESSAGE_ID;
+    let event: JournalEvent | undefined;
+    if (id === UNIT_STARTED) event = e.JOB_TYPE === 'restart' ? 'restart' : 'start';
+    else if (id === UNIT_STOPPED && e.JOB_TYPE === 'stop') event = 'stop';
+    else if (id === UNIT_FAILED) event = 'failed';
+    if (event) out.push({ time, unit, event, pid: 0 });
+  }
+  return out;
+}

@@ -1,6 +1,8 @@
 // The Kubernetes version a lab emulates, from `--profile`.
 export type Profile = 'legacy' | 'modern';
 export const VERSION_OF: Record<Profile, string> = { legacy: 'v1.4.2', modern: 'v1.30.0' };
+/** The real binaries the systemd lab runs (lib/lab/kube/build.sh builds exactly this version). */
+export const REAL_VERSION = 'v1.37.2';
 /** Inside a lab host: the emulated version (one line). */
 export const VERSION_FILE = '/etc/kubetls-lab/version';
 
