@@ -28,6 +28,8 @@ export interface FlagContext {
   etcd: { name: string; address: string }[];
 }
 
+/** `<address>:<port>` (IPv6 in brackets). */
+const hostPort = (address: string, port: number) => `${address.includes(':') ? `[${address}]` : address}:${port}`;
 /** `https://<address>:<port>` (IPv6 in brackets). */
 const url = (address: string, port: number) => `https://${address.includes(':') ? `[${address}]` : address}:${port}`;
 export const ETCD_CLIENT_PORT = 2379;
@@ -165,11 +167,18 @@ export function minionEnv(profile: Profile, c: FlagContext, host: { name: string
           '--node-status-update-frequency=5s',
           // its API (logs, exec) only for callers with a certificate from the cluster CA: 1.30 still lets anonymous in by default
           !legacy && `--tls-cert-file=${KUBELET_PKI}/kubelet.crt --tls-private-key-file=${KUBELET_PKI}/kubelet.key --client-ca-file=${c.remoteDir}/ca.crt --anonymous-auth=false`,
+          // and each caller authorized by the apiserver (SubjectAccessReview): the flag's default is AlwaysAllow, with
+          // which any certificate of the cluster CA (another node's, kube-proxy's) may exec into this node's pods. The
+          // apiserver's own kubelet client is allowed by the binding master.ts makes (lib/rbac.ts). Its health port
+          // (10248) on the node's address, as --address: the default 127.0.0.1 is every node's (and in the lab, shared)
+          !legacy && `--authorization-mode=Webhook --healthz-bind-address=${host.address}`,
         ),
       },
     },
     // modern: kube-proxy as system:kube-proxy (the default RBAC's system:node-proxier), not with the node's identity
-    { path: '/etc/kubernetes/proxy', vars: { KUBE_PROXY_ARGS: `--kubeconfig=${legacy ? c.kubeconfig : KUBE_PROXY_KUBECONFIG}` } },
+    // its health (10256) and metrics (10249) ports on the node's address, not every interface and not 127.0.0.1
+    { path: '/etc/kubernetes/proxy', vars: { KUBE_PROXY_ARGS: legacy ? `--kubeconfig=${c.kubeconfig}`
+      : flags(`--kubeconfig=${KUBE_PROXY_KUBECONFIG}`, `--healthz-bind-address=${hostPort(host.address, 10256)}`, `--metrics-bind-address=${hostPort(host.address, 10249)}`) } },
   ];
 }
 

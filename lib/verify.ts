@@ -54,6 +54,24 @@ export function apiRequest(inv: Inventory, method: 'GET' | 'POST', urlPath: stri
 
 const REVIEW = '/apis/authentication.k8s.io/v1/selfsubjectreviews';
 
+/** One GET to a kubelet's API (:10250) with a client certificate, its serving certificate verified for the node's name. */
+export function kubeletGet(node: { name: string; address: string }, urlPath: string, ca: Buffer, cred: Credential, timeoutMs = 5000):
+  Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get({
+      host: node.address, port: KUBELET_PORT, servername: node.name, path: urlPath, ca, cert: cred.cert, key: cred.key,
+      rejectUnauthorized: true, agent: false, timeout: timeoutMs, headers: { host: `${node.name}:${KUBELET_PORT}` },
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { if (body.length < 65536) body += c; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
 /** Who the apiserver says this credential is (what `kubectl auth whoami` asks). */
 export async function whoami(inv: Inventory, cred: Credential): Promise<{ username: string; groups: string[] }> {
   const r = await apiRequest(inv, 'POST', REVIEW, cred, { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
@@ -231,10 +249,21 @@ export async function modernChecks(inv: Inventory, minions: Host[]): Promise<Res
       if (local && local.fingerprint !== got.info.fingerprint) throw new Error(`serves serial ${got.info.serial}, local kubelet-${m.name}.crt is ${local.serial}`);
       return `serial ${got.info.serial} = local kubelet-${m.name}.crt, verified for ${m.name}`;
     }));
-    results.push(await attempt('apiserver → kubelet', m.name, async () => {
-      const r = await apiRequest(inv, 'GET', `/api/v1/nodes/${m.name}/proxy/healthz`, cred('admin'));
-      if (r.status !== 200) throw new Error(`GET /api/v1/nodes/${m.name}/proxy/healthz: HTTP ${r.status} ${typeof r.json === 'string' ? r.json.slice(0, 200) : JSON.stringify(r.json).slice(0, 200)}`);
-      return `GET /api/v1/nodes/${m.name}/proxy/healthz: HTTP 200 (the apiserver reached the kubelet with apiserver-kubelet-client.crt)`;
+    // the apiserver's own path to the kubelet (kubectl logs/exec), with its credential: apiserver-kubelet-client.crt
+    // (its copy on the master is checked above to be this file), the kubelet's serving certificate verified for the
+    // node's name. Asked of the kubelet directly, not through nodes/NAME/proxy: the apiserver refuses to proxy to a
+    // node whose address is loopback ("address not allowed"), which every lab node is.
+    results.push(await attempt('kubelet authorizes', m.name, async () => {
+      const r = await kubeletGet(m, '/pods', ca, cred('apiserver-kubelet-client'));
+      if (r.status !== 200) throw new Error(`GET https://${m.name}:${KUBELET_PORT}/pods as kube-apiserver-kubelet-client: HTTP ${r.status} ${r.body.slice(0, 200)}`);
+      return `GET /pods as kube-apiserver-kubelet-client: HTTP 200 (kubectl logs/exec will work)`;
+    }));
+    // and the kubelet asks the apiserver about every caller (--authorization-mode=Webhook): an identity of the cluster
+    // CA without the right to the kubelets' API (kube-proxy's) is refused. AlwaysAllow would answer 200.
+    results.push(await attempt('kubelet refuses', m.name, async () => {
+      const r = await kubeletGet(m, '/pods', ca, cred('kube-proxy'));
+      if (r.status !== 403) throw new Error(`GET /pods as system:kube-proxy: HTTP ${r.status}, expected 403: the kubelet does not authorize its callers (--authorization-mode=Webhook)`);
+      return `GET /pods as system:kube-proxy: HTTP 403 ${r.body.trim().slice(0, 80)}`;
     }));
   }
   return results;

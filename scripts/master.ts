@@ -9,6 +9,7 @@ import { acquireLock } from '../lib/lock.ts';
 import { recordRollout } from '../lib/renew.ts';
 import { log } from '../lib/log.ts';
 import { applyPki, planPki, summary, tightenModes } from '../lib/pki.ts';
+import { ensureKubeletApiBinding, KUBELET_API_BINDING } from '../lib/rbac.ts';
 import { etcdSteps, forHosts, masterSteps, pkiToMinion, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
 import { table } from '../lib/table.ts';
 
@@ -65,6 +66,21 @@ await main(async () => {
     // a master whose apiserver does not come back with the new files gets its old files and services back
     outcomes.push(...await forHosts(inv, control, o, (r, step, out) => withRollback(inv, r, out, o,
       () => (r.host.role === 'master' ? masterSteps(inv, r, step, out, o) : etcdSteps(inv, r, step, out, o)))));
+  }
+  // modern: the one API object the kubelets' Webhook authorization needs for the apiserver's own requests (lib/rbac.ts)
+  const master = outcomes.find((x) => x.host === inv.master.name);
+  if (inv.profile === 'modern' && master && !master.failed) {
+    if (dryRun) {
+      log.info(`would check clusterrolebinding ${KUBELET_API_BINDING} and create it if missing`, inv.master.name);
+    } else {
+      try {
+        if (await ensureKubeletApiBinding(inv) === 'created') master.done.push('rbac');
+      } catch (e) {
+        master.failed = 'rbac';
+        master.error = (e as Error).message;
+        log.error(master.error, inv.master.name);
+      }
+    }
   }
   const minions = hosts.filter((h) => h.role === 'minion');
   if (minions.length && outcomes.some((x) => x.failed)) {

@@ -92,7 +92,8 @@ export interface ExecOptions { input?: string; user?: string; timeoutMs?: number
 /** Run argv inside a host's mount, UTS and PID namespaces (nsenter), optionally as another user (runuser). */
 export async function nsExec(pid: number, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const inner = opts.user && opts.user !== 'root' ? ['runuser', '-u', opts.user, '--', ...argv] : argv;
-  const r = await execa('nsenter', ['-t', String(pid), '-m', '-u', '-p', '--', ...inner], {
+  // -n too: a systemd minion has a network namespace of its own (lib/lab/nspawn.ts); the others share the machine's
+  const r = await execa('nsenter', ['-t', String(pid), '-m', '-u', '-n', '-p', '--', ...inner], {
     reject: false,
     cwd: '/',
     input: opts.input ?? '',

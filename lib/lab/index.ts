@@ -7,13 +7,14 @@
 //   await lab.down();
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { pickUids, prepareHostDirs, writeBaseEtc } from './base.ts';
 import { clusterYaml, knownHosts, sshConfig, writeBinWrappers } from './files.ts';
 import { killHost, launchHost, nsExec, waitSshd, type ExecOptions, type ExecResult } from './host.ts';
 import { parseJournal, parseSystemdJournal, type JournalLine } from './journal.ts';
 import {
-  cgroupOf, cgroupPids, kubeBinDir, kubeUnitFiles, launchNspawn, removeCgroup, rootfsDir, systemdUnavailable, waitBooted,
+  cgroupOf, cgroupPids, kubeBinDir, kubeUnitFiles, launchNspawn, netCgroupOf, removeCgroup, rootfsDir, startBridge, systemdUnavailable,
+  waitBooted,
 } from './nspawn.ts';
 import { ed25519KeyPair } from './sshkey.ts';
 import {
@@ -145,7 +146,7 @@ export class Lab {
     const h = this.host(host);
     if (!h.pid || !pidAlive(h.pid)) return '';
     try {
-      return execFileSync('nsenter', ['-t', String(h.pid), '-m', '-u', '-p', '--', ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20, timeout: 30000 });
+      return execFileSync('nsenter', ['-t', String(h.pid), '-m', '-u', '-n', '-p', '--', ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20, timeout: 30000 });
     } catch (e) {
       return String((e as { stdout?: string }).stdout ?? '');
     }
@@ -208,6 +209,10 @@ export class Lab {
       return;
     }
     await killHost([h.pid], [h.unsharePid]);
+    if (this.systemd) {
+      // what the host's cgroups still hold: the bridge of a minion (lib/lab/nspawn.ts startBridge)
+      for (const cg of [cgroupOf(this.name, h.name), netCgroupOf(this.name, h.name)]) await killHost(cgroupPids(cg));
+    }
     h.pid = 0;
     h.unsharePid = 0;
     this.save();
@@ -233,7 +238,15 @@ export class Lab {
     const rootfs = rootfsDir().dir;
     const kubeDir = kubeBinDir().dir;
     if (!rootfs || !kubeDir) throw new LabError(systemdUnavailable() ?? 'lab: systemd hosts unavailable');
-    return launchNspawn({ lab: this.name, dir: this.dir, name, rootfs, kubeDir });
+    // a minion has a network namespace of its own (the real kube-proxy's rules stay in it), bridged to loopback: sshd
+    // and the kubelet's API in, the apiserver out (lib/lab/nspawn.ts startBridge)
+    const h = this.host(name);
+    const ids = await launchNspawn({ lab: this.name, dir: this.dir, name, rootfs, kubeDir, privateNetwork: h.role === 'minion' });
+    if (h.role === 'minion') {
+      await startBridge({ lab: this.name, dir: this.dir, name, pid: ids.pid, address: h.address,
+        bridge: { inbound: [22, 10250], outbound: [{ address: this.master.address, port: 6443 }] } });
+    }
+    return ids;
   }
 
   consoleTail(host: string): string {
@@ -312,7 +325,10 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
       const etc = join(dir, 'base', 'layer', 'etc');
       writeBaseEtc(etc, { name, profile, hosts, kubeUid, jijisaUid, etcdUid, etcdGid, from: rootfs, version: state.version });
       mkdirSync(join(etc, 'systemd', 'system'), { recursive: true, mode: 0o755 });
-      for (const [file, text] of Object.entries(kubeUnitFiles())) writeFileSync(join(etc, 'systemd', 'system', file), text, { mode: 0o644 });
+      for (const [file, text] of Object.entries(kubeUnitFiles())) {
+        mkdirSync(dirname(join(etc, 'systemd', 'system', file)), { recursive: true, mode: 0o755 });
+        writeFileSync(join(etc, 'systemd', 'system', file), text, { mode: 0o644 });
+      }
     } else {
       mkdirSync(join(dir, 'bin'), { recursive: true });
       writeBinWrappers(join(dir, 'bin'));
@@ -375,9 +391,10 @@ export async function labDown(dirOrName: string): Promise<boolean> {
   // systemd hosts: anything left in a host's cgroup (nothing should be: SIGKILL of PID 1 ends its PID namespace)
   if (state?.systemd) {
     for (const h of state.hosts) {
-      const cg = cgroupOf(state.name, h.name);
-      await killHost(cgroupPids(cg));
-      removeCgroup(cg);
+      for (const cg of [cgroupOf(state.name, h.name), netCgroupOf(state.name, h.name)]) {
+        await killHost(cgroupPids(cg));
+        removeCgroup(cg);
+      }
     }
   }
   // Nothing is mounted outside the namespaces; anything under DIR found here is a bug: detach it before removing.

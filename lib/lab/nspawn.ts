@@ -59,7 +59,7 @@ export function cgroupPids(cg: string): number[] {
   let out: number[] = [];
   try {
     out = readFileSync(join(cg, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-    for (const sub of execFileSync('find', [cg, '-mindepth', '1', '-maxdepth', '1', '-type', 'd'], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+    for (const sub of execFileSync('find', [cg, '-mindepth', '1', '-maxdepth', '1', '-type', 'd'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n').filter(Boolean)) {
       out.push(...cgroupPids(sub));
     }
   } catch { /* gone */ }
@@ -69,14 +69,18 @@ export function cgroupPids(cg: string): number[] {
 /** Remove a host's cgroup folders (deepest first); they must be empty. */
 export function removeCgroup(cg: string): void {
   try {
-    const dirs = execFileSync('find', [cg, '-depth', '-type', 'd'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    const dirs = execFileSync('find', [cg, '-depth', '-type', 'd'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n').filter(Boolean);
     for (const d of dirs) {
       try { rmdirSync(d); } catch { /* busy or gone */ }
     }
   } catch { /* gone */ }
 }
 
-export interface NspawnHost { lab: string; dir: string; name: string; rootfs: string; kubeDir: string }
+export interface NspawnHost {
+  lab: string; dir: string; name: string; rootfs: string; kubeDir: string;
+  /** a network namespace of its own (minions: the real kube-proxy needs CAP_NET_ADMIN, which nspawn keeps only there) */
+  privateNetwork?: boolean;
+}
 
 /**
  * Boot one host; resolves with the PIDs: `unsharePid` the systemd-nspawn process, `pid` the container's PID 1 (real
@@ -95,7 +99,7 @@ export async function launchNspawn(h: NspawnHost): Promise<{ unsharePid: number;
   const console = openSync(join(hd, 'console.log'), 'a');
   const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', cg, lower, hd, root,
     '--boot', '--register=no', '--keep-unit', '--console=passive', '--directory', root, '--machine', h.name, '--hostname', h.name,
-    ...binds], { detached: true, stdio: ['ignore', console, console], cwd: '/' });
+    ...(h.privateNetwork ? ['--private-network'] : []), ...binds], { detached: true, stdio: ['ignore', console, console], cwd: '/' });
   closeSync(console);
   child.unref();
   const nspawnPid = child.pid!;
@@ -166,10 +170,13 @@ WantedBy=multi-user.target
       'kube-controller-manager $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBE_MASTER $KUBE_CONTROLLER_MANAGER_ARGS'),
     'kube-scheduler.service': unit('Kubernetes Scheduler Plugin', 'kube-apiserver.service', 'kube', 'scheduler',
       'kube-scheduler $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBE_MASTER $KUBE_SCHEDULER_ARGS'),
+    // the kubelet needs its container runtime (containerd, from the Debian tree): Wants=, as a distro unit has it
     'kubelet.service': unit('Kubernetes Kubelet Server', 'containerd.service', 'root', 'kubelet',
-      'kubelet $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBELET_API_SERVER $KUBELET_ADDRESS $KUBELET_PORT $KUBELET_HOSTNAME $KUBE_ALLOW_PRIV $KUBELET_ARGS'),
+      'kubelet $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBELET_API_SERVER $KUBELET_ADDRESS $KUBELET_PORT $KUBELET_HOSTNAME $KUBE_ALLOW_PRIV $KUBELET_ARGS $KUBELET_SANDBOX_ARGS')
+      .replace('After=containerd.service', 'After=containerd.service\nWants=containerd.service'),
     'kube-proxy.service': unit('Kubernetes Kube-Proxy Server', 'network.target', 'root', 'proxy',
-      'kube-proxy $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBE_MASTER $KUBE_PROXY_ARGS'),
+      'kube-proxy $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBE_MASTER $KUBE_PROXY_ARGS $KUBE_PROXY_SANDBOX_ARGS'),
+    ...sandboxUnitFiles(),
   };
 }
 
@@ -178,3 +185,118 @@ export const writeMode = (file: string, text: string, mode: number, uid = 0, gid
   chmodSync(file, mode);
   chownSync(file, uid, gid);
 };
+
+// ---- minions: a network namespace of their own, bridged to loopback ---------------------------------------------------
+
+/** A second cgroup per host for the bridge's socat processes (machine side), so `down` and `stopHost` find them. */
+export const netCgroupOf = (lab: string, host: string) => `${cgroupOf(lab, host)}-net`;
+
+/**
+ * A minion's address as its Node reports it (InternalIP). The kubelet picks a non-loopback address on the interface of
+ * the default route; inside the minion's own network namespace that is a veth pair whose both ends stay inside it,
+ * addressed from TEST-NET-2 (RFC 5737): nothing is ever sent there, nothing leaves the namespace through it.
+ */
+export const nodeIpOf = (address: string) => `198.51.100.${address.split('.')[3]}`;
+
+export interface Bridge {
+  /** ports of the host's own address reachable from the machine (sshd, the kubelet's API) */
+  inbound: number[];
+  /** address:port pairs on the machine the host reaches (the apiserver) */
+  outbound: { address: string; port: number }[];
+}
+
+/**
+ * Connect a host that has a network namespace of its own (nspawn --private-network) with the machine's loopback, TCP
+ * over unix sockets in DIR/hosts/H/net (0700, root's): for an inbound port, a listener on ADDRESS:PORT on the machine
+ * and, inside the host's namespace, a connector to ADDRESS:PORT; outbound the other way round. Every socat runs on the
+ * machine side (the inner ones entered into the host's network namespace only, `nsenter --net`), in the host's
+ * `-net` cgroup. Then the node address: a veth pair inside the namespace with the default route on it.
+ */
+export async function startBridge(o: { lab: string; dir: string; name: string; pid: number; address: string; bridge: Bridge }): Promise<void> {
+  const sock = join(o.dir, 'hosts', o.name, 'net');
+  mkdirSync(sock, { recursive: true, mode: 0o700 });
+  chmodSync(sock, 0o700);
+  const cg = netCgroupOf(o.lab, o.name);
+  mkdirSync(cg, { recursive: true });
+  const inNs = ['nsenter', `--net=/proc/${o.pid}/ns/net`, '--'];
+  const netns = (argv: string[]) => execFileSync(inNs[0]!, [...inNs.slice(1), ...argv], { stdio: 'pipe', timeout: 10000 });
+  netns(['ip', 'link', 'set', 'lo', 'up']);
+  netns(['ip', 'link', 'add', 'kubetls0', 'type', 'veth', 'peer', 'name', 'kubetls1']);
+  netns(['ip', 'addr', 'add', `${nodeIpOf(o.address)}/24`, 'dev', 'kubetls0']);
+  netns(['ip', 'link', 'set', 'kubetls0', 'up']);
+  netns(['ip', 'link', 'set', 'kubetls1', 'up']);
+  netns(['ip', 'route', 'add', 'default', 'dev', 'kubetls0']);
+  const run = (argv: string[]) => {
+    // `$1` is the cgroup, the rest is argv: nothing is spliced into the script
+    const child = spawn('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', cg, ...argv],
+      { detached: true, stdio: 'ignore', cwd: '/' });
+    child.unref();
+  };
+  const wantSockets: string[] = [];
+  for (const port of o.bridge.inbound) {
+    const s = join(sock, `in-${port}.sock`);
+    run([...inNs, 'socat', `UNIX-LISTEN:${s},fork,unlink-early,mode=600`, `TCP:${o.address}:${port}`]);
+    run(['socat', `TCP-LISTEN:${port},bind=${o.address},reuseaddr,fork`, `UNIX-CONNECT:${s}`]);
+    wantSockets.push(s);
+  }
+  for (const { address, port } of o.bridge.outbound) {
+    const s = join(sock, `out-${address}-${port}.sock`);
+    run(['socat', `UNIX-LISTEN:${s},fork,unlink-early,mode=600`, `TCP:${address}:${port}`]);
+    run([...inNs, 'socat', `TCP-LISTEN:${port},bind=${address},reuseaddr,fork`, `UNIX-CONNECT:${s}`]);
+    wantSockets.push(s);
+  }
+  const deadline = Date.now() + 10000;
+  while (!wantSockets.every((s) => existsSync(s))) {
+    if (Date.now() > deadline) throw new Error(`lab: ${o.name}: the loopback bridge did not start (socat: apt-get install -y socat)`);
+    await sleep(20);
+  }
+}
+
+/**
+ * What the lab adds around the real kubelet and kube-proxy because a container cannot do what they do on a machine of
+ * their own (each refusal is the binary's own, quoted in lib/lab/README.md). kubetls writes none of this: these are
+ * the lab's drop-ins, the way an operator adds a drop-in for a host's peculiarities, and `$KUBELET_ARGS` /
+ * `$KUBE_PROXY_ARGS` (kubetls's) stay as they are.
+ *  - kubelet: cgroup v1 on this machine (`--fail-cgroupv1=false`; 1.37 refuses v1 by default), no QoS or node
+ *    allocatable cgroups of its own, swap allowed;
+ *  - kubetls-lab-sandbox.service (before the kubelet): /dev/kmsg as kind makes it (a link to /dev/console: the kubelet
+ *    opens it for its OOM watcher), and the three sysctls the kubelet insists on setting (vm.overcommit_memory=1,
+ *    kernel.panic=10, kernel.panic_on_oops=1) shown with those values through files bound over them, inside this
+ *    container's mount namespace only: /proc/sys is read-only here, and the machine's kernel settings are not the
+ *    lab's to change;
+ *  - kube-proxy: leave the machine-wide conntrack sysctls alone (0 = as they are).
+ */
+export function sandboxUnitFiles(): Record<string, string> {
+  const sysctls = [['vm/overcommit_memory', '1'], ['kernel/panic', '10'], ['kernel/panic_on_oops', '1']];
+  const script = [
+    '[ -e /dev/kmsg ] || ln -s /dev/console /dev/kmsg',
+    'mkdir -p /run/kubetls-lab/sysctl',
+    ...sysctls.map(([k, v]) => {
+      const f = `/run/kubetls-lab/sysctl/${k!.replace('/', '.')}`;
+      return `echo ${v} > ${f} && { grep -q " /proc/sys/${k} " /proc/self/mountinfo || mount --bind ${f} /proc/sys/${k}; }`;
+    }),
+  ].join('; ');
+  return {
+    'kubetls-lab-sandbox.service': `[Unit]
+Description=kubetls lab: what the kubelet needs from a machine of its own (see lib/lab/nspawn.ts)
+Before=kubelet.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c '${script}'
+`,
+    'kubelet.service.d/10-lab-sandbox.conf': `# kubetls lab: a kubelet inside a container (lib/lab/nspawn.ts sandboxUnitFiles)
+[Unit]
+Requires=kubetls-lab-sandbox.service
+After=kubetls-lab-sandbox.service
+
+[Service]
+Environment="KUBELET_SANDBOX_ARGS=--fail-cgroupv1=false --cgroups-per-qos=false --enforce-node-allocatable= --fail-swap-on=false"
+`,
+    'kube-proxy.service.d/10-lab-sandbox.conf': `# kubetls lab: kube-proxy inside a container (lib/lab/nspawn.ts sandboxUnitFiles)
+[Service]
+Environment="KUBE_PROXY_SANDBOX_ARGS=--conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0"
+`,
+  };
+}

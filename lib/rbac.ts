@@ -1,0 +1,58 @@
+/**
+ * The one API object kubetls needs (modern profile): a ClusterRoleBinding that lets the apiserver's kubelet client
+ * certificate (CN kube-apiserver-kubelet-client, no group) use the kubelets' API, which `kubectl logs`, `exec`,
+ * `port-forward` and `nodes/NAME/proxy` go through.
+ *
+ * Why: the kubelets run with `--authorization-mode=Webhook` (config/profiles.ts), so each request the apiserver makes
+ * to a kubelet is authorized by a SubjectAccessReview for that user. The default RBAC has the role
+ * (system:kubelet-api-admin) but binds it to nobody. kubeadm solves it by putting its kubelet client in a group bound to
+ * cluster-admin; kubernetes-the-hard-way by a role and binding of its own. kubetls binds the built-in role to the user
+ * alone (least privilege: the kubelets' API, nothing else), under a name that says who made it.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Inventory } from './inventory.ts';
+import { log } from './log.ts';
+import { apiRequest, type Credential } from './verify.ts';
+
+export const KUBELET_API_BINDING = 'kubetls:apiserver-kubelet-client';
+export const KUBELET_API_ROLE = 'system:kubelet-api-admin';
+export const KUBELET_CLIENT_USER = 'kube-apiserver-kubelet-client';
+const URL = '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings';
+
+export function kubeletApiBinding(): object {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding',
+    metadata: { name: KUBELET_API_BINDING, labels: { 'app.kubernetes.io/managed-by': 'kubetls' } },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: KUBELET_API_ROLE },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: KUBELET_CLIENT_USER }],
+  };
+}
+
+type Binding = { roleRef?: { kind?: string; name?: string }; subjects?: { kind?: string; name?: string }[] };
+/** The binding as found grants what kubetls needs (other subjects an operator added are left alone). */
+export const grants = (b: Binding) => b.roleRef?.kind === 'ClusterRole' && b.roleRef.name === KUBELET_API_ROLE
+  && (b.subjects ?? []).some((s) => s.kind === 'User' && s.name === KUBELET_CLIENT_USER);
+
+/**
+ * Make sure the binding exists (as admin: pki/admin.crt, system:masters). Returns what it did: 'kept' (one GET),
+ * 'created', or 'would create' on a dry run. A binding of that name that grants something else is an error kubetls
+ * does not overwrite: an operator changed it, and the message says how to put it back.
+ */
+export async function ensureKubeletApiBinding(inv: Inventory, o: { dryRun?: boolean } = {}): Promise<'kept' | 'created' | 'would create'> {
+  const pki = (f: string) => path.join(inv.pki.dir, f);
+  const admin: Credential = { cert: readFileSync(pki('admin.crt')), key: readFileSync(pki('admin.key')) };
+  const got = await apiRequest(inv, 'GET', `${URL}/${encodeURIComponent(KUBELET_API_BINDING)}`, admin);
+  const shell = ['kubectl', 'create', 'clusterrolebinding', KUBELET_API_BINDING, `--clusterrole=${KUBELET_API_ROLE}`, `--user=${KUBELET_CLIENT_USER}`];
+  if (got.status === 200) {
+    if (grants(got.json as Binding)) return 'kept';
+    throw new Error(`clusterrolebinding ${KUBELET_API_BINDING} exists but does not bind ${KUBELET_API_ROLE} to user ${KUBELET_CLIENT_USER}: `
+      + `the apiserver cannot use the kubelets' API (kubectl logs/exec). Delete it (kubectl delete clusterrolebinding ${KUBELET_API_BINDING}) and rerun master.ts`);
+  }
+  if (got.status !== 404) throw new Error(`GET clusterrolebinding ${KUBELET_API_BINDING}: HTTP ${got.status} ${JSON.stringify(got.json).slice(0, 200)}`);
+  log.cmd(shell);
+  if (o.dryRun) return 'would create';
+  const made = await apiRequest(inv, 'POST', URL, admin, kubeletApiBinding());
+  if (made.status !== 201 && made.status !== 409) throw new Error(`${shell.join(' ')}: HTTP ${made.status} ${JSON.stringify(made.json).slice(0, 200)}`);
+  return 'created';
+}
