@@ -22,6 +22,7 @@ export interface FlagContext {
   port: number;
   clusterDns: string;
   clusterDomain: string;
+  serviceCidr: string; // modern: --service-cluster-ip-range
   kubeconfig: string; // /var/lib/kubelet/kubeconfig
   cluster: string; // the cluster's name (etcd's initial cluster token)
   /** modern: the etcd members, in inventory order */
@@ -67,6 +68,10 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
           // reconciler: … may not be in the loopback range" (the lab's masters live on 127.N.0.1).
           KUBE_API_ADDRESS: flags(`--bind-address=${c.masterAddress}`, !isLoopback(c.masterAddress) && `--advertise-address=${c.masterAddress}`),
           KUBE_ETCD_SERVERS: `--etcd-servers=${etcdServers(c)}`,
+          // the range whose first address is the `kubernetes` service (in-cluster clients' apiserver): the server
+          // certificate names it (inventory check); the distro default 10.254.0.0/16 made it 10.254.0.1, a name the
+          // recipe's certificate (10.24.0.1) does not have
+          KUBE_SERVICE_ADDRESSES: `--service-cluster-ip-range=${c.serviceCidr}`,
           // the distro's plugins plus NodeRestriction (kubeadm's): a node may modify only its own Node object
           KUBE_ADMISSION_CONTROL: '--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,NodeRestriction',
         }),

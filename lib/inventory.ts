@@ -44,6 +44,8 @@ export interface Inventory {
   apiserver: { cn: string; dns: string[]; ip: string[]; port: number };
   clusterDns: string;
   clusterDomain: string;
+  /** modern: the apiserver's --service-cluster-ip-range; its first address is the `kubernetes` service's ClusterIP */
+  serviceCidr: string;
   ssh: {
     identityFile: string; knownHosts: string; sudo: boolean; user: string;
     /** the OpenSSH client config read for HostName, User, Port, IdentityFile, ProxyJump… (undefined: none) */
@@ -201,6 +203,8 @@ const schema = z.object({
   }, { invalid_type_error: 'a mapping of settings' }).strict(),
   cluster_dns: ip.default('10.24.0.10'),
   cluster_domain: dnsName.default('kubic.local'),
+  service_cidr: z.string({ invalid_type_error: 'an IPv4 range such as 10.24.0.0/16' })
+    .refine((s) => parseCidr(s) !== undefined, 'an IPv4 range such as 10.24.0.0/16 (prefix 12 to 28, no host bits)').default('10.24.0.0/16'),
   ssh: z.object({
     user: user.default('root'),
     port: port.default(22),
@@ -283,6 +287,24 @@ export function parseInventory(text: string, abs: string, shown = abs): Inventor
   return { ...resolve(result.data, abs, shown, doc, lineOf), example: EXAMPLE_MARK.test(text) };
 }
 
+/** An IPv4 range `a.b.c.d/n` (12 <= n <= 28, no host bits), its first address and a membership test; else undefined. */
+export function parseCidr(s: string): { first: string; contains: (ip: string) => boolean } | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(s);
+  if (!m) return undefined;
+  const octets = m.slice(1, 5).map(Number);
+  const bits = Number(m[5]);
+  if (octets.some((o) => o > 255) || bits < 12 || bits > 28) return undefined;
+  const num = (o: number[]) => ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0;
+  const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+  const base = num(octets);
+  if ((base & ~mask) >>> 0 !== 0) return undefined;
+  const f = base + 1;
+  return {
+    first: [f >>> 24, (f >>> 16) & 255, (f >>> 8) & 255, f & 255].join('.'),
+    contains: (ip) => isIP(ip) === 4 && ((num(ip.split('.').map(Number)) & mask) >>> 0) === base,
+  };
+}
+
 /** How many alias expansions an inventory may use (yaml's own default, stated here so that it is a decision). */
 const MAX_ALIASES = 100;
 
@@ -302,6 +324,20 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   }
   if (raw.pki.days > raw.pki.ca_days) {
     at(['pki', 'days'], `expected at most pki.ca_days (${raw.pki.ca_days}), found ${raw.pki.days}`);
+  }
+  if (raw.profile === 'modern') {
+    // in-cluster clients reach the apiserver at the `kubernetes` service's ClusterIP, the range's first address: the
+    // server certificate must name it (the distro default range, 10.254.0.0/16, left the recipe's 10.24.0.1 unused)
+    const range = parseCidr(raw.service_cidr);
+    if (range) {
+      const first = range.first;
+      if (!raw.apiserver.ip.some((a) => a === first)) {
+        at(doc.hasIn(['service_cidr']) ? ['service_cidr'] : ['apiserver', 'ip'], `expected the service range's first address ${first} (the kubernetes service's ClusterIP) among apiserver.ip, found ${raw.apiserver.ip.join(', ') || 'none'}`);
+      }
+      if (isIP(raw.cluster_dns) === 4 && !range.contains(raw.cluster_dns)) {
+        at(doc.hasIn(['cluster_dns']) ? ['cluster_dns'] : ['service_cidr'], `expected an address inside service_cidr ${raw.service_cidr}, found ${raw.cluster_dns}`);
+      }
+    }
   }
   const sshSet = (k: string) => doc.hasIn(['ssh', k]);
   const hostOf = (entry: Raw['master'], role: Host['role']): Host => {
@@ -392,6 +428,7 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     apiserver: { ...raw.apiserver },
     clusterDns: raw.cluster_dns,
     clusterDomain: raw.cluster_domain,
+    serviceCidr: raw.service_cidr,
     ssh: {
       identityFile: filePathOf(raw.ssh.identity_file), knownHosts: filePathOf(raw.ssh.known_hosts), sudo: raw.ssh.sudo, user: raw.ssh.user,
       configFile: raw.ssh.config_file === 'none' ? undefined : filePathOf(raw.ssh.config_file),

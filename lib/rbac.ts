@@ -42,7 +42,8 @@ export const grants = (b: Binding) => b.roleRef?.kind === 'ClusterRole' && b.rol
 export async function ensureKubeletApiBinding(inv: Inventory, o: { dryRun?: boolean } = {}): Promise<'kept' | 'created' | 'would create'> {
   const pki = (f: string) => path.join(inv.pki.dir, f);
   const admin: Credential = { cert: readFileSync(pki('admin.crt')), key: readFileSync(pki('admin.key')) };
-  const got = await apiRequest(inv, 'GET', `${URL}/${encodeURIComponent(KUBELET_API_BINDING)}`, admin);
+  // ':' is a legal character of a path segment (RFC 3986 pchar): the name goes as it is
+  const got = await apiRequest(inv, 'GET', `${URL}/${KUBELET_API_BINDING}`, admin);
   const shell = ['kubectl', 'create', 'clusterrolebinding', KUBELET_API_BINDING, `--clusterrole=${KUBELET_API_ROLE}`, `--user=${KUBELET_CLIENT_USER}`];
   if (got.status === 200) {
     if (grants(got.json as Binding)) return 'kept';
@@ -53,6 +54,6 @@ export async function ensureKubeletApiBinding(inv: Inventory, o: { dryRun?: bool
   log.cmd(shell);
   if (o.dryRun) return 'would create';
   const made = await apiRequest(inv, 'POST', URL, admin, kubeletApiBinding());
-  if (made.status !== 201 && made.status !== 409) throw new Error(`${shell.join(' ')}: HTTP ${made.status} ${JSON.stringify(made.json).slice(0, 200)}`);
+  if (made.status !== 201) throw new Error(`${shell.join(' ')}: HTTP ${made.status} ${JSON.stringify(made.json).slice(0, 200)}`);
   return 'created';
 }

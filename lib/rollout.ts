@@ -85,6 +85,7 @@ export function flagContext(inv: Inventory): FlagContext {
     port: inv.apiserver.port,
     clusterDns: inv.clusterDns,
     clusterDomain: inv.clusterDomain,
+    serviceCidr: inv.serviceCidr,
     kubeconfig: modes.KUBECONFIG_PATH,
     cluster: inv.cluster,
     etcd: inv.etcd.members.map((m) => ({ name: m.name, address: m.address })),

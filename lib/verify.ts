@@ -263,7 +263,7 @@ export async function modernChecks(inv: Inventory, minions: Host[]): Promise<Res
     results.push(await attempt('kubelet refuses', m.name, async () => {
       const r = await kubeletGet(m, '/pods', ca, cred('kube-proxy'));
       if (r.status !== 403) throw new Error(`GET /pods as system:kube-proxy: HTTP ${r.status}, expected 403: the kubelet does not authorize its callers (--authorization-mode=Webhook)`);
-      return `GET /pods as system:kube-proxy: HTTP 403 ${r.body.trim().slice(0, 80)}`;
+      return `GET /pods as system:kube-proxy: HTTP 403 ${r.body.trim().replace(/\s+/g, ' ').slice(0, 200)}`;
     }));
   }
   return results;

@@ -518,3 +518,29 @@ test('rule: a key the schema gives no message of its own still reads "expected <
   t.is(message(z.string().safeParse(5)), 'string');
   t.is(message(z.string().min(2).safeParse('a')), 'String must contain at least 2 character(s)');
 });
+
+// ---- issue 18: the real apiserver's service range (its first address is the `kubernetes` service's ClusterIP) -------
+
+test('service_cidr: a modern inventory whose range\'s first address is not a SAN of the server certificate is refused, on that key\'s line', (t) => {
+  const problem = (patch: Record<string, unknown>) => {
+    try {
+      loadInventory(writeInventory({ profile: 'modern', ...patch }));
+      return undefined;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  // the default range 10.24.0.0/16 and the recipe's apiserver.ip [10.24.0.1] agree
+  t.is(problem({}), undefined);
+  t.is(loadInventory(writeInventory({ profile: 'modern' })).serviceCidr, '10.24.0.0/16');
+  // kubeadm's default range with the recipe's SANs: in-cluster clients would dial 10.96.0.1, which the certificate lacks
+  t.regex(problem({ service_cidr: '10.96.0.0/12' }) ?? 'accepted', /:\d+: service_cidr: expected the service range's first address 10\.96\.0\.1 \(the kubernetes service's ClusterIP\) among apiserver\.ip, found 10\.24\.0\.1/);
+  t.is(problem({ service_cidr: '10.96.0.0/12', cluster_dns: '10.96.0.10', apiserver: { cn: 'kubernetes.default.svc', ip: ['10.96.0.1'] } }), undefined);
+  // cluster DNS outside the range: no Service could ever have that address
+  t.regex(problem({ cluster_dns: '10.25.0.10' }) ?? 'accepted', /cluster_dns: expected an address inside service_cidr 10\.24\.0\.0\/16, found 10\.25\.0\.10/);
+  for (const bad of ['10.24.0.0', '10.24.0.1/16', '10.24.0.0/8', '10.24.0.0/30', '300.24.0.0/16', 'fd00::/108']) {
+    t.regex(problem({ service_cidr: bad }) ?? 'accepted', /service_cidr: expected an IPv4 range such as 10\.24\.0\.0\/16/, bad);
+  }
+  // the legacy profile writes no range (the recipe's files are kept word for word): not checked
+  t.is(problem({ profile: 'legacy', service_cidr: '10.96.0.0/12' }), undefined);
+});

@@ -4,7 +4,7 @@
 // is a kubetls bug: each test below names the one it found.
 import test from 'ava';
 import { execa } from 'execa';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { masterEnv } from '../config/profiles.ts';
 import { flagContext } from '../lib/rollout.ts';
@@ -13,6 +13,11 @@ import { setVarsBuffer } from '../lib/envfile.ts';
 import { useLab } from './helpers/lab.ts';
 import { addSan } from './helpers/e2e.ts';
 import { runScript } from './helpers/run.ts';
+import { tempDir } from './helpers/inventory.ts';
+import { apiRequest } from '../lib/verify.ts';
+import { KUBELET_API_BINDING } from '../lib/rbac.ts';
+import { kubeBinDir } from '../lib/lab/nspawn.ts';
+import { parseCert } from '../lib/pki.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'modern', systemd: true });
 const CONTROL = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'];
@@ -22,6 +27,12 @@ const kubectl = async (args: string[]) => {
   const lab = await labP;
   return execa('kubectl', ['--kubeconfig', join(lab.pkiDir, 'admin.kubeconfig'), '--server', `https://${lab.master.address}:6443`,
     '--tls-server-name', 'kubemaster', '--request-timeout', '10s', ...args], { reject: false, timeout: 30000 });
+};
+
+/** kubectl as admin with a manifest on its standard input. */
+const kubectlIn = async (args: string[], input: string) => {
+  const lab = await labP;
+  return execa('kubectl', ['--kubeconfig', join(lab.pkiDir, 'admin.kubeconfig'), '--request-timeout', '10s', ...args], { reject: false, timeout: 30000, input });
 };
 
 test.serial('master.ts brings up the real etcd and v1.37.2 control plane under real systemd, and kubectl reaches it as admin', async (t) => {
@@ -121,4 +132,233 @@ test.serial('the real kube-apiserver refuses a flag kubetls writes once renamed 
   const ok = await lab.exec('kubemaster', ['systemctl', 'restart', 'kube-apiserver']);
   t.is(ok.exitCode, 0, ok.stderr);
   t.regex(readFileSync(join(lab.pkiDir, 'ca.crt'), 'utf8'), /BEGIN CERTIFICATE/);
+});
+
+// ---- the minions: the real kubelet and kube-proxy (containerd in the host; a network namespace of its own) --------------
+
+/** Poll `fn` (bounded) until it returns something; the last value (or undefined) after `ms`. */
+async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 30000): Promise<T | undefined> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined || Date.now() > end) return v;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+const pem = async (f: string) => readFileSync(join((await labP).pkiDir, f));
+
+test.serial('minions.ts starts the real kubelet and kube-proxy: the Node registers with its own certificate, kube-proxy syncs rules in the minion\'s own namespace, a second run does nothing', async (t) => {
+  const lab = await labP;
+  const r = await runScript('minions', ['--inventory', lab.inventoryPath]);
+  t.is(r.code, 0, r.all);
+  for (const u of ['containerd', 'kubelet', 'kube-proxy']) t.is((await lab.exec('kubeminion1', ['systemctl', 'is-active', u])).stdout.trim(), 'active', u);
+  t.is((await lab.exec('kubeminion1', ['kubelet', '--version'])).stdout.trim(), 'Kubernetes v1.37.2');
+  const node = await waitFor(async () => {
+    const g = await kubectl(['get', 'node', 'kubeminion1', '-o', 'json']);
+    return g.exitCode === 0 ? JSON.parse(g.stdout) : undefined;
+  });
+  t.truthy(node, 'the Node never registered');
+  t.is(node.status.nodeInfo.kubeletVersion, 'v1.37.2');
+  t.true(node.status.addresses.some((a: { type: string; address: string }) => a.type === 'Hostname' && a.address === 'kubeminion1'));
+  t.regex((await kubectl(['get', 'nodes'])).stdout, /^kubeminion1\s+\S+\s+<none>\s+\S+\s+v1\.37\.2$/m);
+  // the Node authorizer and NodeRestriction of the real apiserver: the minion's certificate may not touch another node
+  const inv = loadInventory(lab.inventoryPath);
+  const other = await apiRequest(inv, 'POST', '/api/v1/nodes', { cert: await pem('kubeminion1.crt'), key: await pem('kubeminion1.key') },
+    { apiVersion: 'v1', kind: 'Node', metadata: { name: 'kubeminion9' } });
+  t.is(other.status, 403);
+  t.regex(JSON.stringify(other.json), /node \\"kubeminion1\\" is not allowed to modify node \\"kubeminion9\\"/);
+  // kube-proxy listed services and endpointslices (system:node-proxier) and wrote the kubernetes service's rules, in
+  // the minion's network namespace, not this machine's
+  const rules = await waitFor(async () => {
+    const s = await lab.exec('kubeminion1', ['iptables', '-t', 'nat', '-S', 'KUBE-SERVICES']);
+    return /default\/kubernetes:https cluster IP/.test(s.stdout) ? s.stdout : undefined;
+  });
+  t.truthy(rules, 'kube-proxy never synced the kubernetes service');
+  t.regex(rules ?? '', /-d 10\.24\.0\.1\/32 /, 'the kubernetes service lives at the first address of service_cidr, which server.crt names');
+  t.not((await lab.exec('kubeminion1', ['readlink', '/proc/self/ns/net'])).stdout.trim(), readlinkSync('/proc/self/ns/net'));
+  t.notRegex(lab.unitLog('kubeminion1', 'kube-proxy'), /forbidden/i);
+  const before = lab.journal('kubeminion1').length;
+  const again = await runScript('minions', ['--inventory', lab.inventoryPath]);
+  t.is(again.code, 0, again.all);
+  t.regex(again.stdout, /nothing to do: every host already up to date \(0 files written, 0 restarts\)/);
+  t.deepEqual(lab.journal('kubeminion1').slice(before), []);
+});
+
+test.serial('verify.ts and status.ts --remote pass against the real cluster: every identity, etcd, each kubelet serving, authorizing the apiserver and refusing others', async (t) => {
+  const lab = await labP;
+  const v = await runScript('verify', ['--inventory', lab.inventoryPath, '--json']);
+  t.is(v.code, 0, v.all);
+  const results = JSON.parse(v.stdout).results as { check: string; target: string; ok: boolean; detail: string }[];
+  for (const [check, target] of [['kubelet serves', 'kubeminion1'], ['kubelet authorizes', 'kubeminion1'], ['kubelet refuses', 'kubeminion1'],
+    ['etcd health', 'kubemaster'], ['admin', 'admin.kubeconfig'], ['whoami', 'controller-manager'], ['whoami', 'scheduler'], ['whoami', 'kube-proxy']]) {
+    t.true(results.some((x) => x.check === check && x.target === target && x.ok), `${check} ${target}`);
+  }
+  t.regex(results.find((x) => x.check === 'kubelet refuses')!.detail, /HTTP 403 Forbidden \(user=system:kube-proxy, verb=get, resource=nodes, subresource\(s\)=\[pods proxy\]\)/);
+  const s = await runScript('status', ['--inventory', lab.inventoryPath, '--remote']);
+  t.is(s.code, 0, s.all);
+  t.regex(s.stdout, /kubelet-kubeminion1\.crt\s+127\.\d+\.0\.2:10250 \(served\)\s.*\bok$/m);
+  t.regex(s.stdout, /server\.crt\s+127\.\d+\.0\.1:6443 \(served\)\s.*\bok$/m);
+});
+
+test.serial('the apiserver reaches a kubelet (kubectl exec) only through the binding master.ts makes, and master.ts refuses a binding of that name that grants something else', async (t) => {
+  const lab = await labP;
+  const pod = 'apiVersion: v1\nkind: Pod\nmetadata: { name: probe, namespace: default }\nspec:\n  nodeName: kubeminion1\n  containers: [{ name: c, image: registry.invalid/none:1 }]\n';
+  t.is((await kubectlIn(['apply', '-f', '-'], pod)).exitCode, 0);
+  // without the binding the real kubelet's webhook refuses the apiserver (its own message, passed on by the apiserver)
+  t.is((await kubectl(['delete', 'clusterrolebinding', KUBELET_API_BINDING])).exitCode, 0);
+  const denied = await kubectl(['exec', 'probe', '--', 'true']);
+  t.regex(denied.stderr, /Forbidden \(user=kube-apiserver-kubelet-client, verb=create, resource=nodes, subresource\(s\)=\[proxy\]\)/);
+  // a binding of kubetls's name to another role: refused, not overwritten
+  t.is((await kubectl(['create', 'clusterrolebinding', KUBELET_API_BINDING, '--clusterrole=view', '--user=kube-apiserver-kubelet-client'])).exitCode, 0);
+  const wrong = await runScript('master', ['--inventory', lab.inventoryPath]);
+  t.is(wrong.code, 1, wrong.all);
+  t.regex(wrong.all, /clusterrolebinding kubetls:apiserver-kubelet-client exists but does not bind system:kubelet-api-admin to user kube-apiserver-kubelet-client/);
+  t.is(JSON.parse((await kubectl(['get', 'clusterrolebinding', KUBELET_API_BINDING, '-o', 'json'])).stdout).roleRef.name, 'view');
+  t.is((await kubectl(['delete', 'clusterrolebinding', KUBELET_API_BINDING])).exitCode, 0);
+  const fixed = await runScript('master', ['--inventory', lab.inventoryPath]);
+  t.is(fixed.code, 0, fixed.all);
+  t.regex(fixed.all, /\$ kubectl create clusterrolebinding kubetls:apiserver-kubelet-client --clusterrole=system:kubelet-api-admin --user=kube-apiserver-kubelet-client/);
+  // the kubelet keeps a refusal for 30 s (its webhook cache): then the kubelet itself answers, as for any exec
+  const reached = await waitFor(async () => {
+    const e = await kubectl(['exec', 'probe', '--', 'true']);
+    return /container not found \("c"\)/.test(e.stderr) ? e : undefined;
+  }, 60000);
+  t.truthy(reached, 'the apiserver never got through to the kubelet');
+  const rerun = await runScript('master', ['--inventory', lab.inventoryPath]);
+  t.regex(rerun.stdout, /nothing to do: every host already up to date/);
+  await kubectl(['delete', 'pod', 'probe', '--grace-period=0', '--force']);
+});
+
+test.serial('a kubelet that lets any client certificate in fails verify\'s refusal check, and minions.ts puts the Webhook authorization back', async (t) => {
+  const lab = await labP;
+  const file = '/etc/kubernetes/kubelet';
+  const good = lab.readFile('kubeminion1', file);
+  t.true(good.includes('--authorization-mode=Webhook'));
+  lab.writeFile('kubeminion1', file, good.replace('--authorization-mode=Webhook', '--authorization-mode=AlwaysAllow'));
+  t.is((await lab.exec('kubeminion1', ['systemctl', 'restart', 'kubelet'])).exitCode, 0);
+  const v = await waitFor(async () => {
+    const r = await runScript('verify', ['--inventory', lab.inventoryPath, '--json', '--only', 'kubeminion1']);
+    const x = (JSON.parse(r.stdout).results as { check: string; ok: boolean; detail: string }[]).find((y) => y.check === 'kubelet refuses');
+    return x && !x.ok ? { r, x } : undefined;
+  });
+  t.truthy(v, 'verify never saw the kubelet let kube-proxy in');
+  t.is(v?.r.code, 1);
+  t.regex(v?.x.detail ?? '', /GET \/pods as system:kube-proxy: HTTP 200, expected 403/);
+  const m = await runScript('minions', ['--inventory', lab.inventoryPath]);
+  t.is(m.code, 0, m.all);
+  t.is(lab.readFile('kubeminion1', file), good);
+  const after = await waitFor(async () => {
+    const r = await runScript('verify', ['--inventory', lab.inventoryPath]);
+    return r.code === 0 ? r : undefined;
+  });
+  t.truthy(after, 'verify did not pass again');
+});
+
+test.serial('kubeadm certs check-expiration reads every certificate and kubeconfig kubetls deployed, with the CA and the expiry kubetls gave it', async (t) => {
+  // kubeadm's layout (/etc/kubernetes/pki, etcd/, *.conf) made of the files on the hosts, in a folder kubeadm chroots
+  // into (--rootfs); the etcd and front-proxy CA keys, which kubetls keeps on the operator's machine, come from there
+  // (without them kubeadm treats those CAs as external and wants its own etcd/healthcheck-client).
+  const lab = await labP;
+  const kube = kubeBinDir();
+  if (!kube.dir) return t.fail(kube.why);
+  const root = tempDir('kubetls-kubeadm-root-');
+  const etc = join(root, 'etc', 'kubernetes');
+  mkdirSync(join(etc, 'pki', 'etcd'), { recursive: true });
+  const put = (to: string, data: string | Buffer) => writeFileSync(join(etc, to), data, { mode: 0o600 });
+  const from = (f: string) => lab.readFile('kubemaster', `/srv/kubernetes/${f}`);
+  for (const f of ['ca.crt', 'ca.key', 'apiserver-kubelet-client.crt', 'apiserver-kubelet-client.key', 'apiserver-etcd-client.crt',
+    'apiserver-etcd-client.key', 'front-proxy-ca.crt', 'front-proxy-client.crt', 'front-proxy-client.key', 'sa.key', 'sa.pub']) put(`pki/${f}`, from(f));
+  put('pki/apiserver.crt', from('server.crt'));
+  put('pki/apiserver.key', from('server.key'));
+  put('pki/etcd/ca.crt', from('etcd-ca.crt'));
+  for (const x of ['server', 'peer']) for (const ext of ['crt', 'key']) put(`pki/etcd/${x}.${ext}`, from(`etcd-${x}.${ext}`));
+  put('pki/etcd/ca.key', await pem('etcd-ca.key'));
+  put('pki/front-proxy-ca.key', await pem('front-proxy-ca.key'));
+  for (const f of ['controller-manager.conf', 'scheduler.conf']) put(f, from(f));
+  put('admin.conf', await pem('admin.kubeconfig'));
+  const r = await execa(join(kube.dir, 'kubeadm'), ['certs', 'check-expiration', '--rootfs', root, '-o', 'json'], { reject: false, timeout: 60000 });
+  t.is(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { certificates: { name: string; expirationDate: string; caName: string; missing: boolean }[];
+    certificateAuthorities: { name: string; expirationDate: string; missing: boolean }[] };
+  // what kubetls does not make (README, Differences from kubeadm): the rest is read, from the CA kubetls named
+  t.deepEqual(out.certificates.filter((c) => c.missing).map((c) => c.name).sort(), ['etcd-healthcheck-client', 'super-admin.conf']);
+  const ours: Record<string, [file: string, ca: string]> = {
+    'admin.conf': ['admin.crt', 'ca'], apiserver: ['server.crt', 'ca'], 'apiserver-etcd-client': ['apiserver-etcd-client.crt', 'etcd-ca'],
+    'apiserver-kubelet-client': ['apiserver-kubelet-client.crt', 'ca'], 'controller-manager.conf': ['controller-manager.crt', 'ca'],
+    'etcd-peer': ['etcd-peer-kubemaster.crt', 'etcd-ca'], 'etcd-server': ['etcd-server-kubemaster.crt', 'etcd-ca'],
+    'front-proxy-client': ['front-proxy-client.crt', 'front-proxy-ca'], 'scheduler.conf': ['scheduler.crt', 'ca'],
+  };
+  t.deepEqual(out.certificates.filter((c) => !c.missing).map((c) => c.name).sort(), Object.keys(ours).sort());
+  for (const c of out.certificates.filter((x) => !x.missing)) {
+    const [file, ca] = ours[c.name]!;
+    t.is(c.caName, ca, c.name);
+    t.is(new Date(c.expirationDate).getTime(), parseCert(await pem(file)).notAfter.getTime(), c.name);
+  }
+  t.deepEqual(out.certificateAuthorities.map((c) => [c.name, c.missing]), [['ca', false], ['etcd-ca', false], ['front-proxy-ca', false]]);
+});
+
+// ---- renew on the real cluster: each class, its readers restarted once, nothing else ------------------------------------
+
+/**
+ * Restarts kubetls made on a host since journal line `from`: `systemctl restart` jobs, not the restarts systemd makes on
+ * its own after a unit failed (Restart=on-failure): the real controller-manager and scheduler exit when the apiserver
+ * they lead through goes away, and systemd starts them again (lib/lab/README.md, measured).
+ */
+function kubetlsRestarts(lab: Awaited<typeof labP>, host: string, from: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const crashed = new Set<string>();
+  for (const j of lab.journal(host).slice(from)) {
+    if (j.event === 'failed') crashed.add(j.unit);
+    else if (j.event === 'restart' || j.event === 'start') {
+      if (crashed.has(j.unit)) crashed.delete(j.unit);
+      else out[j.unit] = (out[j.unit] ?? 0) + 1;
+    }
+  }
+  return out;
+}
+
+const servedSerialOf = async (address: string, port: number, name: string) => {
+  const s = await execa('openssl', ['s_client', '-connect', `${address}:${port}`, '-servername', name], { input: '', reject: false, timeout: 15000 });
+  return (await execa('openssl', ['x509', '-noout', '-serial'], { input: s.stdout, reject: false })).stdout.replace('serial=', '').trim();
+};
+
+test.serial('renew --cert --force of each class on the real cluster restarts exactly its readers once, the new serial is served, verify passes, and a second run does nothing', async (t) => {
+  const lab = await labP;
+  const m = lab.master.address;
+  const n = lab.minions[0]!.address;
+  // what each certificate's renewal must restart, and where (config/profiles.ts unitsFor says it in code; this is the claim)
+  const classes: [cert: string, restarts: Record<string, Record<string, number>>, served?: [address: string, port: number, name: string]][] = [
+    ['server', { kubemaster: { 'kube-apiserver': 1 } }, [m, 6443, 'kubemaster']],
+    ['etcd-server-kubemaster', { kubemaster: { etcd: 1 } }, [m, 2379, 'kubemaster']],
+    ['etcd-peer-kubemaster', { kubemaster: { etcd: 1 } }, [m, 2380, 'kubemaster']],
+    ['apiserver-etcd-client', { kubemaster: { 'kube-apiserver': 1 } }],
+    ['front-proxy-client', { kubemaster: { 'kube-apiserver': 1 } }],
+    ['apiserver-kubelet-client', { kubemaster: { 'kube-apiserver': 1 } }],
+    ['kubelet-kubeminion1', { kubeminion1: { kubelet: 1 } }, [n, 10250, 'kubeminion1']],
+    ['controller-manager', { kubemaster: { 'kube-controller-manager': 1 } }],
+    ['scheduler', { kubemaster: { 'kube-scheduler': 1 } }],
+    ['kube-proxy', { kubeminion1: { 'kube-proxy': 1 } }],
+    ['kubeminion1', { kubeminion1: { kubelet: 1 } }],
+    ['admin', {}],
+  ];
+  for (const [cert, want, served] of classes) {
+    const from = Object.fromEntries(lab.hosts.map((h) => [h.name, lab.journal(h.name).length]));
+    const before = parseCert(await pem(`${cert}.crt`)).serial;
+    const r = await runScript('renew', ['--inventory', lab.inventoryPath, '--cert', cert, '--force']);
+    t.is(r.code, 0, `${cert}: ${r.all}`);
+    const after = parseCert(await pem(`${cert}.crt`)).serial;
+    t.not(after, before, `${cert} was not reissued`);
+    if (served) t.is(await servedSerialOf(...served), after, `${cert}: ${served.join(':')} does not serve the new serial`);
+    for (const h of lab.hosts) t.deepEqual(kubetlsRestarts(lab, h.name, from[h.name]!), want[h.name] ?? {}, `${cert}: restarts on ${h.name}`);
+    const v = await waitFor(async () => {
+      const x = await runScript('verify', ['--inventory', lab.inventoryPath]);
+      return x.code === 0 ? x : undefined;
+    });
+    t.truthy(v, `${cert}: verify does not pass after the renewal`);
+  }
+  const from = Object.fromEntries(lab.hosts.map((h) => [h.name, lab.journal(h.name).length]));
+  const again = await runScript('renew', ['--inventory', lab.inventoryPath]);
+  t.is(again.code, 0, again.all);
+  t.regex(again.stdout, /nothing to renew; next due: /);
+  for (const h of lab.hosts) t.deepEqual(lab.journal(h.name).slice(from[h.name]!), [], h.name);
 });

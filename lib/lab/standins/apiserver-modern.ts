@@ -13,7 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Agent } from 'node:https';
 import { call, GoError } from './client.ts';
 import { Etcd, EtcdFailure } from './etcd.ts';
-import { MODES, authorize, forbiddenMessage, nodeOf, requestAttrs, type Attrs } from './authz.ts';
+import { MODES, authorize, forbiddenMessage, nodeOf, requestAttrs, setStoredBindings, type Attrs } from './authz.ts';
 import type { ParsedFlags } from './flags.ts';
 import { readOrThrow, type makeLog } from './common.ts';
 import { loadKeyPair, parseCerts } from './tlsfiles.ts';
@@ -150,8 +150,20 @@ const RESOURCES: Record<string, Kind> = {
   '/v1/configmaps': { kind: 'ConfigMap', namespaced: true, prefix: '/registry/configmaps/' },
   'discovery.k8s.io/v1/endpointslices': { kind: 'EndpointSlice', namespaced: true, prefix: '/registry/endpointslices/' },
   'coordination.k8s.io/v1/leases': { kind: 'Lease', namespaced: true, prefix: '/registry/leases/' },
+  // the bindings an operator (kubetls: lib/rbac.ts) adds to the default policy; RBAC reads them (authz.ts)
+  'rbac.authorization.k8s.io/v1/clusterrolebindings': { kind: 'ClusterRoleBinding', namespaced: false, prefix: '/registry/clusterrolebindings/' },
 };
-const GROUPS = ['discovery.k8s.io/v1', 'coordination.k8s.io/v1', 'authentication.k8s.io/v1', 'authorization.k8s.io/v1'];
+const GROUPS = ['discovery.k8s.io/v1', 'coordination.k8s.io/v1', 'authentication.k8s.io/v1', 'authorization.k8s.io/v1', 'rbac.authorization.k8s.io/v1'];
+
+/** The stored ClusterRoleBindings, read again from etcd at most once a second (what the real RBAC informer keeps). */
+let bindingsReadAt = 0;
+async function refreshBindings(m: Modern, force = false): Promise<void> {
+  if (!force && Date.now() - bindingsReadAt < 1000) return;
+  try {
+    setStoredBindings((await m.etcd.list(RESOURCES['rbac.authorization.k8s.io/v1/clusterrolebindings']!.prefix)).map((kv) => JSON.parse(kv.value)));
+    bindingsReadAt = Date.now();
+  } catch { /* etcd down: keep the last ones, as an informer would */ }
+}
 
 function send(res: ServerResponse, code: number, obj: unknown) {
   res.writeHead(code, { 'Content-Type': 'application/json' });
@@ -237,6 +249,7 @@ export async function handleModern(m: Modern, req: IncomingMessage, res: ServerR
   if (who === 'anonymous' && !m.anonymous) return status(res, 401, 'Unauthorized', 'Unauthorized');
   const ident = who === 'anonymous' ? { user: 'system:anonymous', groups: ['system:unauthenticated'] } : { user: who.username, groups: who.groups };
   const a = requestAttrs(method, path, url.searchParams, ident);
+  await refreshBindings(m);
   // SelfSubjectReview: the lab answers 401 to an anonymous one on both versions (the legacy stand-in always did)
   if (who === 'anonymous' && /^\/apis\/authentication\.k8s\.io\/[^/]+\/selfsubjectreviews$/.test(path)) {
     return status(res, 401, 'Unauthorized', 'Unauthorized');
@@ -332,6 +345,7 @@ export async function handleModern(m: Modern, req: IncomingMessage, res: ServerR
           metadata: { ...obj.metadata, name, ...(kind.namespaced ? { namespace: a.namespace } : {}), uid: randomUUID(), creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') },
         };
         await m.etcd.put(key(name), JSON.stringify(created));
+        if (a.resource === 'clusterrolebindings') await refreshBindings(m, true);
         return send(res, 201, created);
       }
       case 'update':
@@ -346,6 +360,7 @@ export async function handleModern(m: Modern, req: IncomingMessage, res: ServerR
       }
       case 'delete': {
         if ((await m.etcd.delete(key(name))) === 0) return notFound();
+        if (a.resource === 'clusterrolebindings') await refreshBindings(m, true);
         return send(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name, kind: a.resource } });
       }
     }

@@ -105,8 +105,15 @@ function matches(rule: Rule, a: Attrs): boolean {
 
 const bound = (s: Subject, a: Attrs) => (s.kind === 'User' ? s.name === a.user : a.groups.includes(s.name));
 
+/** ClusterRoleBindings stored through the API (of the roles above; another role grants nothing here). */
+let stored: { role: string; subjects: Subject[] }[] = [];
+export function setStoredBindings(objs: { roleRef?: { kind?: string; name?: string }; subjects?: { kind?: string; name?: string }[] }[]): void {
+  stored = objs.filter((o) => o.roleRef?.kind === 'ClusterRole' && CLUSTER_ROLES[o.roleRef.name ?? ''])
+    .map((o) => ({ role: o.roleRef!.name!, subjects: (o.subjects ?? []).filter((s) => s.kind === 'User' || s.kind === 'Group').map((s) => ({ kind: s.kind as Subject['kind'], name: String(s.name) })) }));
+}
+
 export function rbacAllows(a: Attrs): boolean {
-  for (const b of CLUSTER_ROLE_BINDINGS) {
+  for (const b of [...CLUSTER_ROLE_BINDINGS, ...stored]) {
     if (b.subjects.some((s) => bound(s, a)) && CLUSTER_ROLES[b.role]!.some((rule) => matches(rule, a))) return true;
   }
   if (a.namespace === 'kube-system') {
