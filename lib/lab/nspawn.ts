@@ -103,7 +103,8 @@ export async function launchNspawn(h: NspawnHost): Promise<{ unsharePid: number;
   closeSync(console);
   child.unref();
   const nspawnPid = child.pid!;
-  const deadline = Date.now() + 15000;
+  // generous: 51 hosts booting at once on 2 busy cores take their time to fork the container
+  const deadline = Date.now() + 60000;
   for (;;) {
     let kids = '';
     try {
