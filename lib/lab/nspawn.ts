@@ -38,10 +38,26 @@ export function rootfsDir(): { dir?: string; why?: string } {
   return { dir };
 }
 
+/**
+ * The machine-wide inotify limits systemd hosts need (per user: every host's systemd, journald, the real kubelet and
+ * cAdvisor are root's). Debian's default of 128 instances ran out with two labs side by side: a container's systemd
+ * then exits at boot with `Failed to create control group inotify object: Too many open files`. kind documents the
+ * same fix. The lab does not change the machine's settings itself: it says what to run (.ci/run runs it).
+ */
+export const INOTIFY_NEEDED = { max_user_instances: 8192, max_user_watches: 524288 };
+export function inotifyTooLow(read = (k: string) => readFileSync(`/proc/sys/fs/inotify/${k}`, 'utf8')): string | undefined {
+  for (const [k, want] of Object.entries(INOTIFY_NEEDED)) {
+    let have = Infinity;
+    try { have = Number(read(k).trim()); } catch { /* no such limit here */ }
+    if (have < want) return `lab: fs.inotify.${k} is ${have}, systemd hosts need ${want} (each host's systemd and kubelet take inotify instances): run sysctl -w fs.inotify.${k}=${want} first`;
+  }
+  return undefined;
+}
+
 /** One line saying why systemd hosts cannot run here, or undefined. */
 export function systemdUnavailable(): string | undefined {
   if (!existsSync('/usr/bin/systemd-nspawn')) return 'lab: systemd hosts need systemd-nspawn: apt-get install -y systemd-container';
-  return rootfsDir().why ?? kubeBinDir().why;
+  return rootfsDir().why ?? kubeBinDir().why ?? inotifyTooLow();
 }
 
 /**
