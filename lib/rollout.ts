@@ -598,7 +598,8 @@ export async function waitReady(inv: Inventory, timeoutMs = 60_000): Promise<voi
   }
 }
 
-function httpsGet(o: https.RequestOptions & { path: string }, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+/** One HTTPS GET, the peer verified (rejectUnauthorized), at most 64 KiB of body kept; also verify.ts's kubeletGet. */
+export function httpsGet(o: https.RequestOptions & { path: string }, timeoutMs = 5000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = https.get({ ...o, rejectUnauthorized: true, timeout: timeoutMs, agent: false }, (res) => {
       let body = '';

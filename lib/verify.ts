@@ -12,7 +12,7 @@ import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
 import type { Host, Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
 import { checkLeaf, leafSpecs, readCert, readToken } from './pki.ts';
-import { envFor, kubeconfigContent, kubeconfigsFor, pkiFilesFor, servedCert } from './rollout.ts';
+import { envFor, httpsGet, kubeconfigContent, kubeconfigsFor, pkiFilesFor, servedCert } from './rollout.ts';
 import { getVar } from './envfile.ts';
 import type { Remote } from './remote.ts';
 import { ETCD_CLIENT_PORT, KUBELET_PORT } from '../config/profiles.ts';
@@ -57,19 +57,8 @@ const REVIEW = '/apis/authentication.k8s.io/v1/selfsubjectreviews';
 /** One GET to a kubelet's API (:10250) with a client certificate, its serving certificate verified for the node's name. */
 export function kubeletGet(node: { name: string; address: string }, urlPath: string, ca: Buffer, cred: Credential, timeoutMs = 5000):
   Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = https.get({
-      host: node.address, port: KUBELET_PORT, servername: node.name, path: urlPath, ca, cert: cred.cert, key: cred.key,
-      rejectUnauthorized: true, agent: false, timeout: timeoutMs, headers: { host: `${node.name}:${KUBELET_PORT}` },
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => { if (body.length < 65536) body += c; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
+  return httpsGet({ host: node.address, port: KUBELET_PORT, servername: node.name, path: urlPath, ca, cert: cred.cert, key: cred.key,
+    headers: { host: `${node.name}:${KUBELET_PORT}` } }, timeoutMs);
 }
 
 /** Who the apiserver says this credential is (what `kubectl auth whoami` asks). */

@@ -2,7 +2,7 @@
 // the real etcd of the Debian tree, and the real kube-apiserver, kube-controller-manager and kube-scheduler v1.37.2
 // built from Go modules (lib/lab/kube/build.sh; .ci/run builds them once per machine). Whatever these binaries refuse
 // is a kubetls bug: each test below names the one it found.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -68,14 +68,17 @@ test.serial('the real apiserver, controller-manager and scheduler listen on the 
   }
 });
 
-test.serial('a second master.ts writes nothing and restarts nothing: no job in the real journal', async (t) => {
+/** A rerun of `script` writes and restarts nothing: its own summary says so, and the host's real journal has no job. */
+async function noopRerun(t: ExecutionContext, script: 'master' | 'minions', host: string): Promise<void> {
   const lab = await labP;
-  const before = lab.journal('kubemaster').length;
-  const r = await runScript('master', ['--inventory', lab.inventoryPath]);
+  const before = lab.journal(host).length;
+  const r = await runScript(script, ['--inventory', lab.inventoryPath]);
   t.is(r.code, 0, r.all);
   t.regex(r.stdout, /nothing to do: every host already up to date \(0 files written, 0 restarts\)/);
-  t.deepEqual(lab.journal('kubemaster').slice(before), []);
-});
+  t.deepEqual(lab.journal(host).slice(before), []);
+}
+
+test.serial('a second master.ts writes nothing and restarts nothing: no job in the real journal', (t) => noopRerun(t, 'master', 'kubemaster'));
 
 test.serial('a renewed server certificate is served by the real apiserver after one restart, and the gate waits for /readyz', async (t) => {
   const lab = await labP;
@@ -146,6 +149,11 @@ async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 30000): Promise
   }
 }
 const pem = async (f: string) => readFileSync(join((await labP).pkiDir, f));
+/** verify.ts run until it passes (bounded): a restarted unit takes a moment to serve again. */
+const verifyPasses = async () => waitFor(async () => {
+  const x = await runScript('verify', ['--inventory', (await labP).inventoryPath]);
+  return x.code === 0 ? x : undefined;
+});
 
 test.serial('minions.ts starts the real kubelet and kube-proxy: the Node registers with its own certificate, kube-proxy syncs rules in the minion\'s own namespace, a second run does nothing', async (t) => {
   const lab = await labP;
@@ -177,11 +185,7 @@ test.serial('minions.ts starts the real kubelet and kube-proxy: the Node registe
   t.regex(rules ?? '', /-d 10\.24\.0\.1\/32 /, 'the kubernetes service lives at the first address of service_cidr, which server.crt names');
   t.not((await lab.exec('kubeminion1', ['readlink', '/proc/self/ns/net'])).stdout.trim(), readlinkSync('/proc/self/ns/net'));
   t.notRegex(lab.unitLog('kubeminion1', 'kube-proxy'), /forbidden/i);
-  const before = lab.journal('kubeminion1').length;
-  const again = await runScript('minions', ['--inventory', lab.inventoryPath]);
-  t.is(again.code, 0, again.all);
-  t.regex(again.stdout, /nothing to do: every host already up to date \(0 files written, 0 restarts\)/);
-  t.deepEqual(lab.journal('kubeminion1').slice(before), []);
+  await noopRerun(t, 'minions', 'kubeminion1');
 });
 
 test.serial('verify.ts and status.ts --remote pass against the real cluster: every identity, etcd, each kubelet serving, authorizing the apiserver and refusing others', async (t) => {
@@ -247,11 +251,7 @@ test.serial('a kubelet that lets any client certificate in fails verify\'s refus
   const m = await runScript('minions', ['--inventory', lab.inventoryPath]);
   t.is(m.code, 0, m.all);
   t.is(lab.readFile('kubeminion1', file), good);
-  const after = await waitFor(async () => {
-    const r = await runScript('verify', ['--inventory', lab.inventoryPath]);
-    return r.code === 0 ? r : undefined;
-  });
-  t.truthy(after, 'verify did not pass again');
+  t.truthy(await verifyPasses(), 'verify did not pass again');
 });
 
 test.serial('kubeadm certs check-expiration reads every certificate and kubeconfig kubetls deployed, with the CA and the expiry kubetls gave it', async (t) => {
@@ -354,11 +354,7 @@ for (const [cert, want, served] of RENEW_CLASSES) {
       t.is(await servedSerialOf(host.address, served[1], host.name), after, `${host.address}:${served[1]} does not serve the new serial`);
     }
     for (const h of lab.hosts) t.deepEqual(kubetlsRestarts(lab, h.name, from[h.name]!), want[h.name] ?? {}, `restarts on ${h.name}`);
-    const v = await waitFor(async () => {
-      const x = await runScript('verify', ['--inventory', lab.inventoryPath]);
-      return x.code === 0 ? x : undefined;
-    });
-    t.truthy(v, 'verify does not pass after the renewal');
+    t.truthy(await verifyPasses(), 'verify does not pass after the renewal');
   });
 }
 
