@@ -30,9 +30,13 @@ export function kubeletApiBinding(): object {
 }
 
 type Binding = { roleRef?: { kind?: string; name?: string }; subjects?: { kind?: string; name?: string }[] };
-/** The binding as found grants what kubetls needs (other subjects an operator added are left alone). */
+/**
+ * The binding as found is exactly what kubetls makes: the role, and the one user. A binding of kubetls's name with
+ * another subject beside it (a group such as system:authenticated) would hand the kubelets' API to others under a name
+ * that says kubetls made it: refused like a wrong role, never kept.
+ */
 export const grants = (b: Binding) => b.roleRef?.kind === 'ClusterRole' && b.roleRef.name === KUBELET_API_ROLE
-  && (b.subjects ?? []).some((s) => s.kind === 'User' && s.name === KUBELET_CLIENT_USER);
+  && (b.subjects ?? []).length === 1 && b.subjects![0]!.kind === 'User' && b.subjects![0]!.name === KUBELET_CLIENT_USER;
 
 /**
  * Make sure the binding exists (as admin: pki/admin.crt, system:masters). Returns what it did: 'kept' (one GET),
@@ -47,8 +51,8 @@ export async function ensureKubeletApiBinding(inv: Inventory, o: { dryRun?: bool
   const shell = ['kubectl', 'create', 'clusterrolebinding', KUBELET_API_BINDING, `--clusterrole=${KUBELET_API_ROLE}`, `--user=${KUBELET_CLIENT_USER}`];
   if (got.status === 200) {
     if (grants(got.json as Binding)) return 'kept';
-    throw new Error(`clusterrolebinding ${KUBELET_API_BINDING} exists but does not bind ${KUBELET_API_ROLE} to user ${KUBELET_CLIENT_USER}: `
-      + `the apiserver cannot use the kubelets' API (kubectl logs/exec). Delete it (kubectl delete clusterrolebinding ${KUBELET_API_BINDING}) and rerun master.ts`);
+    throw new Error(`clusterrolebinding ${KUBELET_API_BINDING} exists but does not bind ${KUBELET_API_ROLE} to user ${KUBELET_CLIENT_USER} alone: `
+      + `the apiserver may not reach the kubelets (kubectl logs/exec), or others may. Check it, delete it (kubectl delete clusterrolebinding ${KUBELET_API_BINDING}) and rerun master.ts`);
   }
   if (got.status !== 404) throw new Error(`GET clusterrolebinding ${KUBELET_API_BINDING}: HTTP ${got.status} ${JSON.stringify(got.json).slice(0, 200)}`);
   log.cmd(shell);

@@ -216,7 +216,7 @@ test.serial('the apiserver reaches a kubelet (kubectl exec) only through the bin
   t.is((await kubectl(['create', 'clusterrolebinding', KUBELET_API_BINDING, '--clusterrole=view', '--user=kube-apiserver-kubelet-client'])).exitCode, 0);
   const wrong = await runScript('master', ['--inventory', lab.inventoryPath]);
   t.is(wrong.code, 1, wrong.all);
-  t.regex(wrong.all, /clusterrolebinding kubetls:apiserver-kubelet-client exists but does not bind system:kubelet-api-admin to user kube-apiserver-kubelet-client/);
+  t.regex(wrong.all, /clusterrolebinding kubetls:apiserver-kubelet-client exists but does not bind system:kubelet-api-admin to user kube-apiserver-kubelet-client alone/);
   t.is(JSON.parse((await kubectl(['get', 'clusterrolebinding', KUBELET_API_BINDING, '-o', 'json'])).stdout).roleRef.name, 'view');
   t.is((await kubectl(['delete', 'clusterrolebinding', KUBELET_API_BINDING])).exitCode, 0);
   const fixed = await runScript('master', ['--inventory', lab.inventoryPath]);
