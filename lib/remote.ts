@@ -85,7 +85,14 @@ export class RemoteError extends Error {
   }
 }
 
-export interface ConnectOptions { acceptNewHostKeys?: boolean; readyTimeoutMs?: number; attempts?: number }
+export interface ConnectOptions {
+  acceptNewHostKeys?: boolean;
+  /** ssh2's readyTimeout: from the TCP connect to the end of authentication (default 10 s) */
+  readyTimeoutMs?: number;
+  /** how long a jump host may take to open the channel to the next hop (default: readyTimeoutMs) */
+  channelTimeoutMs?: number;
+  attempts?: number;
+}
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -738,7 +745,8 @@ async function jumpTo(t: SshTarget, label: string, o: ConnectOptions): Promise<{
       const next = t.jumps[i + 1] ?? t;
       sock = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
         // bounded like every other step: a jump host that never answers the channel open must not hold a cron run
-        const timer = setTimeout(() => reject(new RemoteError(label, `jump host ${j.name}: no answer to opening ${next.address}:${next.port} in ${(o.readyTimeoutMs ?? 10_000) / 1000} s`, true)), o.readyTimeoutMs ?? 10_000);
+        const channelMs = o.channelTimeoutMs ?? o.readyTimeoutMs ?? 10_000;
+      const timer = setTimeout(() => reject(new RemoteError(label, `jump host ${j.name}: no answer to opening ${next.address}:${next.port} in ${channelMs / 1000} s`, true)), channelMs);
         c.forwardOut('127.0.0.1', 0, next.address, next.port, (err, stream) => {
           clearTimeout(timer);
           if (err) reject(new RemoteError(label, `jump host ${j.name} cannot reach ${next.address}:${next.port}: ${err.message}`));

@@ -794,10 +794,11 @@ test('a jump host that never answers the channel open fails the host after the c
     writeFileSync(cfg, `Host kubemaster\n  ProxyJump bastion\nHost bastion\n  HostName 127.0.0.1\n  Port ${port}\n`);
     const withJump = { ...inv, ssh: { ...inv.ssh, configFile: cfg } };
     const started = Date.now();
-    // 4 s: the handshake with the bastion itself must fit in it on a loaded 2-core machine (1.5 s did not, once)
-    const e = await refused(t, connect(withJump, inv.master, { readyTimeoutMs: 4000, attempts: 1 }));
-    t.regex(e.message, /jump host bastion: no answer to opening 127\.0\.0\.1:\d+ in 4 s/);
-    t.true(Date.now() - started < 20_000);
+    // the channel-open timeout under test (2 s), apart from the handshake's (toFake: 2 minutes): on a loaded machine the
+    // bastion's handshake alone outlasted a shared 4 s budget (2 of 6 runs at load 37), failing with another message
+    const e = await refused(t, connect(withJump, inv.master, toFake({ channelTimeoutMs: 2000 })));
+    t.regex(e.message, /jump host bastion: no answer to opening 127\.0\.0\.1:\d+ in 2 s/);
+    t.true(Date.now() - started < 60_000, 'it failed instead of hanging');
   } finally {
     await srv.close();
     await new Promise<void>((res) => hung.close(() => res()));
