@@ -348,8 +348,14 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     writeFileSync(join(dir, 'known_hosts'), knownHosts(hosts.map((h) => ({ ...h, hostKeyPub: hostKeys.get(h.name)! }))), { mode: 0o644 });
     writeFileSync(join(dir, 'ssh_config'), sshConfig(dir, hosts), { mode: 0o644 });
     writeFileSync(join(dir, 'cluster.yaml'), clusterYaml(name, profile, hosts), { mode: 0o644 });
-    await Promise.all(hosts.map(async (h) => Object.assign(h, await lab.launch(h.name))));
+    // recorded before anything starts, so that a failure below finds every host's cgroups (systemd: the containers and
+    // a minion's bridge); and every launch is let finish before the first failure is thrown: a launch still in flight
+    // when the cleanup ran would have left its host running with its folder gone
     lab.save();
+    const launched = await Promise.allSettled(hosts.map(async (h) => Object.assign(h, await lab.launch(h.name))));
+    lab.save();
+    const failed = launched.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (failed) throw failed.reason;
     if (systemd) await Promise.all(hosts.map((h) => waitBooted(h.pid, h.name)));
     await waitSshd(hosts.map((h) => h.address), true, 15000, () => {
       const dead = hosts.find((h) => !pidAlive(h.pid));
