@@ -40,6 +40,8 @@ function kubeconfigCert(file: string): Buffer {
 test('kubetls\'s certificates match the ones kubeadm init makes for the same cluster, but for the differences the README explains', async (t) => {
   const kube = kubeBinDir();
   if (!kube.dir) return t.fail(`${kube.why}`);
+  // 192.0.2.x (TEST-NET-1) only as certificate fields: nothing here connects anywhere (--pki-only, kubeadm's phases
+  // write files). kubeadm refuses a loopback advertise address: "unable to select an IP from lo network interface".
   const file = writeInventory({
     profile: 'modern', pki: { key: 'ecdsa-p256' }, master: { name: 'kubemaster', address: '192.0.2.10' },
     minions: [{ name: 'kubeminion1', address: '192.0.2.11' }],
