@@ -1,20 +1,20 @@
-// How long the lab takes: up and down of 1 master + K minions (default 50), then one SSH round trip to every host.
-//   node --import=tsx bench/lab.ts [K] [--systemd]
-// Targets for the namespaced hosts: up < 10 s, down < 2 s for K = 50 on 2 cores. --systemd boots real systemd hosts
-// (modern, lib/lab/nspawn.ts) and also reports their memory once booted (the hosts' cgroups, memory.usage_in_bytes
-// of cgroup v1 or memory.current of v2, summed), with no Kubernetes unit started: the price of the hosts themselves.
+// How long the lab takes: up and down of 1 master + K minions (default 50), then one SSH round trip to every host, and
+// the hosts' memory once booted (every process of every host's cgroups, VmRSS summed), with no Kubernetes unit
+// started: the price of the hosts themselves. Every host boots the real systemd (lib/lab/nspawn.ts).
+//   node --import=tsx bench/lab.ts [K] [--profile legacy|modern]
+// No target: the figures are reported (lib/lab/README.md keeps them); the run fails only when a host did not answer.
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { cgroupPids } from '../lib/lab/nspawn.ts';
 import { labDown, labUp } from '../lib/lab/index.ts';
 
 const args = process.argv.slice(2);
-const systemd = args.includes('--systemd');
+const profile = args[args.indexOf('--profile') + 1] === 'modern' && args.includes('--profile') ? 'modern' : 'legacy';
 const minions = Number(args.find((a) => /^\d+$/.test(a)) ?? 50);
-const name = systemd ? 'bench-sd' : 'bench';
+const name = `bench-${profile}`;
 await labDown(name).catch(() => {});
 let t0 = performance.now();
-const lab = await labUp({ name, minions, profile: 'modern', systemd });
+const lab = await labUp({ name, minions, profile });
 const up = (performance.now() - t0) / 1000;
 t0 = performance.now();
 const results = await Promise.all(lab.hosts.map((h) =>
@@ -22,7 +22,7 @@ const results = await Promise.all(lab.hosts.map((h) =>
 const sshAll = (performance.now() - t0) / 1000;
 const ok = results.filter((r, i) => r.exitCode === 0 && r.stdout.trim() === lab.hosts[i]!.name).length;
 let memory = '';
-if (systemd) {
+{
   // resident memory of every process of every host (the cgroups' own counters are not per host on a shared v1 tree)
   let kib = 0;
   let procs = 0;
@@ -40,5 +40,5 @@ if (systemd) {
 t0 = performance.now();
 await labDown(lab.dir);
 const down = (performance.now() - t0) / 1000;
-console.log(`lab bench${systemd ? ' (systemd)' : ''}: 1+${minions} hosts: up ${up.toFixed(2)} s, ssh hostname to all ${sshAll.toFixed(2)} s (${ok}/${lab.hosts.length} ok), down ${down.toFixed(2)} s${memory}`);
-process.exitCode = ok === lab.hosts.length && (systemd || (up < 10 && down < 2)) ? 0 : 1;
+console.log(`lab bench (${profile}): 1+${minions} hosts: up ${up.toFixed(2)} s, ssh hostname to all ${sshAll.toFixed(2)} s (${ok}/${lab.hosts.length} ok), down ${down.toFixed(2)} s${memory}`);
+process.exitCode = ok === lab.hosts.length ? 0 : 1;

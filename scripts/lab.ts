@@ -1,6 +1,7 @@
 #!/usr/bin/env zx
 // kubetls lab: a master + K minions in Linux namespaces on 127.N.0.0/24, each with a real sshd.
-//   npx zx scripts/lab.ts up     [--name lab] [--minions 3] [--out .lab/NAME] [--profile legacy|modern] [--etcd-members 1] [--systemd]
+//   npx zx scripts/lab.ts up     [--name lab] [--minions 3] [--out .lab/NAME] [--profile legacy|modern] [--etcd-members 1]
+//   (modern: real systemd hosts and the real Kubernetes binaries; legacy: namespaced hosts with the 1.4 stand-ins)
 //   npx zx scripts/lab.ts status [--name lab] [--out DIR]
 //   npx zx scripts/lab.ts down   [--name lab] [--out DIR]
 // Needs root and namespaces; without them it says so in one line and exits 1.
@@ -8,14 +9,14 @@ import { parseArgs } from 'node:util';
 import { scriptArgs, usageError, VERSION } from '../lib/cli.ts';
 import { LabError, labDown, labStatus, labUnavailable, labUp, resolveLabDir } from '../lib/lab/index.ts';
 
-const USAGE = 'usage: lab.ts up|down|status [--name NAME] [--minions K] [--out DIR] [--profile legacy|modern] [--etcd-members N] [--systemd]';
+const USAGE = 'usage: lab.ts up|down|status [--name NAME] [--minions K] [--out DIR] [--profile legacy|modern] [--etcd-members N]';
 // strict like every other script: an unknown flag, a missing or extra command, a bad value is exit 2 with the usage
 let parsed: ReturnType<typeof parse>;
 function parse() {
   return parseArgs({
     args: scriptArgs(process.argv).filter((a) => a !== '--'), allowPositionals: true, strict: true,
     options: { name: { type: 'string' }, out: { type: 'string' }, minions: { type: 'string' }, profile: { type: 'string' },
-      'etcd-members': { type: 'string' }, systemd: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      'etcd-members': { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
   });
 }
 try { parsed = parse(); } catch (e) { usageError((e as Error).message, USAGE); }
@@ -51,12 +52,11 @@ try {
       minions,
       out: argv.out ? String(argv.out) : undefined,
       profile: (argv.profile ?? 'legacy') as 'legacy' | 'modern',
-      systemd: argv.systemd === true,
       // modern: N etcd members, the master and kubeetcd2..N (hosts of their own)
       etcdMembers,
     });
     const secs = ((performance.now() - t0) / 1000).toFixed(2);
-    console.log(`lab ${lab.name} up in ${secs} s: ${lab.hosts.length} hosts on 127.${lab.block}.0.0/24, Kubernetes ${lab.version} (${lab.profile}${lab.systemd ? ', real systemd and binaries' : ''})`);
+    console.log(`lab ${lab.name} up in ${secs} s: ${lab.hosts.length} hosts on 127.${lab.block}.0.0/24, Kubernetes ${lab.version} (${lab.profile}: ${lab.profile === 'modern' ? 'the real binaries' : 'the 1.4 stand-ins'} under real systemd)`);
     for (const h of lab.hosts) console.log(`  ${h.name.padEnd(14)} ${h.address.padEnd(16)} pid ${h.pid}`);
     console.log(`inventory: ${lab.inventoryPath}`);
     console.log(`try:       ssh -F ${lab.sshConfigPath} ${lab.minions[0]?.name ?? 'kubemaster'} hostname`);

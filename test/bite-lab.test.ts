@@ -17,8 +17,8 @@ const labP = useLab(test, { minions: 2, profile: 'legacy', name: 't-bite-lab' })
 type Lab = Awaited<typeof labP>;
 
 const localSha = (lab: Lab, f: string) => sha256(readFileSync(path.join(lab.pkiDir, f)));
-/** Accepted logins in a host's sshd log: what "nothing was sent" is measured with. */
-const logins = (lab: Lab, host: string) => (lab.readFile(host, '/var/log/sshd.log').match(/Accepted publickey/g) ?? []).length;
+/** Accepted logins in a host's sshd log (its journal): what "nothing was sent" is measured with. */
+const logins = (lab: Lab, host: string) => (lab.unitLog(host, 'ssh').match(/Accepted publickey/g) ?? []).length;
 
 test.serial('master.ts and minions.ts install the lab (the starting point of the tests below)', async (t) => {
   const lab = await labP;

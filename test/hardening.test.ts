@@ -250,7 +250,8 @@ test.serial('master.ts rolls the master back when the apiserver does not come ba
   const r = await runScript('master.ts', inv(lab));
   t.is(r.code, 1, r.all);
   t.regex(r.all, /rolling back 2 file\(s\)/);
-  t.regex(r.stdout, /kubemaster +FAILED .*injected .*\(rolled back\)/);
+  t.regex(r.stdout, /kubemaster +FAILED .*systemctl restart kube-apiserver exited 1: Job for kube-apiserver\.service failed .*\(rolled back\)/);
+  t.regex(lab.unitLog('kubemaster', 'kube-apiserver'), /lab: start failure injected by \/etc\/kubetls-lab\/fail-next-start\/kube-apiserver/);
   t.regex(r.all, /not touching kubeminion1: the master failed/);
   t.is(await servedSerial(lab), served, 'the old certificate is served again');
   t.deepEqual(await masterFiles(lab), before);

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execa, execaSync } from 'execa';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { kubeconfig, readKubeconfig } from '../lib/kubeconfig.ts';
@@ -25,6 +25,7 @@ const kubectl = execaSync('kubectl', ['version', '--client'], { reject: false })
 
 (kubectl ? test : test.skip)('the kubeconfig is byte for byte what the recipe\'s four kubectl config commands write', async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-kc-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true })); // it holds a key: no copy is left behind
   for (const f of ['ca', 'cert', 'key'] as const) writeFileSync(path.join(dir, f), input[f]);
   const K = `--kubeconfig=${path.join(dir, 'kubeconfig')}`;
   const run = (...a: string[]) => execa('kubectl', ['config', K, ...a], { cwd: dir });

@@ -90,7 +90,7 @@ test('npm pack + npm install -g (no Internet) gives a kubetls that answers --ver
     const [{ filename, files }] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
     const paths = files.map((f) => f.path);
     for (const need of ['bin/kubetls.mjs', 'package.json', 'scripts/master.ts', 'scripts/status.ts', 'scripts/lab.ts', 'lib/pki.ts',
-      'lib/lab/host-init.sh', 'lib/lab/standins/kube-apiserver.ts', 'lib/lab/standins/systemctl.ts', 'config/openssl.ts', 'config/profiles.ts',
+      'lib/lab/rootfs.sh', 'lib/lab/kube/build.sh', 'lib/lab/standins/kube-apiserver.ts', 'config/openssl.ts', 'config/profiles.ts',
       'config/cron/kubetls-renew.cron', 'config/systemd/kubetls-renew.timer', 'tsconfig.json']) t.true(paths.includes(need), `${need} is not in the tarball`);
     // every file a script or module reads beside itself (an import, new URL('./x', import.meta.url)) is in the tarball
     const shipped = paths.filter((p) => /\.(ts|mjs)$/.test(p));

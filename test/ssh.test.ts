@@ -63,7 +63,7 @@ test.serial('minions that accept SSH only from the bastion are refused directly 
   const n = await runScript('minions.ts', ['--inventory', viaBastion]);
   t.is(n.code, 0, n.all);
   // sshd on the minions saw the bastion, not the workstation
-  t.regex(readFileSync(lab.logPath('kubeminion1', 'sshd.log'), 'utf8'), /Accepted publickey for root from 127\.0\.0\.1/);
+  t.regex(lab.unitLog('kubeminion1', 'ssh'), /Accepted publickey for root from 127\.0\.0\.1/);
 });
 
 test.serial('a changed host key of the bastion stops the hosts behind it before anything is sent', async (t) => {

@@ -198,7 +198,7 @@ test('every series of the textfile has a label set of its family\'s names and no
 // ---- issue 8 item 8: the cron line and the systemd unit refresh the metrics whatever renew returned ----------------------
 
 test('the cron line runs status --prometheus after renew whatever renew returned (0, 1, 75) and exits with renew\'s status', async (t) => {
-  const { mkdtempSync, chmodSync } = await import('node:fs');
+  const { mkdtempSync, chmodSync, rmSync } = await import('node:fs');
   const { execa } = await import('execa');
   const { repoRoot } = await import('./helpers/inventory.ts');
   const line = readFileSync(path.join(repoRoot, 'config/cron/kubetls-renew.cron'), 'utf8').split('\n').find((l) => /^\d/.test(l))!;
@@ -206,6 +206,7 @@ test('the cron line runs status --prometheus after renew whatever renew returned
   t.regex(body, /node bin\/kubetls\.mjs renew --quiet; rc=\$\?; node bin\/kubetls\.mjs status --prometheus \S+ >\/dev\/null; exit \$rc$/);
   // run the line's own shell logic with a node on PATH that records each call and exits like renew would
   const bin = mkdtempSync(path.join((await import('node:os')).tmpdir(), 'kubetls-cron-'));
+  t.teardown(() => rmSync(bin, { recursive: true, force: true }));
   writeFileSync(path.join(bin, 'node'), '#!/bin/sh\necho "$*" >> "$CALLS"\ncase "$*" in *" renew "*) exit "$RENEW_EXIT";; esac\nexit 1\n');
   chmodSync(path.join(bin, 'node'), 0o755);
   for (const code of [0, 1, 75]) {

@@ -1,5 +1,5 @@
-// The shared "base /etc" layer of a lab (built once per lab, under every host's /etc overlay) and each host's
-// own folders. Users are added by writing passwd/shadow/group lines, not by running useradd 51 times.
+// The shared "base /etc" layer of a lab (built once per lab, the top layer under every host's root) and each host's
+// own files. Users are added by writing passwd/shadow/group lines, not by running useradd 51 times.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -75,11 +75,11 @@ export function hostsFile(hosts: LabHostAddr[]): string {
 
 export function writeBaseEtc(etc: string, opts: {
   name: string; profile: Profile; hosts: LabHostAddr[]; kubeUid: number; jijisaUid: number; etcdUid: number; etcdGid: number;
-  /** the root whose passwd/group/shadow the hosts extend: the real machine's (namespaced hosts) or the Debian tree's */
-  from?: string; version?: string;
+  /** the root whose passwd/group/shadow the hosts extend: the Debian tree's */
+  from: string; version?: string;
 }): void {
   const { kubeUid, jijisaUid, etcdUid, etcdGid } = opts;
-  const from = opts.from ?? '/';
+  const from = opts.from;
   // modern: Debian's etcd-server user (etcd:etcd, home /var/lib/etcd), unless the machine's files have it already
   const modern = opts.profile === 'modern';
   const etcdUser = (t: string) => (modern ? withEntry(t, 'etcd', `etcd:x:${etcdUid}:${etcdGid}::/var/lib/etcd/:/usr/sbin/nologin`) : t);
@@ -134,17 +134,12 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 `;
 }
 
-/**
- * A host's own folders. Namespaced hosts: overlay uppers for /etc and /var/lib, and the bind sources for /srv /home
- * /root /var/log. Systemd hosts (`upper`): the same files inside the one overlay upper of the host's whole root.
- */
+/** A host's own files, in the overlay upper of its root (DIR/hosts/H/upper). */
 export function prepareHostDirs(hd: string, o: {
   name: string; address: string; hostKey: string; hostKeyPub: string; clientPub: string; jijisaUid: number;
-  etcd?: { uid: number; gid: number }; upper?: boolean;
+  etcd?: { uid: number; gid: number };
 }): void {
-  const at = o.upper
-    ? { etc: 'upper/etc', root: 'upper/root', home: 'upper/home', varLib: 'upper/var/lib', dirs: ['upper/etc/ssh', 'upper/var/lib', 'upper/srv'] }
-    : { etc: 'etc', root: 'root', home: 'home', varLib: 'var-lib', dirs: ['etc/ssh', 'var-lib/kubelet', 'work/etc', 'work/var-lib', 'srv', 'log/kubetls-lab'] };
+  const at = { etc: 'upper/etc', root: 'upper/root', home: 'upper/home', varLib: 'upper/var/lib', dirs: ['upper/etc/ssh', 'upper/var/lib', 'upper/srv'] };
   for (const d of at.dirs) mkdirSync(join(hd, d), { recursive: true, mode: 0o755 });
   const etc = join(hd, at.etc);
   const root = join(hd, at.root);
@@ -162,10 +157,8 @@ export function prepareHostDirs(hd: string, o: {
   writeFileSync(join(jh, '.ssh', 'authorized_keys'), o.clientPub, { mode: 0o600 });
   chmodSync(jh, 0o750);
   for (const p of [jh, join(jh, '.ssh'), join(jh, '.ssh', 'authorized_keys')]) chownSync(p, o.jijisaUid, o.jijisaUid);
-  if (o.upper) {
-    // a machine id of its own: journald keeps one journal per id, and two hosts must not look like one machine
-    writeFileSync(join(etc, 'machine-id'), randomBytes(16).toString('hex') + '\n', { mode: 0o444 });
-  }
+  // a machine id of its own: journald keeps one journal per id, and two hosts must not look like one machine
+  writeFileSync(join(etc, 'machine-id'), randomBytes(16).toString('hex') + '\n', { mode: 0o444 });
   if (o.etcd) {
     // in the host's own /var/lib (overlay upper): etcd's data never lands in the machine's /var/lib/etcd
     mkdirSync(join(hd, at.varLib, 'etcd'), { recursive: true, mode: 0o700 });

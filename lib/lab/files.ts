@@ -3,7 +3,7 @@ import { buildSync } from 'esbuild';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BINARIES } from './units.ts';
+import { STANDIN_PROGRAMS } from './nspawn.ts';
 import type { Profile } from './versions.ts';
 
 export interface AddrHost { name: string; address: string; role: 'master' | 'minion' | 'etcd' }
@@ -76,7 +76,7 @@ export function sshConfig(dir: string, hosts: AddrHost[]): string {
 
 /** The stand-ins' sources (each runs as its own program inside a host). */
 export const STANDINS_SRC = fileURLToPath(new URL('./standins/', import.meta.url));
-/** Where the bundles land, in DIR/bin (every host sees DIR/bin as /usr/local/sbin, services run as kube: 0755/0644). */
+/** Where the bundles land, in DIR/bin (a legacy host sees DIR/bin as /usr/local/sbin, services run as kube: 0755/0644). */
 const JS_DIR = '.js';
 
 /**
@@ -87,7 +87,7 @@ const JS_DIR = '.js';
  * loaded changes, so the stand-ins fail exactly as they did. Built once per `lab up`, in about 0.2 s.
  */
 export function writeBinWrappers(bin: string): void {
-  const names = ['systemctl', ...BINARIES];
+  const names = STANDIN_PROGRAMS;
   buildSync({
     entryPoints: names.map((n) => ({ in: join(STANDINS_SRC, `${n}.ts`), out: n })),
     outdir: join(bin, JS_DIR), outExtension: { '.js': '.mjs' },

@@ -1,35 +1,9 @@
-// One lab host: its namespaces (unshare), its PID 1 (host-init.sh), running commands inside it (nsenter).
-import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// One lab host: waiting for its sshd, killing it, running commands inside it (nsenter).
+import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { pidAlive } from './state.ts';
 
-const INIT = fileURLToPath(new URL('./host-init.sh', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Start the host's namespaces; resolves with the PIDs (unshare, and the namespace's PID 1 as seen from here). */
-export async function launchHost(dir: string, name: string): Promise<{ unsharePid: number; pid: number }> {
-  const console = openSync(join(dir, 'hosts', name, 'console.log'), 'a');
-  const child = spawn('unshare', ['--mount', '--uts', '--pid', '--fork', '--mount-proc', '--propagation', 'private',
-    '/bin/bash', INIT, dir, name], { detached: true, stdio: ['ignore', console, console], cwd: '/' });
-  closeSync(console);
-  child.unref();
-  const unsharePid = child.pid!;
-  const deadline = Date.now() + 5000;
-  for (;;) {
-    let kids = '';
-    try {
-      kids = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8').trim();
-    } catch { /* not yet, or gone */ }
-    if (kids) return { unsharePid, pid: Number(kids.split(/\s+/)[0]) };
-    if (!pidAlive(unsharePid) || Date.now() > deadline) {
-      throw new Error(`lab: ${name}: unshare did not start its init (see ${join(dir, 'hosts', name, 'console.log')})`);
-    }
-    await sleep(2);
-  }
-}
 
 /** Addresses with a listener on port 22, from /proc/net/tcp. */
 function listening22(): Set<string> {
@@ -92,7 +66,7 @@ export interface ExecOptions { input?: string; user?: string; timeoutMs?: number
 /** Run argv inside a host's mount, UTS and PID namespaces (nsenter), optionally as another user (runuser). */
 export async function nsExec(pid: number, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const inner = opts.user && opts.user !== 'root' ? ['runuser', '-u', opts.user, '--', ...argv] : argv;
-  // -n too: a systemd minion has a network namespace of its own (lib/lab/nspawn.ts); the others share the machine's
+  // -n too: a modern minion has a network namespace of its own (lib/lab/nspawn.ts); the others share the machine's
   const r = await execa('nsenter', ['-t', String(pid), '-m', '-u', '-n', '-p', '--', ...inner], {
     reject: false,
     cwd: '/',

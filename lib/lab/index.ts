@@ -1,20 +1,20 @@
-// kubetls lab: a master and K minions as Linux namespaces on loopback addresses, each with a real sshd, for
-// end-to-end tests and the demo. `scripts/lab.ts` is the CLI; this is the API.
+// kubetls lab: a master and K minions, each a container booting Debian 12's real systemd (systemd-nspawn) on a
+// loopback address with a real sshd, for end-to-end tests and the demo. `scripts/lab.ts` is the CLI; this is the API.
 //
 //   const lab = await labUp({ name: 'e2e', minions: 2, profile: 'modern' });
 //   await lab.exec('kubemaster', ['ls', '/srv/kubernetes']);   // inside the host, no SSH
 //   lab.inventoryPath                                           // DIR/cluster.yaml for the tool
 //   await lab.down();
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { pickUids, prepareHostDirs, writeBaseEtc } from './base.ts';
 import { clusterYaml, knownHosts, sshConfig, writeBinWrappers } from './files.ts';
-import { killHost, launchHost, nsExec, waitSshd, type ExecOptions, type ExecResult } from './host.ts';
-import { parseJournal, parseSystemdJournal, type JournalLine } from './journal.ts';
+import { killHost, nsExec, waitSshd, type ExecOptions, type ExecResult } from './host.ts';
+import { parseSystemdJournal, type JournalLine } from './journal.ts';
 import {
-  cgroupOf, cgroupPids, kubeBinDir, kubeUnitFiles, launchNspawn, netCgroupOf, removeCgroup, rootfsDir, startBridge, systemdUnavailable,
-  waitBooted,
+  FAIL_NEXT_START, FAIL_NEXT_START_SCRIPT, WAIT_READY, WAIT_READY_SCRIPT, cgroupOf, cgroupPids, kubeBinDir, kubeUnitFiles, launchNspawn, netCgroupOf, programsFor, removeCgroup,
+  rootfsDir, startBridge, systemdUnavailable, waitBooted,
 } from './nspawn.ts';
 import { ed25519KeyPair } from './sshkey.ts';
 import {
@@ -22,10 +22,9 @@ import {
   type HostState, type LabState,
 } from './state.ts';
 import { ALL_UNIT_NAMES } from './units.ts';
-import { REAL_VERSION, VERSION_OF, type Profile } from './versions.ts';
+import { VERSION_OF, type Profile } from './versions.ts';
 
 export type { ExecOptions, ExecResult, HostState, JournalLine, LabState, Profile };
-export { parseJournal };
 export { pidAlive } from './state.ts';
 
 export interface LabOptions {
@@ -36,11 +35,6 @@ export interface LabOptions {
   profile?: Profile;
   /** modern: how many etcd members (default 1, the master); members 2..N are hosts kubeetcd2..kubeetcdN of their own */
   etcdMembers?: number;
-  /**
-   * modern: hosts that boot a real systemd (systemd-nspawn -b on the cached Debian 12 tree) and run the real
-   * Kubernetes binaries (lib/lab/kube/build.sh) as units, instead of namespaces with the stand-ins.
-   */
-  systemd?: boolean;
 }
 
 export class LabError extends Error {}
@@ -70,8 +64,6 @@ export class Lab {
   get block() { return this.state.block; }
   get profile() { return this.state.profile; }
   get version() { return this.state.version; }
-  /** real systemd and the real Kubernetes binaries (see LabOptions.systemd) */
-  get systemd() { return this.state.systemd === true; }
   get inventoryPath() { return join(this.dir, 'cluster.yaml'); }
   get sshConfigPath() { return join(this.dir, 'ssh_config'); }
   get knownHostsPath() { return join(this.dir, 'known_hosts'); }
@@ -136,9 +128,9 @@ export class Lab {
     return execFileSync('nsenter', ['-t', String(h.pid), '-m', '-u', '-p', '--', 'cat', '--', path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
   }
 
-  /** Path on the real machine of a file in a host's /var/log (bind-mounted from DIR/hosts/H/log; systemd hosts: the overlay upper). */
+  /** Path on the real machine of a file in a host's /var/log (the host's overlay upper). */
   logPath(host: string, file: string): string {
-    return join(this.dir, 'hosts', this.host(host).name, this.systemd ? 'upper/var/log' : 'log', file);
+    return join(this.dir, 'hosts', this.host(host).name, 'upper/var/log', file);
   }
 
   /** A command inside a running host, synchronously (for the journal readers below); '' when the host is down. */
@@ -153,49 +145,27 @@ export class Lab {
   }
 
   /**
-   * Every start/restart/stop/failed of a unit on a host: systemd hosts, read from the REAL journal (systemd's own job
-   * messages, journalctl -o json); namespaced hosts, from the stand-in's journal file.
+   * Every start/restart/stop/failed of a unit on a host, read from its real journal (systemd's own job messages,
+   * journalctl -o json).
    */
   journal(host: string): JournalLine[] {
-    if (this.systemd) return parseSystemdJournal(this.execSync(host, ['journalctl', '--no-pager', '-o', 'json', '_PID=1']));
-    try {
-      return parseJournal(readFileSync(this.logPath(host, 'kubetls-lab/journal'), 'utf8'));
-    } catch {
-      return [];
-    }
+    return parseSystemdJournal(this.execSync(host, ['journalctl', '--no-pager', '-o', 'json', '_PID=1']));
   }
 
-  /** A unit's log: systemd hosts, its journal (`journalctl -u UNIT -o cat`); else as its stand-in wrote it. */
+  /** A unit's log: its journal (`journalctl -u UNIT -o cat`). */
   unitLog(host: string, unit: string): string {
-    if (this.systemd) return this.execSync(host, ['journalctl', '--no-pager', '-o', 'cat', '-u', unit]);
-    try {
-      return readFileSync(this.logPath(host, `kubetls-lab/${unit}.log`), 'utf8');
-    } catch {
-      return '';
-    }
+    return this.execSync(host, ['journalctl', '--no-pager', '-o', 'cat', '-u', unit]);
   }
 
-  /** Stand-in services running on a host: unit → PID inside the host (read through /proc/PID/root). */
+  /** The kube units and etcd running on a host: unit → MainPID inside the host (systemd's answer). */
   services(host: string): Record<string, number> {
     const h = this.host(host);
     const out: Record<string, number> = {};
     if (!h.pid || !pidAlive(h.pid)) return out;
-    if (this.systemd) {
-      // systemd's own answer: MainPID of each unit that is active
-      const text = this.execSync(h.name, ['systemctl', 'show', '--property=Id,MainPID,ActiveState', ...ALL_UNIT_NAMES.map((u) => `${u}.service`)]);
-      for (const block of text.split('\n\n')) {
-        const kv = Object.fromEntries(block.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-        if (kv.ActiveState === 'active' && Number(kv.MainPID) > 0) out[String(kv.Id).replace(/\.service$/, '')] = Number(kv.MainPID);
-      }
-      return out;
-    }
-    const root = `/proc/${h.pid}/root`;
-    for (const unit of ALL_UNIT_NAMES) {
-      try {
-        const pid = Number(readFileSync(`${root}/run/kubetls-lab/${unit}.pid`, 'utf8').trim());
-        const stat = readFileSync(`${root}/proc/${pid}/stat`, 'utf8');
-        if (stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z') out[unit] = pid;
-      } catch { /* not running */ }
+    const text = this.execSync(h.name, ['systemctl', 'show', '--property=Id,MainPID,ActiveState', ...ALL_UNIT_NAMES.map((u) => `${u}.service`)]);
+    for (const block of text.split('\n\n')) {
+      const kv = Object.fromEntries(block.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      if (kv.ActiveState === 'active' && Number(kv.MainPID) > 0) out[String(kv.Id).replace(/\.service$/, '')] = Number(kv.MainPID);
     }
     return out;
   }
@@ -204,15 +174,14 @@ export class Lab {
   async stopHost(name: string, opts: { sshdOnly?: boolean } = {}): Promise<void> {
     const h = this.host(name);
     if (opts.sshdOnly) {
-      await this.exec(h.name, ['sh', '-c', 'kill $(cat /run/sshd.pid)']);
+      // the host's systemd stops it: a stop is no failure, so Restart=on-failure leaves it stopped
+      await this.exec(h.name, ['systemctl', 'stop', 'ssh.service']);
       await waitSshd([h.address], false, 5000);
       return;
     }
     await killHost([h.pid], [h.unsharePid]);
-    if (this.systemd) {
-      // what the host's cgroups still hold: the bridge of a minion (lib/lab/nspawn.ts startBridge)
-      for (const cg of [cgroupOf(this.name, h.name), netCgroupOf(this.name, h.name)]) await killHost(cgroupPids(cg));
-    }
+    // what the host's cgroups still hold: the bridge of a minion (lib/lab/nspawn.ts startBridge)
+    for (const cg of [cgroupOf(this.name, h.name), netCgroupOf(this.name, h.name)]) await killHost(cgroupPids(cg));
     h.pid = 0;
     h.unsharePid = 0;
     this.save();
@@ -222,27 +191,29 @@ export class Lab {
   async startHost(name: string): Promise<void> {
     const h = this.host(name);
     if (h.pid && pidAlive(h.pid)) {
-      const r = await this.exec(h.name, ['/usr/sbin/sshd', '-f', '/etc/ssh/sshd_config', '-E', '/var/log/sshd.log']);
+      const r = await this.exec(h.name, ['systemctl', 'start', 'ssh.service']);
       if (r.exitCode !== 0) throw new LabError(`lab ${this.name}: ${h.name}: sshd did not start: ${r.stderr.trim()}`);
     } else {
       Object.assign(h, await this.launch(h.name));
       this.save();
-      if (this.systemd) await waitBooted(h.pid, h.name);
+      await waitBooted(h.pid, h.name);
     }
     await waitSshd([h.address], true, 10000, () => (pidAlive(h.pid) ? undefined : `lab: ${h.name} died: ${this.consoleTail(h.name)}`));
   }
 
-  /** Start one host's namespaces (or boot its systemd container). */
+  /** Boot one host's systemd container. */
   async launch(name: string): Promise<{ unsharePid: number; pid: number }> {
-    if (!this.systemd) return launchHost(this.dir, name);
-    const rootfs = rootfsDir().dir;
-    const kubeDir = kubeBinDir().dir;
-    if (!rootfs || !kubeDir) throw new LabError(systemdUnavailable() ?? 'lab: systemd hosts unavailable');
-    // a minion has a network namespace of its own (the real kube-proxy's rules stay in it), bridged to loopback: sshd
-    // and the kubelet's API in, the apiserver out (lib/lab/nspawn.ts startBridge)
+    const why = systemdUnavailable(this.profile);
+    if (why) throw new LabError(why);
+    const rootfs = rootfsDir().dir!;
+    const binds = programsFor(this.profile, { kubeDir: kubeBinDir().dir, binDir: join(this.dir, 'bin') });
+    // a modern minion has a network namespace of its own (the real kube-proxy's rules stay in it), bridged to loopback:
+    // sshd and the kubelet's API in, the apiserver out (lib/lab/nspawn.ts startBridge). The legacy stand-ins change no
+    // rules: their minions share the machine's network like the master.
     const h = this.host(name);
-    const ids = await launchNspawn({ lab: this.name, dir: this.dir, name, rootfs, kubeDir, privateNetwork: h.role === 'minion' });
-    if (h.role === 'minion') {
+    const bridged = h.role === 'minion' && this.profile === 'modern';
+    const ids = await launchNspawn({ lab: this.name, dir: this.dir, name, rootfs, binds, privateNetwork: bridged });
+    if (bridged) {
       await startBridge({ lab: this.name, dir: this.dir, name, pid: ids.pid, address: h.address,
         bridge: { inbound: [22, 10250], outbound: [{ address: this.master.address, port: 6443 }] } });
     }
@@ -280,12 +251,11 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     throw new LabError(`lab: --etcd-members must be 1..${254 - Math.min(minions, 250)} (with ${minions} minions), got ${etcdMembers}`);
   }
   if (etcdMembers > 1 && profile !== 'modern') throw new LabError('lab: --etcd-members needs --profile modern (the legacy lab has no etcd)');
-  const systemd = opts.systemd === true;
-  // the legacy profile's 1.4 programs cannot be built here: its hosts keep the stand-ins (lib/lab/README.md)
-  if (systemd && profile !== 'modern') throw new LabError('lab: --systemd needs --profile modern (the 1.4 programs of the legacy profile are stand-ins)');
-  const why = labUnavailable() ?? (systemd ? systemdUnavailable() : undefined);
+  // every host boots the real systemd (lib/lab/nspawn.ts); the modern profile runs the real binaries, the legacy
+  // profile's 1.4 programs cannot be built here: they are stand-ins (lib/lab/README.md)
+  const why = labUnavailable() ?? systemdUnavailable(profile);
   if (why) throw new LabError(why);
-  const rootfs = systemd ? rootfsDir().dir! : '/';
+  const rootfs = rootfsDir().dir!;
   const dir = resolve(opts.out ?? defaultDir(name));
   if (/[:,\s]/.test(dir)) throw new LabError(`lab: the lab folder must not contain ':', ',' or spaces: ${dir}`);
   const old = readState(dir);
@@ -299,8 +269,8 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   writeFileSync(join(dir, MARKER_FILE), `kubetls lab ${name}\n`);
   const block = claimBlock(name, dir);
-  // systemd hosts: ids free on the machine AND in the Debian tree (one kernel: a uid inside is the same uid outside)
-  const { kubeUid, jijisaUid, etcdUid, etcdGid } = pickUids(systemd ? ['/', rootfs] : ['/']);
+  // ids free on the machine AND in the Debian tree (one kernel: a uid inside is the same uid outside)
+  const { kubeUid, jijisaUid, etcdUid, etcdGid } = pickUids(['/', rootfs]);
   const hosts: HostState[] = [
     { name: 'kubemaster', role: 'master' as const, address: `127.${block}.0.1`, pid: 0, unsharePid: 0 },
     ...Array.from({ length: minions }, (_, i) => ({
@@ -312,7 +282,7 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     })),
   ];
   const state: LabState = {
-    name, dir, block, profile, version: systemd ? REAL_VERSION : VERSION_OF[profile], ...(systemd ? { systemd } : {}), kubeUid, jijisaUid, etcdUid, etcdGid, createdAt: new Date().toISOString(),
+    name, dir, block, profile, version: VERSION_OF[profile], kubeUid, jijisaUid, etcdUid, etcdGid, createdAt: new Date().toISOString(),
     ownerPid: process.pid, hosts,
   };
   const lab = new Lab(state);
@@ -320,19 +290,24 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     const client = ed25519KeyPair(`kubetls-lab-${name}`);
     writeFileSync(join(dir, 'id_ed25519'), client.privateKey, { mode: 0o600 });
     writeFileSync(join(dir, 'id_ed25519.pub'), client.publicKey, { mode: 0o644 });
-    if (systemd) {
-      // one shared layer under every host's root: users, sudoers, /etc/kubernetes/*, the kube-* units
-      const etc = join(dir, 'base', 'layer', 'etc');
-      writeBaseEtc(etc, { name, profile, hosts, kubeUid, jijisaUid, etcdUid, etcdGid, from: rootfs, version: state.version });
-      mkdirSync(join(etc, 'systemd', 'system'), { recursive: true, mode: 0o755 });
-      for (const [file, text] of Object.entries(kubeUnitFiles())) {
-        mkdirSync(dirname(join(etc, 'systemd', 'system', file)), { recursive: true, mode: 0o755 });
-        writeFileSync(join(etc, 'systemd', 'system', file), text, { mode: 0o644 });
-      }
-    } else {
-      mkdirSync(join(dir, 'bin'), { recursive: true });
+    // one shared layer under every host's root: users, sudoers, /etc/kubernetes/*, the kube-* units
+    const layer = join(dir, 'base', 'layer');
+    const etc = join(layer, 'etc');
+    writeBaseEtc(etc, { name, profile, hosts, kubeUid, jijisaUid, etcdUid, etcdGid, from: rootfs, version: state.version });
+    mkdirSync(join(etc, 'systemd', 'system'), { recursive: true, mode: 0o755 });
+    for (const [file, text] of Object.entries(kubeUnitFiles(profile))) {
+      mkdirSync(dirname(join(etc, 'systemd', 'system', file)), { recursive: true, mode: 0o755 });
+      writeFileSync(join(etc, 'systemd', 'system', file), text, { mode: 0o644 });
+    }
+    if (profile === 'legacy') {
+      // the 1.4 stand-ins, bundled (DIR/bin is bound into each host), and their units' ready wait
+      mkdirSync(join(dir, 'bin'), { recursive: true, mode: 0o755 });
       writeBinWrappers(join(dir, 'bin'));
-      writeBaseEtc(join(dir, 'base', 'etc'), { name, profile, hosts, kubeUid, jijisaUid, etcdUid, etcdGid });
+      mkdirSync(dirname(join(layer, WAIT_READY)), { recursive: true, mode: 0o755 });
+      writeFileSync(join(layer, WAIT_READY), WAIT_READY_SCRIPT, { mode: 0o755 });
+      writeFileSync(join(layer, FAIL_NEXT_START), FAIL_NEXT_START_SCRIPT, { mode: 0o755 });
+      // the recipe's 1.4 master ran no etcd kubetls manages: the tree's etcd unit is masked on the legacy hosts
+      symlinkSync('/dev/null', join(etc, 'systemd', 'system', 'etcd.service'));
     }
     const hostKeys = new Map<string, string>();
     for (const h of hosts) {
@@ -342,7 +317,6 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
         name: h.name, address: h.address, hostKey: key.privateKey, hostKeyPub: key.publicKey, clientPub: client.publicKey, jijisaUid,
         // etcd's data folder (/var/lib/etcd, 0700 etcd:etcd as the package makes it) on the hosts that may run it
         etcd: profile === 'modern' && h.role !== 'minion' ? { uid: etcdUid, gid: etcdGid } : undefined,
-        upper: systemd,
       });
     }
     writeFileSync(join(dir, 'known_hosts'), knownHosts(hosts.map((h) => ({ ...h, hostKeyPub: hostKeys.get(h.name)! }))), { mode: 0o644 });
@@ -356,7 +330,7 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     lab.save();
     const failed = launched.find((x): x is PromiseRejectedResult => x.status === 'rejected');
     if (failed) throw failed.reason;
-    if (systemd) await Promise.all(hosts.map((h) => waitBooted(h.pid, h.name)));
+    await Promise.all(hosts.map((h) => waitBooted(h.pid, h.name)));
     await waitSshd(hosts.map((h) => h.address), true, 15000, () => {
       const dead = hosts.find((h) => !pidAlive(h.pid));
       return dead ? `lab: ${dead.name} died while starting: ${lab.consoleTail(dead.name)}` : undefined;
@@ -394,8 +368,8 @@ export async function labDown(dirOrName: string): Promise<boolean> {
   }
   for (const [, e] of registered) for (const p of e.pids) if (!unshares.has(p)) inits.add(p);
   await killHost([...inits], [...unshares]);
-  // systemd hosts: anything left in a host's cgroup (nothing should be: SIGKILL of PID 1 ends its PID namespace)
-  if (state?.systemd) {
+  // anything left in a host's cgroups (nothing should be: SIGKILL of PID 1 ends its PID namespace; a minion's bridge)
+  if (state) {
     for (const h of state.hosts) {
       for (const cg of [cgroupOf(state.name, h.name), netCgroupOf(state.name, h.name)]) {
         await killHost(cgroupPids(cg));

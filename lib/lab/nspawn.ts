@@ -1,18 +1,21 @@
-// Lab hosts that boot a real systemd (Debian 12's) with `systemd-nspawn -b`, for the modern profile with `systemd: true`.
+// Lab hosts boot a real systemd (Debian 12's) with `systemd-nspawn -b`, for both profiles.
 //
 // Each host is the cached Debian tree (rootfs.sh) under an overlay of its own:
 //   lowerdir = DIR/base/layer (the lab's shared files: users, sudoers, /etc/kubernetes/*, the kube-* unit files)
 //            : ROOTFS (read-only, shared by every host of every lab)
 //   upperdir = DIR/hosts/H/upper (the host's own: hostname, host key, sshd_config, /var/lib, /var/log/journal, …)
 // mounted inside a private mount namespace (`unshare --mount`), so nothing is mounted on the real machine, then booted:
-//   systemd-nspawn -b --register=no --keep-unit -D DIR/hosts/H/root -M H --bind-ro=KUBE/kube-apiserver:/usr/bin/… 
-// No --private-network: the hosts share the machine's network namespace and every service binds the host's own
-// 127.N.0.i address (sshd's ListenAddress, etcd's URLs, the apiserver's --bind-address, the kubelet's --address).
-// The container has no CAP_NET_ADMIN there (nspawn drops it without a private network), so nothing in a host can
-// change the machine's routes or netfilter rules: kube-proxy's rule sync fails, which lib/lab/README.md quotes.
+//   systemd-nspawn -b --register=no --keep-unit -D DIR/hosts/H/root -M H --bind-ro=…
+// What is bound read-only onto /usr/bin: the modern profile, the six real programs lib/lab/kube/build.sh built; the
+// legacy profile, the 1.4 stand-ins (lib/lab/standins, bundled into DIR/bin at lab up: DIR/bin is bound as
+// /usr/local/sbin, each wrapper as /usr/bin/NAME) and this machine's node, which runs them.
+// The master and etcd hosts share the machine's network namespace and every service binds the host's own 127.N.0.i
+// address (sshd's ListenAddress, etcd's URLs, the apiserver's --bind-address). nspawn drops CAP_NET_ADMIN there, so
+// nothing in such a host can change the machine's routes or netfilter rules. A modern minion has a network namespace
+// of its own, bridged to loopback (startBridge below): the real kube-proxy needs CAP_NET_ADMIN over its own rules.
 // The lab folder is not inside the host's root: a host cannot read the client key or the local PKI.
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, writeFileSync, chmodSync, chownSync, existsSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmdirSync, writeFileSync, chmodSync, chownSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
@@ -54,10 +57,10 @@ export function inotifyTooLow(read = (k: string) => readFileSync(`/proc/sys/fs/i
   return undefined;
 }
 
-/** One line saying why systemd hosts cannot run here, or undefined. */
-export function systemdUnavailable(): string | undefined {
-  if (!existsSync('/usr/bin/systemd-nspawn')) return 'lab: systemd hosts need systemd-nspawn: apt-get install -y systemd-container';
-  return rootfsDir().why ?? kubeBinDir().why ?? inotifyTooLow();
+/** One line saying why the hosts cannot boot here, or undefined (the modern profile also needs the built binaries). */
+export function systemdUnavailable(profile: 'legacy' | 'modern' = 'modern'): string | undefined {
+  if (!existsSync('/usr/bin/systemd-nspawn')) return 'lab: the hosts need systemd-nspawn: apt-get install -y systemd-container';
+  return rootfsDir().why ?? (profile === 'modern' ? kubeBinDir().why : undefined) ?? inotifyTooLow();
 }
 
 /**
@@ -93,7 +96,9 @@ export function removeCgroup(cg: string): void {
 }
 
 export interface NspawnHost {
-  lab: string; dir: string; name: string; rootfs: string; kubeDir: string;
+  lab: string; dir: string; name: string; rootfs: string;
+  /** what is bound read-only into the host: [source on the machine, path inside] (programsFor) */
+  binds: [string, string][];
   /** a network namespace of its own (minions: the real kube-proxy needs CAP_NET_ADMIN, which nspawn keeps only there) */
   privateNetwork?: boolean;
 }
@@ -108,7 +113,7 @@ export async function launchNspawn(h: NspawnHost): Promise<{ unsharePid: number;
   for (const d of ['upper', 'work', 'root']) mkdirSync(join(hd, d), { recursive: true, mode: 0o755 });
   const cg = cgroupOf(h.lab, h.name);
   mkdirSync(cg, { recursive: true });
-  const binds = KUBE_PROGRAMS.flatMap((p) => ['--bind-ro', `${join(h.kubeDir, p)}:/usr/bin/${p}`]);
+  const binds = h.binds.flatMap(([from, to]) => ['--bind-ro', `${from}:${to}`]);
   const lower = `${join(h.dir, 'base', 'layer')}:${h.rootfs}`;
   // `$1` … are argv, never spliced into the script: the folders come from the lab's options.
   const script = 'echo $$ > "$1/cgroup.procs" && mount -t overlay kubetls-lab -o "lowerdir=$2,upperdir=$3/upper,workdir=$3/work" "$4" && shift 4 && exec systemd-nspawn "$@"';
@@ -140,6 +145,25 @@ export async function launchNspawn(h: NspawnHost): Promise<{ unsharePid: number;
   }
 }
 
+/**
+ * The programs a host runs, as read-only binds: the modern profile's six real binaries; the legacy profile's stand-ins
+ * (DIR/bin as /usr/local/sbin, each wrapper as /usr/bin/NAME, where the units' ExecStart= looks) and node to run them.
+ */
+export function programsFor(profile: 'legacy' | 'modern', o: { kubeDir?: string; binDir?: string }): [string, string][] {
+  // the machine's kubectl, a real client for a test run on a host (as an operator has it on a node), when there is one
+  const kubectl: [string, string][] = existsSync('/usr/bin/kubectl') ? [[realpathSync('/usr/bin/kubectl'), '/usr/bin/kubectl']] : [];
+  if (profile === 'modern') return [...KUBE_PROGRAMS.map((p): [string, string] => [join(o.kubeDir!, p), `/usr/bin/${p}`]), ...kubectl];
+  return [
+    ...kubectl,
+    [o.binDir!, '/usr/local/sbin'],
+    ...STANDIN_PROGRAMS.map((p): [string, string] => [join(o.binDir!, p), `/usr/bin/${p}`]),
+    [realpathSync(process.execPath), '/usr/bin/node'],
+  ];
+}
+
+/** The legacy profile's five 1.4 programs (lib/lab/standins), as units and as /usr/bin names. */
+export const STANDIN_PROGRAMS = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy'];
+
 /** Wait (bounded) until the host's systemd reached its default target (running or degraded) and sshd is active. */
 export async function waitBooted(pid: number, name: string, timeoutMs = 60000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -162,10 +186,16 @@ export async function waitBooted(pid: number, name: string, timeoutMs = 60000): 
 /**
  * The kube-* units as the distro packages ship them (Fedora's kubernetes and Debian's contrib packages): every option
  * comes from /etc/kubernetes/config and /etc/kubernetes/<name> through EnvironmentFile=-, which is what kubetls edits.
- * The apiserver is Type=notify (kube-apiserver tells systemd when it serves), as in those packages.
+ * Modern: the apiserver is Type=notify (kube-apiserver tells systemd when it serves), as in those packages; the kubelet
+ * wants containerd and the sandbox drop-ins (sandboxUnitFiles).
+ * Legacy: the same units run the 1.4 stand-ins, which cannot send sd_notify (node has no unix datagram socket, and a
+ * `systemd-notify` child races systemd's lookup of its sender). So each is Type=simple with an ExecStartPost= that
+ * waits (≤ 90 s) for the stand-in's ready file in its RuntimeDirectory=, or fails when the program exited first: a
+ * `systemctl restart` waits for it and fails as it would for a Type=notify service that died before READY=1.
  */
-export function kubeUnitFiles(): Record<string, string> {
-  const unit = (desc: string, after: string, user: string, env: string, exec: string, notify = false) => `[Unit]
+export function kubeUnitFiles(profile: 'legacy' | 'modern' = 'modern'): Record<string, string> {
+  const legacy = profile === 'legacy';
+  const unit = (name: string, desc: string, after: string, user: string, env: string, exec: string, notify = false) => `[Unit]
 Description=${desc}
 After=${after}
 
@@ -173,29 +203,65 @@ After=${after}
 EnvironmentFile=-/etc/kubernetes/config
 EnvironmentFile=-/etc/kubernetes/${env}
 ${user === 'root' ? '' : `User=${user}\n`}ExecStart=/usr/bin/${exec}
-${notify ? 'Type=notify\n' : ''}Restart=on-failure
+${legacy ? `RuntimeDirectory=kubetls-lab-${name}\nExecStartPre=+${FAIL_NEXT_START} ${name}\nExecStartPost=${WAIT_READY} ${name}\n` : notify ? 'Type=notify\n' : ''}Restart=on-failure
 RestartSec=5
 LimitNOFILE=65536
 
 [Install]
 WantedBy=multi-user.target
 `;
-  return {
-    'kube-apiserver.service': unit('Kubernetes API Server', 'network.target etcd.service', 'kube', 'apiserver',
+  const sandbox = legacy ? '' : ' $KUBELET_SANDBOX_ARGS';
+  const units: Record<string, string> = {
+    'kube-apiserver.service': unit('kube-apiserver', 'Kubernetes API Server', 'network.target etcd.service', 'kube', 'apiserver',
       'kube-apiserver $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBE_ETCD_SERVERS $KUBE_API_ADDRESS $KUBE_API_PORT $KUBELET_PORT $KUBE_ALLOW_PRIV $KUBE_SERVICE_ADDRESSES $KUBE_ADMISSION_CONTROL $KUBE_API_ARGS', true),
-    'kube-controller-manager.service': unit('Kubernetes Controller Manager', 'kube-apiserver.service', 'kube', 'controller-manager',
+    'kube-controller-manager.service': unit('kube-controller-manager', 'Kubernetes Controller Manager', 'kube-apiserver.service', 'kube', 'controller-manager',
       'kube-controller-manager $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBE_MASTER $KUBE_CONTROLLER_MANAGER_ARGS'),
-    'kube-scheduler.service': unit('Kubernetes Scheduler Plugin', 'kube-apiserver.service', 'kube', 'scheduler',
+    'kube-scheduler.service': unit('kube-scheduler', 'Kubernetes Scheduler Plugin', 'kube-apiserver.service', 'kube', 'scheduler',
       'kube-scheduler $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBE_MASTER $KUBE_SCHEDULER_ARGS'),
-    // the kubelet needs its container runtime (containerd, from the Debian tree): Wants=, as a distro unit has it
-    'kubelet.service': unit('Kubernetes Kubelet Server', 'containerd.service', 'root', 'kubelet',
-      'kubelet $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBELET_API_SERVER $KUBELET_ADDRESS $KUBELET_PORT $KUBELET_HOSTNAME $KUBE_ALLOW_PRIV $KUBELET_ARGS $KUBELET_SANDBOX_ARGS')
-      .replace('After=containerd.service', 'After=containerd.service\nWants=containerd.service'),
-    'kube-proxy.service': unit('Kubernetes Kube-Proxy Server', 'network.target', 'root', 'proxy',
-      'kube-proxy $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBE_MASTER $KUBE_PROXY_ARGS $KUBE_PROXY_SANDBOX_ARGS'),
-    ...sandboxUnitFiles(),
+    'kubelet.service': unit('kubelet', 'Kubernetes Kubelet Server', legacy ? 'docker.service' : 'containerd.service', 'root', 'kubelet',
+      `kubelet $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBELET_API_SERVER $KUBELET_ADDRESS $KUBELET_PORT $KUBELET_HOSTNAME $KUBE_ALLOW_PRIV $KUBELET_ARGS${sandbox}`),
+    'kube-proxy.service': unit('kube-proxy', 'Kubernetes Kube-Proxy Server', 'network.target', 'root', 'proxy',
+      `kube-proxy $KUBE_LOGTOSTDERR $KUBE_LOG_LEVEL $KUBE_MASTER $KUBE_PROXY_ARGS${legacy ? '' : ' $KUBE_PROXY_SANDBOX_ARGS'}`),
   };
+  if (legacy) return units;
+  // the kubelet needs its container runtime (containerd, from the Debian tree): Wants=, as a distro unit has it
+  units['kubelet.service'] = units['kubelet.service']!.replace('After=containerd.service', 'After=containerd.service\nWants=containerd.service');
+  return { ...units, ...sandboxUnitFiles() };
 }
+
+/** Where the legacy units' ExecStartPost= script lives inside a host (written into the lab's shared layer). */
+export const WAIT_READY = '/usr/local/lib/kubetls-lab/wait-ready';
+/** The legacy units' ExecStartPre= (as root, `+`): fault injection for the tests, which no real unit has. */
+export const FAIL_NEXT_START = '/usr/local/lib/kubetls-lab/fail-next-start';
+/**
+ * fail-next-start UNIT: after `touch /etc/kubetls-lab/fail-next-start/UNIT` inside a legacy host, the next start of
+ * UNIT fails once, as a service that cannot come up does (the tests prove renew.ts and master.ts roll a host back).
+ */
+export const FAIL_NEXT_START_SCRIPT = `#!/bin/sh
+# kubetls lab: fault injection of a legacy stand-in's unit (lib/lab/nspawn.ts kubeUnitFiles)
+f="/etc/kubetls-lab/fail-next-start/$1"
+[ -e "$f" ] || exit 0
+rm -f "$f"
+echo "lab: start failure injected by $f"
+exit 1
+`;
+/**
+ * wait-ready UNIT: until the stand-in wrote $RUNTIME_DIRECTORY/ready (lib/lab/standins/common.ts, once it serves),
+ * exit 0; when the unit has no main process any more, or after 90 s (systemd's default TimeoutStartSec, which a
+ * Type=notify service gets), exit 1 (the start fails). A stand-in takes ~0.1 s to start on an idle machine, longer
+ * while the full suite boots real clusters beside it (a 10 s bound is the suspected cause of one failed restart there).
+ */
+export const WAIT_READY_SCRIPT = `#!/bin/sh
+# kubetls lab: the ready wait of a legacy stand-in's unit (lib/lab/nspawn.ts kubeUnitFiles)
+i=0
+while [ ! -e "$RUNTIME_DIRECTORY/ready" ]; do
+  pid=$(systemctl show --property=MainPID --value "$1.service")
+  [ "$pid" != 0 ] && [ -n "$pid" ] || exit 1
+  i=$((i + 1))
+  [ "$i" -le 3600 ] || exit 1
+  sleep 0.025
+done
+`;
 
 export const writeMode = (file: string, text: string, mode: number, uid = 0, gid = 0) => {
   writeFileSync(file, text, { mode });

@@ -22,8 +22,6 @@ export interface LabState {
   block: number;
   profile: Profile;
   version: string;
-  /** hosts boot a real systemd and run the real Kubernetes binaries (LabOptions.systemd); absent: namespaced hosts */
-  systemd?: boolean;
   kubeUid: number;
   jijisaUid: number;
   /** the etcd user inside the hosts (the machine's own when Debian's etcd-server is installed); absent in old labs */

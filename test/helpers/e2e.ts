@@ -5,6 +5,7 @@ import { parse, stringify } from 'yaml';
 import path from 'node:path';
 import { loadInventory } from '../../lib/inventory.ts';
 import type { Lab } from '../../lib/lab/index.ts';
+import { ALL_UNIT_NAMES } from '../../lib/lab/units.ts';
 import { parseCert } from '../../lib/pki.ts';
 import { servedCert } from '../../lib/rollout.ts';
 
@@ -19,10 +20,23 @@ export async function remoteFile(lab: Lab, host: string, file: string): Promise<
   return { owner, mode, sha: sum.split(' ')[0] };
 }
 
-/** How many times each unit was started or restarted on a host, from the stand-in journal. */
-export function restarts(lab: Lab, host: string): Record<string, number> {
+/**
+ * How many times kubetls started or restarted each of the kube units and etcd on a host since journal line `from`
+ * (systemd hosts: the real journal; the legacy lab: the stand-in's). Not counted: the host's own boot units, and the
+ * start systemd makes on its own after a unit failed (Restart=on-failure): the real controller-manager and scheduler
+ * exit when the apiserver they lead through goes away, and systemd starts them again (lib/lab/README.md, measured).
+ */
+export function restarts(lab: Lab, host: string, from = 0): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const l of lab.journal(host)) if (l.event === 'start' || l.event === 'restart') out[l.unit] = (out[l.unit] ?? 0) + 1;
+  const crashed = new Set<string>();
+  for (const j of lab.journal(host).slice(from)) {
+    if (!ALL_UNIT_NAMES.includes(j.unit)) continue;
+    if (j.event === 'failed') crashed.add(j.unit);
+    else if (j.event === 'restart' || j.event === 'start') {
+      if (crashed.has(j.unit)) crashed.delete(j.unit);
+      else out[j.unit] = (out[j.unit] ?? 0) + 1;
+    }
+  }
   return out;
 }
 

@@ -1,6 +1,6 @@
-// The modern profile's PKI and files as docs (/work/notes/modern-layout.md) lay them out, made in the test with the
-// real openssl (EC P-256: fast) and installed with lab.writeFile — NOT with kubetls's scripts: the lab tests prove the
-// lab tells a working layout from a broken one, whoever wrote it.
+// The modern profile's PKI as docs (/work/notes/modern-layout.md) lay it out, made in the test with the real openssl
+// (EC P-256: fast) and installed with lab.writeFile — NOT with kubetls's scripts: test/lab.test.ts starts the real etcd
+// and the real apiserver with files no kubetls code wrote.
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -116,20 +116,6 @@ export function editEnv(lab: Lab, host: string, file: string, vars: Record<strin
   lab.writeFile(host, file, text);
 }
 
-export const APISERVER_ARGS = [
-  `--client-ca-file=${R}/ca.crt`, `--tls-cert-file=${R}/server.crt`, `--tls-private-key-file=${R}/server.key`,
-  `--secure-port=6443`, '--service-account-issuer=https://kubernetes.default.svc.kubic.local',
-  `--service-account-key-file=${R}/sa.pub`, `--service-account-signing-key-file=${R}/sa.key`,
-  `--etcd-cafile=${R}/etcd-ca.crt`, `--etcd-certfile=${R}/apiserver-etcd-client.crt`, `--etcd-keyfile=${R}/apiserver-etcd-client.key`,
-  `--kubelet-client-certificate=${R}/apiserver-kubelet-client.crt`, `--kubelet-client-key=${R}/apiserver-kubelet-client.key`,
-  `--kubelet-certificate-authority=${R}/ca.crt`,
-  `--requestheader-client-ca-file=${R}/front-proxy-ca.crt`, '--requestheader-allowed-names=front-proxy-client',
-  '--requestheader-username-headers=X-Remote-User', '--requestheader-group-headers=X-Remote-Group',
-  '--requestheader-extra-headers-prefix=X-Remote-Extra-',
-  `--proxy-client-cert-file=${R}/front-proxy-client.crt`, `--proxy-client-key-file=${R}/front-proxy-client.key`,
-  '--authorization-mode=Node,RBAC',
-];
-
 /** The etcd members' files and /etc/default/etcd (one VAR at a time, on top of Debian's shipped file). */
 export function installEtcd(lab: Lab, pki: ModernPki, token = 'debian-cluster'): void {
   const cluster = pki.members.map((m) => `${m.name}=https://${m.address}:2380`).join(',');
@@ -161,62 +147,4 @@ export function installEtcd(lab: Lab, pki: ModernPki, token = 'debian-cluster'):
       ETCD_PEER_TRUSTED_CA_FILE: `${R}/etcd-ca.crt`,
     });
   }
-}
-
-/** The master's files (kube:nogroup 0600, etcd-ca.crt root 0644) and env files for the three control-plane units. */
-export function installMaster(lab: Lab, pki: ModernPki, apiserverArgs = APISERVER_ARGS): void {
-  const m = pki.master.name;
-  makeR(lab, m);
-  const kube = { uid: lab.uids.kube, gid: lab.uids.nogroup, mode: 0o600 };
-  const put = (src: string, dst: string, owner: { uid?: number; gid?: number; mode?: number } = kube) =>
-    lab.writeFile(m, `${R}/${dst}`, readFileSync(src), owner);
-  for (const n of ['ca', 'server', 'apiserver-kubelet-client', 'apiserver-etcd-client', 'front-proxy-client']) {
-    put(pki.crt(n), `${n}.crt`);
-    if (n !== 'ca') put(pki.key(n), `${n}.key`);
-  }
-  put(pki.key('ca'), 'ca.key');
-  put(pki.crt('front-proxy-ca'), 'front-proxy-ca.crt');
-  put(pki.crt('etcd-ca'), 'etcd-ca.crt', { mode: 0o644 });
-  put(`${pki.dir}/sa.key`, 'sa.key');
-  put(`${pki.dir}/sa.pub`, 'sa.pub');
-  lab.writeFile(m, `${R}/controller-manager.conf`, pki.kubeconfig('controller-manager'), kube);
-  lab.writeFile(m, `${R}/scheduler.conf`, pki.kubeconfig('scheduler'), kube);
-  editEnv(lab, m, '/etc/kubernetes/config', { KUBE_MASTER: '' });
-  editEnv(lab, m, '/etc/kubernetes/apiserver', {
-    KUBE_ETCD_SERVERS: `--etcd-servers=${pki.members.map((x) => `https://${x.address}:2379`).join(',')}`,
-    KUBE_API_ARGS: apiserverArgs.join(' '),
-  });
-  editEnv(lab, m, '/etc/kubernetes/controller-manager', {
-    KUBE_CONTROLLER_MANAGER_ARGS: [`--kubeconfig=${R}/controller-manager.conf`, `--authentication-kubeconfig=${R}/controller-manager.conf`,
-      `--authorization-kubeconfig=${R}/controller-manager.conf`, `--root-ca-file=${R}/ca.crt`, `--service-account-private-key-file=${R}/sa.key`,
-      `--cluster-signing-cert-file=${R}/ca.crt`, `--cluster-signing-key-file=${R}/ca.key`, '--use-service-account-credentials=true',
-      '--node-monitor-grace-period=20s'].join(' '),
-  });
-  editEnv(lab, m, '/etc/kubernetes/scheduler', {
-    KUBE_SCHEDULER_ARGS: [`--kubeconfig=${R}/scheduler.conf`, `--authentication-kubeconfig=${R}/scheduler.conf`,
-      `--authorization-kubeconfig=${R}/scheduler.conf`].join(' '),
-  });
-}
-
-/** A minion's files (root 0600) and env files: kubelet (serving cert, client CA) and kube-proxy (its own kubeconfig). */
-export function installMinion(lab: Lab, pki: ModernPki, minion: Named, extraKubeletArgs: string[] = []): void {
-  const root = { mode: 0o600 };
-  makeR(lab, minion.name, 0o700);
-  lab.writeFile(minion.name, `${R}/ca.crt`, readFileSync(pki.crt('ca')), root);
-  lab.writeFile(minion.name, `${R}/${minion.name}.crt`, readFileSync(pki.crt(minion.name)), root);
-  lab.writeFile(minion.name, `${R}/${minion.name}.key`, readFileSync(pki.key(minion.name)), root);
-  lab.writeFile(minion.name, '/var/lib/kubelet/kubeconfig', pki.kubeconfig(minion.name), root);
-  lab.writeFile(minion.name, '/var/lib/kubelet/pki/kubelet.crt', readFileSync(pki.crt(`kubelet-${minion.name}`)), root);
-  lab.writeFile(minion.name, '/var/lib/kubelet/pki/kubelet.key', readFileSync(pki.key(`kubelet-${minion.name}`)), root);
-  lab.writeFile(minion.name, '/var/lib/kube-proxy/kubeconfig', pki.kubeconfig('kube-proxy'), root);
-  editEnv(lab, minion.name, '/etc/kubernetes/config', { KUBE_MASTER: `--master=https://${pki.master.name}:6443` });
-  editEnv(lab, minion.name, '/etc/kubernetes/kubelet', {
-    KUBELET_ADDRESS: `--address=${minion.address}`,
-    KUBELET_HOSTNAME: `--hostname-override=${minion.name}`,
-    KUBELET_ARGS: ['--cluster-dns=10.24.0.10', '--cluster-domain=kubic.local', '--register-node=true',
-      '--kubeconfig=/var/lib/kubelet/kubeconfig', '--node-status-update-frequency=5s',
-      '--tls-cert-file=/var/lib/kubelet/pki/kubelet.crt', '--tls-private-key-file=/var/lib/kubelet/pki/kubelet.key',
-      `--client-ca-file=${R}/ca.crt`, ...extraKubeletArgs].join(' '),
-  });
-  editEnv(lab, minion.name, '/etc/kubernetes/proxy', { KUBE_PROXY_ARGS: '--kubeconfig=/var/lib/kube-proxy/kubeconfig' });
 }

@@ -1,8 +1,7 @@
 // Shared by the stand-in binaries: version, flag parsing with cobra's errors, klog-ish logging, Go-like file errors.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { READY_MARKER } from '../units.ts';
-import { VERSION_FILE, isLegacy } from '../versions.ts';
+import { VERSION_FILE } from '../versions.ts';
 import { FlagError, flagSpec, parseFlags, type ParsedFlags } from './flags.ts';
 
 export type Binary = Parameters<typeof flagSpec>[0];
@@ -11,7 +10,7 @@ export function emulatedVersion(): string {
   try {
     return readFileSync(VERSION_FILE, 'utf8').trim();
   } catch {
-    return 'v1.30.0';
+    return 'v1.4.2';
   }
 }
 
@@ -32,20 +31,24 @@ export function makeLog(binary: string) {
       console.log(`${stamp('F')} ${binary}] ${msg}`);
       process.exit(1);
     },
-    ready: () => console.log(READY_MARKER),
+    /** Serving: our sd_notify(READY=1), the file the unit's ExecStartPost= waits for (lib/lab/nspawn.ts WAIT_READY). */
+    ready: () => {
+      console.log(`Serving (pid ${process.pid})`);
+      const dir = process.env.RUNTIME_DIRECTORY;
+      if (dir) writeFileSync(`${dir}/ready`, `${process.pid}\n`);
+    },
   };
 }
 
 /** Parse argv with the flags of this binary at the emulated version; on error print cobra's message and exit 1. */
-export function parseOrDie(binary: Binary, argv = process.argv.slice(2)): { flags: ParsedFlags; version: string; legacy: boolean } {
+export function parseOrDie(binary: Binary, argv = process.argv.slice(2)): { flags: ParsedFlags; version: string } {
   const version = emulatedVersion();
-  const legacy = isLegacy(version);
   try {
-    const flags = parseFlags(argv, flagSpec(binary, legacy));
+    const flags = parseFlags(argv, flagSpec(binary));
     if (flags.args.length > 0) {
       throw new FlagError(`"${binary}" does not take any arguments, got ${JSON.stringify(flags.args)}`);
     }
-    return { flags, version, legacy };
+    return { flags, version };
   } catch (e) {
     if (!(e instanceof FlagError)) throw e;
     console.log(`Error: ${e.message}`);

@@ -1,9 +1,6 @@
-// Which flags each binary accepts, per emulated version. 'b' = bool, 's' = takes a value.
-// Legacy = Kubernetes 1.4 (the recipe's era); modern = 1.30. Removed flags are what make a 2016 config fail today:
-//   --kubelet-https (apiserver, removed 1.22), --insecure-* and --admission-control (apiserver, removed 1.24),
-//   --api-servers (kubelet, removed 1.8), --enable-server and --allow-privileged (kubelet, removed ≤1.15),
-//   --pod-eviction-timeout (controller-manager, removed 1.27),
-//   --logtostderr/--log-dir/--alsologtostderr (all binaries, klog flags removed in 1.26, KEP-2845).
+// Which flags each 1.4 binary of the legacy profile accepts (the recipe's era). 'b' = bool, 's' = takes a value.
+// The modern profile runs the real v1.37.2 binaries, whose own parser refuses what 1.37 removed (--kubelet-https,
+// --insecure-*, --admission-control, --api-servers, --logtostderr, …).
 export type FlagKind = 'b' | 's';
 export type FlagSpec = Record<string, FlagKind>;
 
@@ -15,7 +12,6 @@ const spec = (bools: string, strings: string): FlagSpec => {
 };
 
 const KLOG_LEGACY = spec('logtostderr alsologtostderr', 'v vmodule log-dir log-flush-frequency stderrthreshold log-backtrace-at');
-const KLOG_MODERN = spec('', 'v vmodule log-flush-frequency logging-format log-json-split-stream');
 
 type Binary = 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kubelet' | 'kube-proxy';
 
@@ -60,54 +56,8 @@ const LEGACY: Record<Binary, FlagSpec> = {
   },
 };
 
-const MODERN: Record<Binary, FlagSpec> = {
-  'kube-apiserver': {
-    ...KLOG_MODERN,
-    ...spec('allow-privileged anonymous-auth enable-bootstrap-token-auth profiling service-account-lookup ' +
-      'enable-aggregator-routing',
-      'advertise-address api-audiences audit-log-path audit-policy-file authentication-token-webhook-config-file ' +
-        'authorization-mode authorization-config bind-address cert-dir client-ca-file cloud-provider ' +
-        'disable-admission-plugins enable-admission-plugins encryption-provider-config etcd-cafile etcd-certfile ' +
-        'etcd-keyfile etcd-prefix etcd-servers event-ttl feature-gates kubelet-certificate-authority ' +
-        'kubelet-client-certificate kubelet-client-key kubelet-preferred-address-types max-requests-inflight ' +
-        'proxy-client-cert-file proxy-client-key-file requestheader-allowed-names requestheader-client-ca-file ' +
-        'requestheader-extra-headers-prefix requestheader-group-headers requestheader-username-headers ' +
-        'runtime-config secure-port service-account-issuer service-account-key-file ' +
-        'service-account-max-token-expiration service-account-signing-key-file service-cluster-ip-range ' +
-        'service-node-port-range storage-backend tls-cert-file tls-cipher-suites tls-min-version ' +
-        'tls-private-key-file token-auth-file'),
-  },
-  'kube-controller-manager': {
-    ...KLOG_MODERN,
-    ...spec('allocate-node-cidrs leader-elect use-service-account-credentials profiling',
-      'authentication-kubeconfig authorization-kubeconfig bind-address client-ca-file cluster-cidr cluster-name ' +
-        'cluster-signing-cert-file cluster-signing-key-file controllers feature-gates kubeconfig master ' +
-        'node-monitor-grace-period node-monitor-period requestheader-client-ca-file root-ca-file secure-port ' +
-        'service-account-private-key-file service-cluster-ip-range tls-cert-file tls-private-key-file'),
-  },
-  'kube-scheduler': {
-    ...KLOG_MODERN,
-    ...spec('leader-elect profiling', 'authentication-kubeconfig authorization-kubeconfig bind-address config ' +
-      'feature-gates kubeconfig master secure-port'),
-  },
-  kubelet: {
-    ...KLOG_MODERN,
-    ...spec('anonymous-auth authentication-token-webhook fail-swap-on register-node rotate-certificates',
-      'address authorization-mode bootstrap-kubeconfig cert-dir cgroup-driver client-ca-file cluster-dns ' +
-        'cluster-domain config container-runtime-endpoint enforce-node-allocatable eviction-hard feature-gates ' +
-        'healthz-bind-address healthz-port hostname-override image-gc-high-threshold kubeconfig max-pods node-ip ' +
-        'node-labels node-status-update-frequency pod-infra-container-image pod-manifest-path port read-only-port ' +
-        'register-with-taints root-dir runtime-request-timeout tls-cert-file tls-private-key-file'),
-  },
-  'kube-proxy': {
-    ...KLOG_MODERN,
-    ...spec('masquerade-all', 'bind-address cluster-cidr config feature-gates healthz-bind-address hostname-override ' +
-      'kubeconfig master metrics-bind-address proxy-mode'),
-  },
-};
-
-export function flagSpec(binary: Binary, legacy: boolean): FlagSpec {
-  return (legacy ? LEGACY : MODERN)[binary];
+export function flagSpec(binary: Binary): FlagSpec {
+  return LEGACY[binary];
 }
 
 export class FlagError extends Error {}

@@ -1,17 +1,15 @@
-// Stand-in for kube-apiserver (the real binary does not exist here). It consumes the same flags and files and
-// fails the same way: unknown flag, unreadable file (it runs as User=kube), key/cert mismatch, missing modern flags.
+// Stand-in for the 1.4 kube-apiserver of the legacy profile (a 1.4 binary cannot be built here; the modern profile runs
+// the real v1.37.2). It consumes the same flags and files and fails the same way: unknown flag, unreadable file (it
+// runs as User=kube), key/cert mismatch.
 // It serves HTTPS with the given cert: GET /version, GET /healthz, POST .../selfsubjectreviews (who am I).
 //
 // Lab differences, on purpose:
 //  - --bind-address unset or 0.0.0.0/:: means THIS host's own lab address (from /etc/hosts), never all interfaces:
 //    the lab may only listen on its loopback block. 127.0.0.1 is refused (all labs share it).
 //  - --insecure-port/--insecure-bind-address (legacy) are accepted but nothing is served on them.
-//  - legacy: etcd is not contacted; --etcd-servers is only required, as the real binary requires it.
-//    modern: apiserver-modern.ts (a real TLS request to the real etcd at start, nodes kept in etcd, Node/RBAC
-//    authorization, requestheader authentication, the proxy to the kubelets).
-//  - SelfSubjectReview did not exist in 1.4; the stand-in answers it on both versions so one check works for both.
+//  - etcd is not contacted; --etcd-servers is only required, as the real binary requires it.
+//  - SelfSubjectReview did not exist in 1.4; the stand-in answers it so that verify's identity check works on both profiles.
 import { spawnSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
 import { mkdirSync, existsSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
@@ -19,20 +17,13 @@ import type { TLSSocket } from 'node:tls';
 import { versionInfo } from '../versions.ts';
 import { makeLog, onSignals, ownAddress, parseOrDie, readOrThrow } from './common.ts';
 import { loadAnyKey, loadKeyPair, parseCerts, parsePrivateKey } from './tlsfiles.ts';
-import { handleModern, requestHeaderUser, setupModern, status as modernStatus } from './apiserver-modern.ts';
 
 const log = makeLog('kube-apiserver');
-const { flags, version, legacy } = parseOrDie('kube-apiserver');
+const { flags, version } = parseOrDie('kube-apiserver');
 
 // --- required flags ------------------------------------------------------------------------------------------
 const missing: string[] = [];
 if (!flags.get('etcd-servers')) missing.push('--etcd-servers must be specified');
-if (!legacy) {
-  if (!flags.get('service-account-issuer')) missing.push('service-account-issuer is a required flag');
-  if (!flags.get('service-account-issuer') || !flags.get('service-account-signing-key-file')) {
-    missing.push('--service-account-signing-key-file and --service-account-issuer are required flags');
-  }
-}
 if (missing.length) {
   console.log(`Error: [${missing.join(', ')}]`);
   process.exit(1);
@@ -140,11 +131,9 @@ if (bind === '127.0.0.1' || bind === 'localhost') {
   log.fatal(`lab: --bind-address=${bind} is shared by every lab on this machine; the lab serves on this host's own address ${own}`);
 }
 if (own && bind !== own) log.fatal(`listen tcp ${bind}:${port}: bind: cannot assign requested address`);
-if (legacy && (flags.get('insecure-port') || flags.get('insecure-bind-address'))) {
+if (flags.get('insecure-port') || flags.get('insecure-bind-address')) {
   log.info('lab: the insecure port is accepted but not served');
 }
-const modern = legacy ? undefined : await setupModern(flags, log, `${bind}:${port}`);
-const clientCAs = clientCA ? parseCerts(clientCA, 'client-ca-file') : [];
 
 // --- authentication --------------------------------------------------------------------------------------------
 interface UserInfo { username: string; uid?: string; groups: string[] }
@@ -154,13 +143,6 @@ function authenticate(req: IncomingMessage): UserInfo | 'unauthorized' | 'anonym
   const peer = sock.getPeerCertificate();
   const hasCert = !!clientCA && !!peer && Object.keys(peer).length > 0;
   // x509 first, then tokens: the real union authenticator's order.
-  if (modern && hasCert && sock.authorized) {
-    // two CAs are trusted for the handshake: --client-ca-file (x509 users) and the front-proxy CA (requestheader)
-    const leaf = new X509Certificate(peer.raw);
-    if (!clientCAs.some((ca) => leaf.checkIssued(ca) && leaf.verify(ca.publicKey))) {
-      return requestHeaderUser(modern, req, leaf) ?? 'anonymous';
-    }
-  }
   if (hasCert && sock.authorized) {
     const o = peer.subject.O;
     const orgs = o === undefined ? [] : Array.isArray(o) ? o : [o];
@@ -188,7 +170,7 @@ const REVIEW = /^\/apis\/authentication\.k8s\.io\/(v1|v1beta1|v1alpha1)\/selfsub
 const server = createServer({
   cert: serving!.cert,
   key: serving!.key,
-  ...(clientCA ? { ca: modern?.requestheader ? [clientCA, modern.requestheader.pem] : clientCA } : {}),
+  ...(clientCA ? { ca: clientCA } : {}),
   requestCert: !!clientCA,
   rejectUnauthorized: false,
 }, (req, res) => {
@@ -200,13 +182,6 @@ const server = createServer({
     log.info(`${req.method} ${path} ${res.statusCode} user=${ident} remote=${req.socket.remoteAddress}:${req.socket.remotePort}`);
   });
   if (who === 'unauthorized') return status(res, 401, 'Unauthorized', 'Unauthorized');
-  if (modern) {
-    handleModern(modern, req, res, who, versionInfo(version)).catch((e) => {
-      log.error(`${req.method} ${path}: ${(e as Error).message}`);
-      if (!res.headersSent) modernStatus(res, 500, 'InternalError', `Internal error occurred: ${(e as Error).message}`);
-    });
-    return;
-  }
   if (req.method === 'GET' && path === '/version') {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     return res.end(JSON.stringify(versionInfo(version), null, 2) + '\n');
