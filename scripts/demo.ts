@@ -44,6 +44,21 @@ await main(async () => {
         break;
       }
     }
+    if (code === 0 && f.profile === 'modern') {
+      // what runs is real: systemd's own status, the binary's own version, the real kubectl listing the nodes
+      const admin = path.relative(process.cwd(), path.join(lab.pkiDir, 'admin.kubeconfig'));
+      for (const [what, run] of [
+        ['[kubemaster] $ systemctl status --no-pager --lines=0 kube-apiserver', () => lab.exec('kubemaster', ['systemctl', 'status', '--no-pager', '--lines=0', 'kube-apiserver'])],
+        ['[kubemaster] $ kube-apiserver --version', () => lab.exec('kubemaster', ['kube-apiserver', '--version'])],
+        [`$ kubectl --kubeconfig ${admin} get nodes`, () => execa('kubectl', ['--kubeconfig', admin, 'get', 'nodes'], { reject: false, timeout: 30000 })],
+      ] as const) {
+        log.phase(what);
+        const r = await run();
+        const said = String(r.stdout ?? '') + String(r.stderr ?? '');
+        process.stdout.write(said.endsWith('\n') ? said : `${said}\n`);
+        if (r.exitCode !== 0) code = r.exitCode ?? 1;
+      }
+    }
   } finally {
     if (f.keep) log.info(`lab left running: npx zx scripts/lab.ts down --name ${name}`);
     else {
