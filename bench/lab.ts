@@ -5,7 +5,7 @@
 // No target: the figures are reported (lib/lab/README.md keeps them); the run fails only when a host did not answer.
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
-import { cgroupPids } from '../lib/lab/nspawn.ts';
+import { cgroupPids, cgroupsOf, netCgroupOf } from '../lib/lab/nspawn.ts';
 import { labDown, labUp } from '../lib/lab/index.ts';
 
 const args = process.argv.slice(2);
@@ -27,8 +27,8 @@ let memory = '';
   let kib = 0;
   let procs = 0;
   for (const h of lab.hosts) {
-    const cg = `/sys/fs/cgroup/systemd/kubetls-lab/${name}-${h.name}`;
-    for (const pid of [...cgroupPids(cg), ...cgroupPids(`${cg}-net`)]) {
+    // every hierarchy holds every process once: count each PID once
+    for (const pid of new Set([...cgroupsOf(name, h.name), netCgroupOf(name, h.name)].flatMap(cgroupPids))) {
       try {
         kib += Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
         procs++;

@@ -284,6 +284,19 @@ test.serial('a stopped host refuses connections and comes back with the same hos
   t.is((await ssh(legacy, 'kubeminion1', ['hostname'])).stdout.trim(), 'kubeminion1');
 });
 
+test('each host\'s processes are in cgroups of its own in every hierarchy, never in one that containers share', (t) => {
+  // defect: nspawn placed every container under /payload of the unified hierarchy, shared by all labs' hosts (their
+  // units too: the container's systemd then failed to kill a unit's cgroup, `Input/output error`)
+  for (const lab of [modern, legacy]) {
+    for (const h of [lab.master, lab.minions[0]!]) {
+      const own = `/kubetls-lab/${lab.name}-${h.name}/`;
+      const lines = readFileSync(`/proc/${h.pid}/cgroup`, 'utf8').split('\n').filter((l) => /^\d+:(name=systemd)?:/.test(l));
+      t.true(lines.length > 0);
+      for (const l of lines) t.true(l.slice(l.indexOf(':', l.indexOf(':') + 1) + 1).startsWith(own), `${lab.name} ${h.name}: ${l}`);
+    }
+  }
+});
+
 test('down leaves no process, mount or folder behind, and a second down is harmless', async (t) => {
   const lab = await labUp({ name: labNameFor(test.meta.file, 'down'), minions: 2, profile: 'legacy' });
   const pids = lab.hosts.flatMap((h) => [h.pid, h.unsharePid]);

@@ -13,7 +13,7 @@ import { clusterYaml, knownHosts, sshConfig, writeBinWrappers } from './files.ts
 import { killHost, nsExec, waitSshd, type ExecOptions, type ExecResult } from './host.ts';
 import { parseSystemdJournal, type JournalLine } from './journal.ts';
 import {
-  FAIL_NEXT_START, FAIL_NEXT_START_SCRIPT, WAIT_READY, WAIT_READY_SCRIPT, cgroupOf, cgroupPids, kubeBinDir, kubeUnitFiles, launchNspawn, netCgroupOf, programsFor, removeCgroup,
+  FAIL_NEXT_START, FAIL_NEXT_START_SCRIPT, WAIT_READY, WAIT_READY_SCRIPT, cgroupsOf, cgroupPids, kubeBinDir, kubeUnitFiles, launchNspawn, netCgroupOf, programsFor, removeCgroup,
   rootfsDir, startBridge, systemdUnavailable, waitBooted,
 } from './nspawn.ts';
 import { ed25519KeyPair } from './sshkey.ts';
@@ -181,7 +181,7 @@ export class Lab {
     }
     await killHost([h.pid], [h.unsharePid]);
     // what the host's cgroups still hold: the bridge of a minion (lib/lab/nspawn.ts startBridge)
-    for (const cg of [cgroupOf(this.name, h.name), netCgroupOf(this.name, h.name)]) await killHost(cgroupPids(cg));
+    for (const cg of [...cgroupsOf(this.name, h.name), netCgroupOf(this.name, h.name)]) await killHost(cgroupPids(cg));
     h.pid = 0;
     h.unsharePid = 0;
     this.save();
@@ -371,7 +371,7 @@ export async function labDown(dirOrName: string): Promise<boolean> {
   // anything left in a host's cgroups (nothing should be: SIGKILL of PID 1 ends its PID namespace; a minion's bridge)
   if (state) {
     for (const h of state.hosts) {
-      for (const cg of [cgroupOf(state.name, h.name), netCgroupOf(state.name, h.name)]) {
+      for (const cg of [...cgroupsOf(state.name, h.name), netCgroupOf(state.name, h.name)]) {
         await killHost(cgroupPids(cg));
         removeCgroup(cg);
       }

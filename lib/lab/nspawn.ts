@@ -64,14 +64,22 @@ export function systemdUnavailable(profile: 'legacy' | 'modern' = 'modern'): str
 }
 
 /**
- * The cgroup a host's nspawn runs in (the name=systemd hierarchy of cgroup v1, or the unified one): one per host, so
- * two containers never share the cgroup nspawn manages with --keep-unit, and `down` finds every process by it.
+ * The cgroups a host's nspawn runs in, one per hierarchy systemd uses here: the name=systemd hierarchy of cgroup v1
+ * and the unified (cgroup2) one of a hybrid machine, or the unified one alone. One per host in EACH of them: nspawn
+ * puts its container under its own cgroup of the unified hierarchy, so a host that joined only the v1 one had all its
+ * processes in /payload, shared by every container of every lab (the containers' systemd then failed to kill their
+ * units' cgroups: `Failed to kill control group /system.slice/kube-proxy.service, ignoring: Input/output error`).
+ * `down` finds every process by them. The first is the name=systemd one (the bench reads it).
  */
-export function cgroupOf(lab: string, host: string): string {
+export function cgroupsOf(lab: string, host: string): string[] {
   const v1 = '/sys/fs/cgroup/systemd';
-  const root = existsSync(join(v1, 'cgroup.procs')) ? v1 : '/sys/fs/cgroup';
-  return join(root, 'kubetls-lab', `${lab}-${host}`);
+  const hybrid = '/sys/fs/cgroup/unified';
+  const roots = existsSync(join(v1, 'cgroup.procs'))
+    ? [v1, ...(existsSync(join(hybrid, 'cgroup.procs')) ? [hybrid] : [])]
+    : ['/sys/fs/cgroup'];
+  return roots.map((r) => join(r, 'kubetls-lab', `${lab}-${host}`));
 }
+export const cgroupOf = (lab: string, host: string): string => cgroupsOf(lab, host)[0]!;
 
 /** Every PID in a host's cgroup (and its children), or [] when it has none. */
 export function cgroupPids(cg: string): number[] {
@@ -111,14 +119,15 @@ export async function launchNspawn(h: NspawnHost): Promise<{ unsharePid: number;
   const hd = join(h.dir, 'hosts', h.name);
   const root = join(hd, 'root');
   for (const d of ['upper', 'work', 'root']) mkdirSync(join(hd, d), { recursive: true, mode: 0o755 });
-  const cg = cgroupOf(h.lab, h.name);
-  mkdirSync(cg, { recursive: true });
+  const cgs = cgroupsOf(h.lab, h.name);
+  for (const cg of cgs) mkdirSync(cg, { recursive: true });
   const binds = h.binds.flatMap(([from, to]) => ['--bind-ro', `${from}:${to}`]);
   const lower = `${join(h.dir, 'base', 'layer')}:${h.rootfs}`;
   // `$1` … are argv, never spliced into the script: the folders come from the lab's options.
-  const script = 'echo $$ > "$1/cgroup.procs" && mount -t overlay kubetls-lab -o "lowerdir=$2,upperdir=$3/upper,workdir=$3/work" "$4" && shift 4 && exec systemd-nspawn "$@"';
+  // $1 is the host's cgroups, ':'-separated (a lab or host name has no ':'): the shell joins each before nspawn starts
+  const script = 'for c in $(echo "$1" | tr : " "); do echo $$ > "$c/cgroup.procs" || exit 1; done && mount -t overlay kubetls-lab -o "lowerdir=$2,upperdir=$3/upper,workdir=$3/work" "$4" && shift 4 && exec systemd-nspawn "$@"';
   const console = openSync(join(hd, 'console.log'), 'a');
-  const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', cg, lower, hd, root,
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', cgs.join(':'), lower, hd, root,
     '--boot', '--register=no', '--keep-unit', '--console=passive', '--directory', root, '--machine', h.name, '--hostname', h.name,
     ...(h.privateNetwork ? ['--private-network'] : []), ...binds], { detached: true, stdio: ['ignore', console, console], cwd: '/' });
   closeSync(console);
