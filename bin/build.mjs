@@ -7,7 +7,7 @@
  *   dependencies; ssh2 and ssh2-sftp-client stay outside (ssh2 loads an optional native addon at run time).
  * - The bundles live in dist/, one folder below the package root like scripts/ and lib/, so the few paths our code
  *   takes from import.meta.url (package.json, scripts/) still resolve. The lab (lib/lab) is never bundled: it finds
- *   host-init.sh and the stand-ins next to its own source, and lab/demo are not commands a cron job runs.
+ *   its scripts (rootfs.sh, kube/build.sh) and the stand-ins next to its own source, and lab/demo are not commands a cron job runs.
  * - Content-addressed: a bundle is dist/<command>-<H>.mjs, H the sha256 of every file it was built from (esbuild's
  *   metafile: our sources by content, each bundled dependency by its package.json) plus our package.json, as they
  *   were when the build started. dist/.inputs.json lists those files. On every start bin/kubetls.mjs hashes them again

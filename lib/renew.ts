@@ -170,7 +170,11 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   // later), the master's tokens.csv drops the old one; until then both are accepted, so no client is refused mid-way
   const behind = [...failedHosts, ...notReached, ...later, ...(o.dryRun ? [] : readPending(inv))];
   if (retiringToken(inv) !== undefined && !stop && !behind.length) outcomes.push(...await retireOldToken(inv, o));
-  else if (retiringToken(inv) !== undefined) log.info(`the old token stays valid until ${[...new Set(behind)].join(', ')} ${behind.length > 1 ? 'have' : 'has'} the new one (the next run)`);
+  else if (retiringToken(inv) !== undefined) {
+    // one host may be behind for two reasons (left for later, and pending from an earlier run): named, and counted, once
+    const names = [...new Set(behind)];
+    log.info(`the old token stays valid until ${names.join(', ')} ${names.length > 1 ? 'have' : 'has'} the new one (the next run)`);
+  }
 
   const { text, code } = summarize(outcomes, o.dryRun);
   log.print(text);

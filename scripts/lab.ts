@@ -1,10 +1,10 @@
 #!/usr/bin/env zx
-// kubetls lab: a master + K minions in Linux namespaces on 127.N.0.0/24, each with a real sshd.
+// kubetls lab: a master + K minions on 127.N.0.0/24, each a container booting the real systemd, with a real sshd.
 //   npx zx scripts/lab.ts up     [--name lab] [--minions 3] [--out .lab/NAME] [--profile legacy|modern] [--etcd-members 1]
-//   (modern: real systemd hosts and the real Kubernetes binaries; legacy: namespaced hosts with the 1.4 stand-ins)
+//   (modern: the real Kubernetes v1.37.2 binaries; legacy: stand-ins of the 1.4 programs; both under real systemd)
 //   npx zx scripts/lab.ts status [--name lab] [--out DIR]
 //   npx zx scripts/lab.ts down   [--name lab] [--out DIR]
-// Needs root and namespaces; without them it says so in one line and exits 1.
+// Needs root, namespaces and systemd-nspawn (lib/lab/README.md); without them it says so in one line and exits 1.
 import { parseArgs } from 'node:util';
 import { scriptArgs, usageError, VERSION } from '../lib/cli.ts';
 import { LabError, labDown, labStatus, labUnavailable, labUp, resolveLabDir } from '../lib/lab/index.ts';

@@ -1,5 +1,6 @@
-// The lab itself (lib/lab, scripts/lab.ts): isolated hosts, real sshd with pinned host keys, stand-in services that
-// consume our files as the real ones do, and a teardown that leaves nothing behind.
+// The lab itself (lib/lab, scripts/lab.ts): isolated hosts booting the real systemd, real sshd with pinned host keys,
+// the real apiserver and etcd (modern) and the 1.4 stand-ins (legacy) consuming files as the packaged units do, and a
+// teardown that leaves nothing behind.
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { execa } from 'execa';
 import { parse } from 'yaml';
 import { labDown, labUp, type Lab } from '../lib/lab/index.ts';
 import { pidAlive, preferredBlock } from '../lib/lab/state.ts';
+import { cgroupsOf, netCgroupOf } from '../lib/lab/nspawn.ts';
 import { flagSpec, parseFlags } from '../lib/lab/standins/flags.ts';
 import { labNameFor, makeTestPki, useLab, type TestPki } from './helpers/lab.ts';
 import { installEtcd, makeModernPki, type ModernPki } from './helpers/modern-pki.ts';
@@ -32,7 +34,7 @@ test.before(async () => {
     makeTestPki(join(pkiRoot, 'legacy'), legacy.master, 'kubeminion1'),
     makeModernPki(join(pkiRoot, 'etcd'), modern.master, [], [modern.master]),
   ]);
-  // the modern apiserver needs its etcd (the real one, TLS): test/lab-modern.test.ts covers it, here it just runs
+  // the real apiserver needs its etcd (the real one, TLS; test/modern-etcd.test.ts covers etcd itself): here it just runs
   installEtcd(modern, etcdPki);
   const e = await modern.exec('kubemaster', ['systemctl', 'start', 'etcd']);
   if (e.exitCode !== 0) throw new Error(`etcd did not start: ${e.stderr}`);
@@ -311,6 +313,8 @@ test('down leaves no process, mount or folder behind, and a second down is harml
   t.true(pids.every((p) => !pidAlive(p)));
   t.false(existsSync(lab.dir));
   t.notRegex(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(lab.dir.replace(/[.]/g, '\\.')));
+  // nor any of its hosts' cgroups, in any hierarchy
+  for (const h of lab.hosts) for (const cg of [...cgroupsOf(lab.name, h.name), netCgroupOf(lab.name, h.name)]) t.false(existsSync(cg), cg);
   // no process is left in any of the lab's PID namespaces, and none names the lab folder
   const left = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid).filter((p) => {
     try {

@@ -18,6 +18,7 @@ import { apiRequest } from '../lib/verify.ts';
 import { KUBELET_API_BINDING } from '../lib/rbac.ts';
 import { kubeBinDir } from '../lib/lab/nspawn.ts';
 import { parseCert } from '../lib/pki.ts';
+import { readKubeconfig } from '../lib/kubeconfig.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'modern' });
 const CONTROL = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'];
@@ -340,6 +341,66 @@ for (const [cert, want, served] of RENEW_CLASSES) {
     t.truthy(await verifyPasses(), 'verify does not pass after the renewal');
   });
 }
+
+// ---- a token rotation on the real apiserver, in two runs (each restarts the real apiserver once, about a minute) ----------
+
+/** A token-only client that rereads the minion's kubelet kubeconfig before every request (bounded: one every 100 ms). */
+function tokenPoller(lab: Awaited<typeof labP>) {
+  const codes: string[] = [];
+  let running = true;
+  const done = (async () => {
+    for (let i = 0; running && i < 3000; i++) {
+      const token = readKubeconfig(lab.readFile('kubeminion1', '/var/lib/kubelet/kubeconfig')).token!;
+      codes.push(await askWithToken(lab, token));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return { codes, stop: async () => { running = false; await done; } };
+}
+const askWithToken = async (lab: Awaited<typeof labP>, token: string) => (await execa('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3',
+  '--cacert', join(lab.pkiDir, 'ca.crt'), '-H', `Authorization: Bearer ${token}`, `https://${lab.master.address}:6443/version`], { reject: false })).stdout;
+/** The tokens of the local tokens.csv, the current one first. */
+const localTokens = (lab: Awaited<typeof labP>) => readFileSync(join(lab.pkiDir, 'tokens.csv'), 'utf8').trim().split('\n').map((l) => l.split(',')[0]!);
+let oldToken = '';
+
+test.serial('renew --cert tokens --only the master: the real apiserver accepts the new token beside the old after one restart, and no request is refused', async (t) => {
+  const lab = await labP;
+  oldToken = readKubeconfig(lab.readFile('kubeminion1', '/var/lib/kubelet/kubeconfig')).token!;
+  t.is(await askWithToken(lab, oldToken), '200');
+  const from = Object.fromEntries(lab.hosts.map((h) => [h.name, lab.journal(h.name).length]));
+  const poll = tokenPoller(lab);
+  const r = await runScript('renew', ['--inventory', lab.inventoryPath, '--cert', 'tokens', '--force', '--only', lab.master.name]);
+  await poll.stop();
+  // while the real apiserver restarts a request fails to connect (000), never with 401
+  t.false(poll.codes.includes('401'), `refused: ${poll.codes.filter((c) => c === '401').length} of ${poll.codes.length}`);
+  t.is(r.code, 0, r.all);
+  t.regex(r.stdout, /the old token stays valid until kubeminion1 has the new one/);
+  const [now] = localTokens(lab);
+  t.not(now, oldToken);
+  t.is(await askWithToken(lab, now!), '200', 'the new token is accepted');
+  t.is(await askWithToken(lab, oldToken), '200', 'the old one too, until every kubeconfig has the new one');
+  t.deepEqual(restarts(lab, 'kubemaster', from.kubemaster!), { 'kube-apiserver': 1 });
+  t.deepEqual(restarts(lab, 'kubeminion1', from.kubeminion1!), {});
+});
+
+test.serial('the next renew run gives the minion the new token and retires the old: the real apiserver then refuses it (401), and no request of the client was', async (t) => {
+  const lab = await labP;
+  const from = Object.fromEntries(lab.hosts.map((h) => [h.name, lab.journal(h.name).length]));
+  const poll = tokenPoller(lab);
+  const r = await runScript('renew', ['--inventory', lab.inventoryPath]);
+  await poll.stop();
+  t.false(poll.codes.includes('401'), `refused: ${poll.codes.filter((c) => c === '401').length} of ${poll.codes.length}`);
+  t.true(poll.codes.includes('200'));
+  t.is(r.code, 0, r.all);
+  t.regex(r.stdout, /== retire the old token/);
+  const [now] = localTokens(lab);
+  t.is(readKubeconfig(lab.readFile('kubeminion1', '/var/lib/kubelet/kubeconfig')).token, now);
+  t.is(await askWithToken(lab, oldToken), '401', 'the old token is refused once retired');
+  t.is(await askWithToken(lab, now!), '200');
+  t.deepEqual(restarts(lab, 'kubemaster', from.kubemaster!), { 'kube-apiserver': 1 });
+  t.deepEqual(restarts(lab, 'kubeminion1', from.kubeminion1!), { kubelet: 1 });
+  t.truthy(await verifyPasses(), 'verify does not pass after the rotation');
+});
 
 test.serial('after the renewals a renew run has nothing to do and the real journals show no job', async (t) => {
   const lab = await labP;

@@ -52,7 +52,6 @@ export function labUnavailable(): string | undefined {
     const why = String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim().split('\n')[0];
     return `lab: needs Linux namespaces, unshare failed: ${why}`;
   }
-  if (!existsSync('/usr/sbin/sshd')) return 'lab: needs OpenSSH server (/usr/sbin/sshd): apt-get install -y openssh-server';
   return undefined;
 }
 
@@ -126,11 +125,6 @@ export class Lab {
     const h = this.host(host);
     if (!h.pid || !pidAlive(h.pid)) throw new LabError(`lab ${this.name}: ${h.name} is not running`);
     return execFileSync('nsenter', ['-t', String(h.pid), '-m', '-u', '-p', '--', 'cat', '--', path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
-  }
-
-  /** Path on the real machine of a file in a host's /var/log (the host's overlay upper). */
-  logPath(host: string, file: string): string {
-    return join(this.dir, 'hosts', this.host(host).name, 'upper/var/log', file);
   }
 
   /** A command inside a running host, synchronously (for the journal readers below); '' when the host is down. */

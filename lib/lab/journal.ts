@@ -1,5 +1,6 @@
-// What a lab host's real journal says of its units: one event per start, restart, stop or failure.
-export type JournalEvent = 'start' | 'stop' | 'restart' | 'failed';
+// What a lab host's real journal says of its units: one event per start, restart, stop or failure, and each restart
+// systemd schedules on its own (Restart=on-failure: 'scheduled', then the start it makes).
+export type JournalEvent = 'start' | 'stop' | 'restart' | 'failed' | 'scheduled';
 export interface JournalLine {
   time: string;
   unit: string;
@@ -10,6 +11,7 @@ export interface JournalLine {
 /** systemd's catalog ids of the job messages PID 1 writes (systemd/sd-messages.h). */
 const UNIT_STARTED = '39f53479d3a045ac8e11786248231fbf';
 const UNIT_STOPPED = '9d1aaa27d60140bd96365438aad20286';
+const UNIT_RESTART_SCHEDULED = '5eb03494b6584870a536b337290809b3';
 const UNIT_FAILED = 'd9b373ed55a64feb8242e02dbe79a49c';
 
 /**
@@ -35,6 +37,7 @@ export function parseSystemdJournal(jsonLines: string): JournalLine[] {
     if (id === UNIT_STARTED) event = e.JOB_TYPE === 'restart' ? 'restart' : 'start';
     else if (id === UNIT_STOPPED && e.JOB_TYPE === 'stop') event = 'stop';
     else if (id === UNIT_FAILED) event = 'failed';
+    else if (id === UNIT_RESTART_SCHEDULED) event = 'scheduled';
     if (event) out.push({ time, unit, event, pid: 0 });
   }
   return out;

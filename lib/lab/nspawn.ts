@@ -13,7 +13,8 @@
 // address (sshd's ListenAddress, etcd's URLs, the apiserver's --bind-address). nspawn drops CAP_NET_ADMIN there, so
 // nothing in such a host can change the machine's routes or netfilter rules. A modern minion has a network namespace
 // of its own, bridged to loopback (startBridge below): the real kube-proxy needs CAP_NET_ADMIN over its own rules.
-// The lab folder is not inside the host's root: a host cannot read the client key or the local PKI.
+// The lab folder is not inside the host's root: a process in a host does not see the client key or the local PKI. The
+// hosts are test fixtures, not a sandbox: root in one keeps CAP_SYS_ADMIN without a user namespace (lib/lab/README.md).
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmdirSync, writeFileSync, chmodSync, chownSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -93,14 +94,26 @@ export function cgroupPids(cg: string): number[] {
   return out;
 }
 
-/** Remove a host's cgroup folders (deepest first); they must be empty. */
+/**
+ * Remove a host's cgroup folders (deepest first); they must be empty. A folder whose last process is still exiting is
+ * busy for a moment: each is retried (bounded: 50 × 20 ms) before it is left, and `down`'s test checks none is left.
+ */
 export function removeCgroup(cg: string): void {
+  let dirs: string[] = [];
   try {
-    const dirs = execFileSync('find', [cg, '-depth', '-type', 'd'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n').filter(Boolean);
-    for (const d of dirs) {
-      try { rmdirSync(d); } catch { /* busy or gone */ }
-    }
+    dirs = execFileSync('find', [cg, '-depth', '-type', 'd'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n').filter(Boolean);
   } catch { /* gone */ }
+  for (const d of dirs) {
+    for (let i = 0; i < 50; i++) {
+      try {
+        rmdirSync(d);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EBUSY') break;
+        execFileSync('sleep', ['0.02']);
+      }
+    }
+  }
 }
 
 export interface NspawnHost {
@@ -256,9 +269,9 @@ exit 1
 `;
 /**
  * wait-ready UNIT: until the stand-in wrote $RUNTIME_DIRECTORY/ready (lib/lab/standins/common.ts, once it serves),
- * exit 0; when the unit has no main process any more, or after 90 s (systemd's default TimeoutStartSec, which a
- * Type=notify service gets), exit 1 (the start fails). A stand-in takes ~0.1 s to start on an idle machine, longer
- * while the full suite boots real clusters beside it (a 10 s bound is the suspected cause of one failed restart there).
+ * exit 0; when the unit has no main process any more, exit 1 (the start fails). Bounded twice: systemd's default
+ * TimeoutStartSec (90 s, what a Type=notify service gets) ends it, and the script gives up after 3600 polls anyway. A stand-in takes ~0.1 s to start on an idle machine, longer
+ * while the full suite boots real clusters beside it (a 10 s bound is the suspected, not measured, cause of one failed restart there).
  */
 export const WAIT_READY_SCRIPT = `#!/bin/sh
 # kubetls lab: the ready wait of a legacy stand-in's unit (lib/lab/nspawn.ts kubeUnitFiles)

@@ -10,9 +10,9 @@ export interface HostState {
   /** etcd: an etcd member of its own (kubeetcd2..N, modern only) */
   role: 'master' | 'minion' | 'etcd';
   address: string;
-  /** host PID of the namespace's PID 1 (host-init.sh); 0 when the host is stopped */
+  /** host PID of the container's PID 1 (its systemd); 0 when the host is stopped */
   pid: number;
-  /** host PID of the `unshare` process that owns the namespaces */
+  /** host PID of the container's `systemd-nspawn` (started through `unshare --mount`) */
   unsharePid: number;
 }
 

@@ -22,18 +22,19 @@ export async function remoteFile(lab: Lab, host: string, file: string): Promise<
 
 /**
  * How many times kubetls started or restarted each of the kube units and etcd on a host since journal line `from`
- * (systemd hosts: the real journal; the legacy lab: the stand-in's). Not counted: the host's own boot units, and the
- * start systemd makes on its own after a unit failed (Restart=on-failure): the real controller-manager and scheduler
- * exit when the apiserver they lead through goes away, and systemd starts them again (lib/lab/README.md, measured).
+ * (the host's real journal). Not counted: the host's own boot units, and the start systemd makes on its own after a
+ * unit failed (Restart=on-failure: its "Scheduled restart job" message comes right before it): the real
+ * controller-manager and scheduler exit when the apiserver they lead through goes away, and systemd starts them
+ * again (lib/lab/README.md, measured). A start kubetls makes after a failure is counted.
  */
 export function restarts(lab: Lab, host: string, from = 0): Record<string, number> {
   const out: Record<string, number> = {};
-  const crashed = new Set<string>();
+  const scheduled = new Set<string>();
   for (const j of lab.journal(host).slice(from)) {
     if (!ALL_UNIT_NAMES.includes(j.unit)) continue;
-    if (j.event === 'failed') crashed.add(j.unit);
+    if (j.event === 'scheduled') scheduled.add(j.unit);
     else if (j.event === 'restart' || j.event === 'start') {
-      if (crashed.has(j.unit)) crashed.delete(j.unit);
+      if (scheduled.has(j.unit)) scheduled.delete(j.unit);
       else out[j.unit] = (out[j.unit] ?? 0) + 1;
     }
   }
