@@ -270,8 +270,9 @@ exit 1
 /**
  * wait-ready UNIT: until the stand-in wrote $RUNTIME_DIRECTORY/ready (lib/lab/standins/common.ts, once it serves),
  * exit 0; when the unit has no main process any more, exit 1 (the start fails). Bounded twice: systemd's default
- * TimeoutStartSec (90 s, what a Type=notify service gets) ends it, and the script gives up after 3600 polls anyway. A stand-in takes ~0.1 s to start on an idle machine, longer
- * while the full suite boots real clusters beside it (a 10 s bound is the suspected, not measured, cause of one failed restart there).
+ * TimeoutStartSec (90 s, what a Type=notify service gets) ends it, and the script gives up after 3600 polls anyway.
+ * A stand-in takes ~0.1 s to start on an idle machine, longer while the full suite boots real clusters beside it (an
+ * earlier 10 s bound is the suspected, not measured, cause of one failed restart there).
  */
 export const WAIT_READY_SCRIPT = `#!/bin/sh
 # kubetls lab: the ready wait of a legacy stand-in's unit (lib/lab/nspawn.ts kubeUnitFiles)
