@@ -64,3 +64,31 @@ test.serial('a member given a peer certificate of another CA is refused by the r
   t.regex(m.stdout, /\[kubeetcd3\] \$ systemctl restart etcd/);
   t.is((await runScript('verify.ts', ['--inventory', lab.inventoryPath])).code, 0);
 });
+
+test.serial('a member whose server key does not match its certificate: the real etcd says READY, then exits on the key; verify names the file; master.ts repairs it', async (t) => {
+  const lab = await labP;
+  // kubeetcd2's peer key where its server key should be: etcd loads the pair at start and exits
+  const etcdOwner = { uid: lab.uids.etcd, gid: lab.uids.etcdGid, mode: 0o600 };
+  lab.writeFile('kubeetcd2', '/srv/kubernetes/etcd-server.key', readFileSync(path.join(lab.pkiDir, 'etcd-peer-kubeetcd2.key')), etcdOwner);
+  const from = (await lab.exec('kubeetcd2', ['journalctl', '--no-pager', '-o', 'cat', '-u', 'etcd'])).stdout.length;
+  // measured: the real etcd 3.4 tells systemd READY=1 before it loads its client-facing key pair, so the restart
+  // succeeds (0) and etcd exits a moment later: why kubetls waits for a restarted unit to stay up (waitSettled)
+  const r = await lab.exec('kubeetcd2', ['systemctl', 'restart', 'etcd'], { timeoutMs: 120000 });
+  t.is(r.exitCode, 0, r.stderr);
+  let log = '';
+  for (let i = 0; i < 120 && !/tls: private key does not match public key/.test(log); i++) {
+    await new Promise((res) => setTimeout(res, 250));
+    log = (await lab.exec('kubeetcd2', ['journalctl', '--no-pager', '-o', 'cat', '-u', 'etcd'])).stdout.slice(from);
+  }
+  t.regex(log, /tls: private key does not match public key/);
+  t.regex(log, /etcd\.service: (Main process exited, code=exited, status=1\/FAILURE|Failed with result)/);
+  const v = await runScript('verify.ts', ['--inventory', lab.inventoryPath, '--json']);
+  t.is(v.code, 1);
+  const results = (JSON.parse(v.stdout) as { results: { check: string; target: string; ok: boolean; detail: string }[] }).results;
+  t.true(results.some((x) => x.target === 'kubeetcd2:/srv/kubernetes/etcd-server.key' && !x.ok), JSON.stringify(results.filter((x) => !x.ok)));
+  t.true(results.some((x) => x.check === 'etcd health' && x.target === 'kubeetcd2' && !x.ok));
+  const m = await runScript('master.ts', ['--inventory', lab.inventoryPath]);
+  t.is(m.code, 0, m.all);
+  t.regex(m.stdout, /\[kubeetcd2\] \$ systemctl restart etcd/);
+  t.is((await runScript('verify.ts', ['--inventory', lab.inventoryPath])).code, 0);
+});
