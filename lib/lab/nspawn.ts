@@ -214,13 +214,16 @@ export async function waitBooted(pid: number, name: string, timeoutMs = 60000): 
  * `systemd-notify` child races systemd's lookup of its sender). So each is Type=simple with an ExecStartPost= that
  * waits (≤ 90 s) for the stand-in's ready file in its RuntimeDirectory=, or fails when the program exited first: a
  * `systemctl restart` waits for it and fails as it would for a Type=notify service that died before READY=1.
+ * And StartLimitIntervalSec=0: a stand-in restarts in ~0.1 s and the tests restart it back to back (a fault test's
+ * run, its rollback, the next run), where systemd's default limit (5 starts in 10 s, measured here: `Job for
+ * kube-scheduler.service failed because start of the service was attempted too often.`) refused a rollback's restart.
  */
 export function kubeUnitFiles(profile: 'legacy' | 'modern' = 'modern'): Record<string, string> {
   const legacy = profile === 'legacy';
   const unit = (name: string, desc: string, after: string, user: string, env: string, exec: string, notify = false) => `[Unit]
 Description=${desc}
 After=${after}
-
+${legacy ? 'StartLimitIntervalSec=0\n' : ''}
 [Service]
 EnvironmentFile=-/etc/kubernetes/config
 EnvironmentFile=-/etc/kubernetes/${env}
