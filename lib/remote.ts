@@ -746,7 +746,7 @@ async function jumpTo(t: SshTarget, label: string, o: ConnectOptions): Promise<{
       sock = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
         // bounded like every other step: a jump host that never answers the channel open must not hold a cron run
         const channelMs = o.channelTimeoutMs ?? o.readyTimeoutMs ?? 10_000;
-      const timer = setTimeout(() => reject(new RemoteError(label, `jump host ${j.name}: no answer to opening ${next.address}:${next.port} in ${channelMs / 1000} s`, true)), channelMs);
+        const timer = setTimeout(() => reject(new RemoteError(label, `jump host ${j.name}: no answer to opening ${next.address}:${next.port} in ${channelMs / 1000} s`, true)), channelMs);
         c.forwardOut('127.0.0.1', 0, next.address, next.port, (err, stream) => {
           clearTimeout(timer);
           if (err) reject(new RemoteError(label, `jump host ${j.name} cannot reach ${next.address}:${next.port}: ${err.message}`));

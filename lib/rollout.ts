@@ -493,7 +493,12 @@ export async function withRollback(inv: Inventory, r: Remote, out: HostOutcome, 
     let incomplete = '';
     try { await r.rollback(); } catch (err) { incomplete = `; ${(err as Error).message}`; }
     // restarted whatever happened above: a unit left on files that failed its gate is worse than one on a mix
-    for (const unit of [...new Set(out.restarts)]) await r.run(['systemctl', 'restart', unit], { ok: [0, 1, 3] }).catch(() => undefined);
+    // reset-failed first: the failed start counted toward systemd's start limit (5 in 10 s by default), which must not
+    // refuse the restart that puts the old files back ("start of the service was attempted too often")
+    for (const unit of [...new Set(out.restarts)]) {
+      await r.run(['systemctl', 'reset-failed', unit], { ok: [0, 1] }).catch(() => undefined);
+      await r.run(['systemctl', 'restart', unit], { ok: [0, 1, 3] }).catch(() => undefined);
+    }
     if (out.restarts.includes('kube-apiserver')) {
       const served = await servedCert(inv).then((c) => `serves serial ${c.serial} again`, (err: Error) => `does not answer: ${err.message}`);
       log.warn(`after rollback ${inv.master.address}:${inv.apiserver.port} ${served}`, r.host.name);

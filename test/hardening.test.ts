@@ -240,6 +240,22 @@ test.serial('--replace-ca sends a new CA to hosts that hold another one, and say
   t.is((await runScript('minions.ts', inv(lab))).code, 0);
 });
 
+test.serial('a rollback restart is not refused by systemd\'s start limit, which the failed start counted toward', async (t) => {
+  // an operator's drop-in with a tight limit (one start per minute): the failed restart uses it up, and the restart
+  // that puts the old files back was refused ("start of the service was attempted too often") until kubetls reset it
+  const lab = await labP;
+  const served = await servedSerial(lab);
+  await sh(lab, 'kubemaster', 'mkdir -p /etc/systemd/system/kube-apiserver.service.d && printf "[Unit]\\nStartLimitIntervalSec=60\\nStartLimitBurst=1\\n" > /etc/systemd/system/kube-apiserver.service.d/50-limit.conf && systemctl daemon-reload && systemctl reset-failed kube-apiserver');
+  t.teardown(() => sh(lab, 'kubemaster', 'rm -f /etc/systemd/system/kube-apiserver.service.d/50-limit.conf && systemctl daemon-reload').then(() => undefined));
+  addSan(lab);
+  await sh(lab, 'kubemaster', 'mkdir -p /etc/kubetls-lab/fail-next-start && touch /etc/kubetls-lab/fail-next-start/kube-apiserver');
+  const r = await runScript('master.ts', [...inv(lab), '--only', 'kubemaster']);
+  t.is(r.code, 1, r.all);
+  t.regex(r.all, /\$ systemctl reset-failed kube-apiserver/);
+  t.regex(r.all, /after rollback 127\.\d+\.0\.1:6443 serves serial [0-9A-F]+ again/);
+  t.is(await servedSerial(lab).catch((e: Error) => e.message), served, r.all);
+});
+
 test.serial('master.ts rolls the master back when the apiserver does not come back, and leaves the minions alone', async (t) => {
   const lab = await labP;
   const served = await servedSerial(lab);
