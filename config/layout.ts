@@ -16,7 +16,11 @@ export interface FilePlacement { file: string; path: string; mode: FileMode }
  * A kubeconfig built from local files: the cluster CA, the client certificate `<cert>.crt`/`.key`, and for the
  * kubelet the bearer token too (the recipe's step 14). `user` is the kubeconfig's user entry name.
  */
-export interface KubeconfigPlacement { path: string; cert: string; user: string; token?: boolean; mode: FileMode }
+export interface KubeconfigPlacement {
+  path: string; cert: string; user: string; token?: boolean; mode: FileMode;
+  /** the master's own apiserver (controller-manager, scheduler), not the balancer every other client uses */
+  local?: boolean;
+}
 
 /** Public certificates that two services running as different users read (kube and etcd): world-readable, no secret. */
 export const publicCert: FileMode = { owner: 'root', group: 'root', mode: 0o644 };
@@ -43,8 +47,8 @@ export function masterFiles(profile: Profile): FilePlacement[] {
 export function masterKubeconfigs(profile: Profile): KubeconfigPlacement[] {
   if (profile === 'legacy') return [];
   return [
-    { path: '{remote}/controller-manager.conf', cert: 'controller-manager', user: 'system:kube-controller-manager', mode: masterPki },
-    { path: '{remote}/scheduler.conf', cert: 'scheduler', user: 'system:kube-scheduler', mode: masterPki },
+    { path: '{remote}/controller-manager.conf', cert: 'controller-manager', user: 'system:kube-controller-manager', mode: masterPki, local: true },
+    { path: '{remote}/scheduler.conf', cert: 'scheduler', user: 'system:kube-scheduler', mode: masterPki, local: true },
   ];
 }
 

@@ -17,8 +17,10 @@ import { KUBE_PROXY_KUBECONFIG, KUBELET_PKI } from './layout.ts';
 
 export interface FlagContext {
   remoteDir: string; // pki.remote_dir, e.g. /srv/kubernetes
-  masterUrl: string; // https://<master name>:<port>
-  masterAddress: string; // the master's address in the inventory
+  masterUrl: string; // where clients reach the apiserver: https://<endpoint or master name>:<port>
+  masterAddress: string; // the address of the master being configured (its apiserver, controller-manager, scheduler bind it)
+  /** behind a balancer: how long a stopping apiserver keeps serving with /readyz failing (--shutdown-delay-duration) */
+  drainSeconds?: number;
   port: number;
   clusterDns: string;
   clusterDomain: string;
@@ -93,6 +95,10 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
           !legacy && `--requestheader-client-ca-file=${r}/front-proxy-ca.crt --requestheader-allowed-names=front-proxy-client --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group --requestheader-extra-headers-prefix=X-Remote-Extra-`,
           !legacy && `--proxy-client-cert-file=${r}/front-proxy-client.crt --proxy-client-key-file=${r}/front-proxy-client.key`,
           !legacy && '--authorization-mode=Node,RBAC',
+          // behind a balancer: told to stop, the apiserver fails /readyz at once but serves on for this long, so the
+          // balancer's health checks take it out of the rotation before it closes its port (a rolling restart then
+          // fails no request); without a balancer there is no one to tell
+          !legacy && c.drainSeconds !== undefined && `--shutdown-delay-duration=${c.drainSeconds}s`,
         ),
       },
     },

@@ -8,6 +8,7 @@
  *   restarted      `systemctl restart` returned, before the health gate
  *   gated          the gate passed, before the owed restart is cleared
  *   renewed        renew.ts reissued the local certificates (the hosts owed them are recorded first)
+ *   rolled-N       a rolling restart of the control plane finished its Nth host, before the next one starts
  * and one that is not a kill: `disconnect` drops the SSH connection right after the first upload, before it is
  * installed, as an sshd killed mid-transfer or a cut network does.
  * The fault-injection suite (test/faults.test.ts) runs each and checks that no file is empty or half-written and

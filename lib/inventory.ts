@@ -41,7 +41,15 @@ export interface Inventory {
     days: number;
     renewBeforeDays: number;
   };
-  apiserver: { cn: string; dns: string[]; ip: string[]; port: number };
+  apiserver: {
+    cn: string; dns: string[]; ip: string[]; port: number;
+    /**
+     * The load balancer in front of the masters (`apiserver.endpoint`; required with more than one master): the
+     * address every client outside the control plane uses (kubelets, kube-proxy, the operator's admin.kubeconfig).
+     * kubetls does not manage the balancer; it names it in the server certificate and points the clients at it.
+     */
+    endpoint?: { name: string; address: string; port: number; drainSeconds: number };
+  };
   clusterDns: string;
   clusterDomain: string;
   /** modern: the apiserver's --service-cluster-ip-range; its first address is the `kubernetes` service's ClusterIP */
@@ -52,11 +60,14 @@ export interface Inventory {
     configFile?: string;
     explicit: { identityFile: boolean; knownHosts: boolean };
   };
+  /** The first master (the only one without HA): the CA is named after it, and single-master messages name it. */
   master: Host;
+  /** Every master, in inventory order (`masters:`, or the one `master:`); the first is `master`. */
+  masters: Host[];
   minions: Host[];
   /**
-   * The etcd cluster (modern profile): its members in order; the first is the one a single-member default makes, the
-   * master itself. A member named like the master IS the master host; any other member is a host of its own.
+   * The etcd cluster (modern profile): its members in order. The default is stacked etcd: every master is a member. A
+   * member named like a master IS that master host; any other member is a host of its own.
    */
   etcd: { members: Host[] };
 }
@@ -200,6 +211,13 @@ const schema = z.object({
     dns: z.array(dnsName, { invalid_type_error: 'a list of DNS names' }).default([]),
     ip: z.array(ip, { invalid_type_error: 'a list of IP addresses' }).default([]),
     port: port.default(6443),
+    // a bare name means address = name, as for a host; port: the balancer's (default apiserver.port)
+    // drain_seconds: how long a master that is told to stop keeps serving while its /readyz already fails, so that the
+    // balancer's health checks take it out first (more than the balancer needs to mark a server down: haproxy's
+    // inter × fall); the apiserver's --shutdown-delay-duration
+    endpoint: z.preprocess((v) => (typeof v === 'string' ? { name: v } : v), z.object({ name: dnsName, address: address.optional(), port: port.optional(),
+      drain_seconds: int(0, 600, 'a number of seconds from 0 to 600').optional() },
+    { invalid_type_error: 'the load balancer: a DNS name, or { name, address, port, drain_seconds }' }).strict()).optional(),
   }, { invalid_type_error: 'a mapping of settings' }).strict(),
   cluster_dns: ip.default('10.24.0.10'),
   cluster_domain: dnsName.default('kubic.local'),
@@ -213,7 +231,8 @@ const schema = z.object({
     sudo: z.boolean({ invalid_type_error: 'true or false' }).default(false),
     config_file: filePath.default('~/.ssh/config'),
   }, { invalid_type_error: 'a mapping of settings' }).strict().default({}),
-  master: hostEntry,
+  master: hostEntry.optional(),
+  masters: z.array(hostEntry, { invalid_type_error: 'a list of hosts' }).min(1, 'at least one master').optional(),
   minions: z.array(hostEntry, { invalid_type_error: 'a list of hosts' }).default([]),
   etcd: z.object({
     members: z.array(hostEntry, { invalid_type_error: 'a list of hosts' }).min(1, 'at least one member').optional(),
@@ -221,6 +240,7 @@ const schema = z.object({
 }, { required_error: 'a mapping of settings', invalid_type_error: 'a mapping of settings' }).strict();
 
 type Raw = z.infer<typeof schema>;
+type RawHost = NonNullable<Raw['master']>;
 
 /**
  * zod's texts for the issues our own messages above do not cover, phrased as "what was expected". Set as zod's global
@@ -340,35 +360,61 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     }
   }
   const sshSet = (k: string) => doc.hasIn(['ssh', k]);
-  const hostOf = (entry: Raw['master'], role: Host['role']): Host => {
+  const hostOf = (entry: RawHost, role: Host['role']): Host => {
     const o: { name: string; address?: string; port?: number; user?: string } = typeof entry === 'string' ? { name: entry } : entry;
     return { name: o.name, role, address: o.address ?? o.name, port: o.port ?? raw.ssh.port, user: o.user ?? raw.ssh.user,
       explicit: { address: o.address !== undefined, port: o.port !== undefined || sshSet('port'), user: o.user !== undefined || sshSet('user') } };
   };
-  const master = hostOf(raw.master, 'master');
+  // master: (the recipe's one) or masters: (1, or 3 and more, behind apiserver.endpoint); exactly one of the two
+  const masterKey = raw.masters ? 'masters' : 'master';
+  if (raw.master && raw.masters) at(['masters'], 'expected either master: or masters:, found both');
+  if (!raw.master && !raw.masters) at(['master'], 'expected a value (master: NAME, or masters: [NAME, …] for more than one), found nothing');
+  const masterEntries: RawHost[] = raw.masters ?? (raw.master ? [raw.master] : [{ name: 'missing' }]);
+  const masters = masterEntries.map((m) => hostOf(m, 'master'));
+  const master = masters[0]!;
+  const masterPath = (i: number): (string | number)[] => (raw.masters ? ['masters', i] : ['master']);
+  if (raw.masters && masters.length === 2) {
+    at(['masters'], 'expected 1 master, or 3 and more, found 2 (two stacked etcd members lose quorum when either one fails, and the apiserver with them)');
+  }
+  if (masters.length > 1 && raw.profile !== 'modern') at(['masters'], `expected one master in the legacy profile (the recipe's Kubernetes 1.4 cluster has one; use profile: modern), found ${masters.length}`);
+  if (masters.length > 1 && !raw.apiserver.endpoint) at(['masters'], `expected apiserver.endpoint (the load balancer in front of the masters) with ${masters.length} masters, found none`);
+  if (raw.apiserver.endpoint && raw.profile !== 'modern') at(['apiserver', 'endpoint'], 'expected no endpoint in the legacy profile (the recipe\'s kubelets name one master; use profile: modern), found one');
   const minions = raw.minions.map((m) => hostOf(m, 'minion'));
   // etcd: the master alone unless etcd.members says otherwise; a member named like the master is the master host, and
   // must not give it another address; a member named like a minion is refused (kubetls keeps etcd on the control plane:
   // a minion's root would otherwise hold the etcd peer key, which is every secret of the cluster).
   if (raw.etcd && raw.profile !== 'modern') at(['etcd'], 'expected no etcd settings in the legacy profile (the recipe runs etcd without TLS on the master; use profile: modern), found etcd');
-  const members: Host[] = (raw.etcd?.members ?? [raw.master]).map((m, i) => {
+  // Stacked etcd by default (kubeadm's): every master is a member.
+  const members: Host[] = raw.etcd?.members ? raw.etcd.members.map((m, i) => {
     const h = hostOf(m, 'etcd');
-    if (h.name === master.name) {
+    const same = masters.find((x) => x.name === h.name);
+    if (same) {
       const given: { address?: string; port?: number; user?: string } = typeof m === 'string' ? {} : m;
-      if ((given.address && given.address !== master.address) || (given.port && given.port !== master.port) || (given.user && given.user !== master.user)) {
-        at(['etcd', 'members', i], `expected the master's own address, port and user for the member named like the master, found ${given.address ?? master.address}:${given.port ?? master.port} as ${given.user ?? master.user}`);
+      if ((given.address && given.address !== same.address) || (given.port && given.port !== same.port) || (given.user && given.user !== same.user)) {
+        at(['etcd', 'members', i], `expected the master's own address, port and user for the member named like the master, found ${given.address ?? same.address}:${given.port ?? same.port} as ${given.user ?? same.user}`);
       }
-      return master;
+      return same;
     }
     if (minions.some((x) => x.name === h.name)) at(['etcd', 'members', i, 'name'], `expected the master or a host of its own (etcd keys do not go to minions), found the minion '${h.name}'`);
     return h;
-  });
+  }) : masters;
+  // etcd needs a majority: 2 members survive no more failures than 1, 4 no more than 3 (and an even split can stall)
+  if (raw.profile === 'modern' && members.length % 2 === 0) {
+    at(raw.etcd?.members ? ['etcd', 'members'] : [masterKey], raw.etcd?.members
+      ? `expected an odd number of members (a majority of ${members.length} survives no more failures than ${members.length - 1} members would), found ${members.length}`
+      : `expected an odd number of masters when etcd is stacked on them (the default; or list etcd.members), found ${members.length}`);
+  }
   const memberNames = new Set<string>();
   members.forEach((m, i) => {
     if (memberNames.has(m.name)) at(['etcd', 'members', i], `expected a unique member name, found '${m.name}' again`);
     memberNames.add(m.name);
   });
-  const seen = new Map<string, string>([[master.name, 'master']]);
+  const seen = new Map<string, string>();
+  masters.forEach((m, i) => {
+    const first = seen.get(m.name);
+    if (first) at(masterPath(i), `expected a unique host name, found '${m.name}' again (first at ${first})`);
+    else seen.set(m.name, keyName(masterPath(i)));
+  });
   minions.forEach((m, i) => {
     const first = seen.get(m.name);
     if (first) at(['minions', i], `expected a unique host name, found '${m.name}' again (first at ${first})`);
@@ -376,7 +422,7 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   });
   // A host's name becomes <name>.key/.csr/.crt beside the CA: it must not be the name of another file of the PKI.
   // Modern minions are named CN=system:node:<name>, and a CN has at most 64 characters: 52 are left for the name.
-  const entries: [(string | number)[], Host][] = [[['master'], master], ...minions.map((m, i): [(string | number)[], Host] => [['minions', i], m]),
+  const entries: [(string | number)[], Host][] = [...masters.map((m, i): [(string | number)[], Host] => [masterPath(i), m]), ...minions.map((m, i): [(string | number)[], Host] => [['minions', i], m]),
     ...members.map((m, i): [(string | number)[], Host] => [['etcd', 'members', i], m]).filter(([, m]) => m.role === 'etcd' && !minions.some((x) => x.name === m.name))];
   for (const [p, host] of entries) {
     const namePath = [...p, 'name']; // as the schema names it, also for a bare name
@@ -394,6 +440,15 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     if (first) at(p, `expected a host address and port of its own, found ${host.address} port ${host.port} again (first at ${first})`);
     else endpoints.set(key, keyName(p));
   });
+  // The balancer is no host of the inventory: kubetls never connects to it over SSH, and a host's name or address in
+  // its place would send every client to that one host, past the balancer.
+  const ep = raw.apiserver.endpoint;
+  const endpoint = ep ? { name: ep.name, address: ep.address ?? ep.name, port: ep.port ?? raw.apiserver.port, drainSeconds: ep.drain_seconds ?? DRAIN_SECONDS } : undefined;
+  if (endpoint) {
+    const same = (a: string, b: string) => (isIP(a) === 6 && isIP(b) === 6 ? canonicalV6(a) === canonicalV6(b) : a.toLowerCase() === b.toLowerCase());
+    const clash = entries.find(([, h]) => h.name === endpoint.name || same(h.address, endpoint.address) || same(h.name, endpoint.address));
+    if (clash) at(['apiserver', 'endpoint'], `expected a load balancer of its own, not a host of the inventory, found ${clash[1].name === endpoint.name || same(clash[1].name, endpoint.address) ? 'the name' : 'the address'} of ${keyName(clash[0])} (${clash[1].name})`);
+  }
   // The server certificate must name something a client can check: the recipe's curl, kubectl and the kubelets verify it.
   if (!raw.apiserver.dns.length && !raw.apiserver.ip.length) {
     at(['apiserver'], 'expected at least one subjectAltName in apiserver.dns or apiserver.ip, found none');
@@ -425,7 +480,7 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
       days: raw.pki.days,
       renewBeforeDays: raw.pki.renew_before_days,
     },
-    apiserver: { ...raw.apiserver },
+    apiserver: { cn: raw.apiserver.cn, dns: raw.apiserver.dns, ip: raw.apiserver.ip, port: raw.apiserver.port, ...(endpoint ? { endpoint } : {}) },
     clusterDns: raw.cluster_dns,
     clusterDomain: raw.cluster_domain,
     serviceCidr: raw.service_cidr,
@@ -435,6 +490,7 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
       explicit: { identityFile: sshSet('identity_file'), knownHosts: sshSet('known_hosts') },
     },
     master,
+    masters,
     minions,
     etcd: { members },
   };
@@ -517,7 +573,21 @@ function unwrap(s: z.ZodTypeAny): z.ZodTypeAny {
   }
 }
 
-/** Every host, master first, then the etcd members of their own, then the minions. */
-export const allHosts = (inv: Inventory): Host[] => [inv.master, ...etcdHosts(inv), ...inv.minions];
+/** apiserver.endpoint.drain_seconds by default: a balancer that checks every 2 s and takes 3 failures (6 s), and a margin. */
+export const DRAIN_SECONDS = 10;
+
+/** Every host, the masters first, then the etcd members of their own, then the minions. */
+export const allHosts = (inv: Inventory): Host[] => [...inv.masters, ...etcdHosts(inv), ...inv.minions];
+
+/** Where a client reaches the apiserver: an address to connect to, a port, and the name the certificate is checked for. */
+export interface ApiTarget { address: string; port: number; name: string }
+/** The address every client outside the control plane uses: the balancer (apiserver.endpoint) if any, else the master. */
+export const apiTarget = (inv: Inventory): ApiTarget => inv.apiserver.endpoint ?? masterTarget(inv, inv.master);
+/** One master's own apiserver (its controller-manager and scheduler use it; the rolling gates ask it). */
+export const masterTarget = (inv: Inventory, host: Host): ApiTarget => ({ address: host.address, port: inv.apiserver.port, name: host.name });
+/** `https://NAME:PORT` of a target (the name: kubeconfigs and flags say the name the certificate holds). */
+export const urlOf = (t: ApiTarget): string => `https://${t.name.includes(':') ? `[${t.name}]` : t.name}:${t.port}`;
+/** More than one master (behind apiserver.endpoint): renewals roll one master at a time. */
+export const isHa = (inv: Inventory): boolean => inv.masters.length > 1;
 /** The etcd members that are hosts of their own (not the master). */
 export const etcdHosts = (inv: Inventory): Host[] => inv.etcd.members.filter((m) => m.role === 'etcd');

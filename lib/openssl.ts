@@ -108,10 +108,11 @@ export function subjValue(value: string): string {
  * whole file so that no distro default leaks in). The DNS.n / IP.n lines come from cluster.yaml.
  */
 export function opensslConfig(inv: Inventory): string {
-  const alt = [
-    ...inv.apiserver.dns.map((d, i) => `DNS.${i + 1} = ${d}`),
-    ...inv.apiserver.ip.map((ip, i) => `IP.${i + 1} = ${ip}`),
-  ];
+  // the server certificate's names as lib/pki.ts wants them (apiserver.dns/ip; with a balancer also the masters' and
+  // the endpoint's), numbered per kind: DNS.1, DNS.2, IP.1 …
+  const serverSans = leafSpecs(inv).find((l) => l.kind === 'server')!.sans;
+  const numbered = (kind: string) => serverSans.filter((x) => x.startsWith(`${kind}:`)).map((x, i) => `${kind}.${i + 1} = ${x.slice(kind.length + 1)}`);
+  const alt = [...numbered('DNS'), ...numbered('IP')];
   const san = alt.length ? [`subjectAltName = @${SERVER_ALT_NAMES}`] : [];
   const section = (name: string, lines: readonly string[]) => [`[ ${name} ]`, ...lines, ''];
   // the modern profile's certificates with names of their own (etcd members, kubelets' serving certificates): a

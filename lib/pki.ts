@@ -20,7 +20,7 @@ import pLimit from 'p-limit';
 import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
 import { local as localModes } from '../config/files.ts';
 import { ExitError } from './cli.ts';
-import { oneLine, type Inventory } from './inventory.ts';
+import { apiTarget, oneLine, type Inventory } from './inventory.ts';
 import { log, registerSecret, shown } from './log.ts';
 import { kubeconfig } from './kubeconfig.ts';
 import * as openssl from './openssl.ts';
@@ -188,9 +188,15 @@ export interface LeafSpec {
 }
 
 export function leafSpecs(inv: Inventory): LeafSpec[] {
+  // One server certificate for every master (the recipe's server.crt), not one per master as kubeadm issues: behind a
+  // TCP balancer every master must answer for the endpoint's name anyway, so a master's key already speaks for all of
+  // them (README, "HA"). With a balancer it names, beyond apiserver.dns/ip, every master's name and address (each
+  // master's own components and the rolling gates reach it directly) and the endpoint's name and address.
+  const ep = inv.apiserver.endpoint;
+  const extra = ep ? [...inv.masters.flatMap((m) => [`DNS:${m.name}`, sanOf(m.address)]), `DNS:${ep.name}`, sanOf(ep.address)] : [];
   const server: LeafSpec = {
     kind: 'server', name: 'server', cn: inv.apiserver.cn, eku: ['serverAuth'], section: 'server', ca: 'ca',
-    sans: [...inv.apiserver.dns.map((d) => `DNS:${d}`), ...inv.apiserver.ip.map((ip) => `IP:${canonicalIp(ip)}`)],
+    sans: [...new Set([...inv.apiserver.dns.map((d) => `DNS:${d}`), ...inv.apiserver.ip.map((ip) => `IP:${canonicalIp(ip)}`), ...extra])],
   };
   const minions = inv.minions.map((m): LeafSpec => ({
     kind: 'minion', name: m.name, ...minionIdentity(inv.profile, m.name), sans: [], eku: ['clientAuth'], section: 'client', ca: 'ca',
@@ -557,9 +563,10 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
 export function adminKubeconfigText(inv: Inventory): string | undefined {
   const f = (n: string) => path.join(inv.pki.dir, n);
   if (inv.profile !== 'modern' || !existsSync(f('admin.crt')) || !existsSync(f('admin.key')) || !existsSync(f('ca.crt'))) return undefined;
-  const host = isIP(inv.master.address) === 6 ? `[${inv.master.address}]` : inv.master.address;
+  const api = apiTarget(inv);
+  const host = isIP(api.address) === 6 ? `[${api.address}]` : api.address;
   return kubeconfig({
-    cluster: inv.cluster, server: `https://${host}:${inv.apiserver.port}`, tlsServerName: inv.master.name,
+    cluster: inv.cluster, server: `https://${host}:${api.port}`, tlsServerName: api.name,
     ca: readFileSync(f('ca.crt')), cert: readFileSync(f('admin.crt')), key: readFileSync(f('admin.key')),
     user: 'kubernetes-admin', context: `kubernetes-admin@${inv.cluster}`,
   });
@@ -568,7 +575,8 @@ function writeAdminKubeconfig(inv: Inventory, dryRun?: boolean): boolean {
   const text = adminKubeconfigText(inv);
   const file = path.join(inv.pki.dir, 'admin.kubeconfig');
   if (text === undefined || (existsSync(file) && readFileSync(file, 'utf8') === text)) return false;
-  log.action(`kubectl config … --kubeconfig=${shown(file)}  # admin.crt + admin.key embedded, server ${inv.master.address}:${inv.apiserver.port} checked for ${inv.master.name}`);
+  const api = apiTarget(inv);
+  log.action(`kubectl config … --kubeconfig=${shown(file)}  # admin.crt + admin.key embedded, server ${api.address}:${api.port} checked for ${api.name}`);
   if (!dryRun) writeAtomic(file, text, localModes.secret);
   return true;
 }

@@ -10,12 +10,12 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { local as localModes } from '../config/files.ts';
-import { allHosts, etcdHosts, type Inventory } from './inventory.ts';
+import { allHosts, etcdHosts, type Host, type Inventory } from './inventory.ts';
 import { ExitError } from './cli.ts';
 import { faultPoint } from './fault.ts';
 import { log, shown } from './log.ts';
 import { applyPki, PkiError, planPki, readCert, readTokenFile, retiringMarker, retiringToken, tokensCsv, untilDue, writeAtomic, type Plan, type PlanItem } from './pki.ts';
-import { etcdSteps, forHosts, localInputs, masterSteps, wherePlaced, minionSteps, pkiToMinion, servedMismatch, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
+import { etcdSteps, forHosts, localInputs, rollControl, masterSteps, wherePlaced, minionSteps, pkiToMinion, servedMismatch, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
 import { lastRenewFile } from './status.ts';
 import { apiChecks } from './verify.ts';
 
@@ -107,10 +107,11 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
     // a second rotation before the first one ends would drop the token some hosts still use
     if (retiringToken(inv) !== undefined) throw new ExitError('a token rotation is still running (tokens.csv still accepts the old token until every host has the new one): run renew.ts without --cert to finish it, then rotate again', 2);
     // the master must accept the new token before any kubeconfig carries it
-    if (sel.only && !sel.only.includes(inv.master.name)) throw new ExitError(`--cert tokens needs the master first: add ${inv.master.name} to --only`, 2);
+    const missing = inv.masters.filter((m) => !sel.only!.includes(m.name)).map((m) => m.name);
+    if (sel.only && missing.length) throw new ExitError(`--cert tokens needs the master${inv.masters.length > 1 ? 's' : ''} first: add ${missing.join(', ')} to --only`, 2);
   }
   const pending = readPending(inv, o.dryRun);
-  if (!pending.includes(inv.master.name) && !o.dryRun && await servedIsStale(inv)) pending.push(inv.master.name);
+  if (!o.dryRun) for (const m of inv.masters) if (!pending.includes(m.name) && await servedIsStale(inv, m)) pending.push(m.name);
   // a token rotation left unfinished (a host failed, or the run was killed): the old token is still accepted
   const retiring = retiringToken(inv) !== undefined && !due.some((i) => i.kind === 'token');
   if (!due.length && !pending.length && !retiring) {
@@ -139,16 +140,21 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   log.phase(`restart (${[...touched].join(', ')})`);
   const outcomes: HostOutcome[] = [];
   let stop = false;
-  const control = [inv.master, ...etcdHosts(inv)].filter((h) => touched.has(h.name));
+  const control = [...inv.masters, ...etcdHosts(inv)].filter((h) => touched.has(h.name));
   if (control.length) {
-    outcomes.push(...await forHosts(inv, control, o, (r, step, out) => withRollback(inv, r, out, o, async () => {
+    // each control-plane host that finished is no longer owed anything: a run killed in the middle of the roll leaves
+    // only the hosts after it for the next run
+    const owed = new Set(all);
+    const done = (h: string) => { owed.delete(h); if (!o.dryRun) writePending(inv, [...owed]); };
+    outcomes.push(...await rollControl(inv, control, o, (r, step, out) => withRollback(inv, r, out, o, async () => {
       if (r.host.role === 'etcd') return etcdSteps(inv, r, step, out, o);
       await masterSteps(inv, r, step, out, o);
       if (!o.dryRun && out.restarts.includes('kube-apiserver')) {
-        await step('verify', () => mustPass(apiChecks(inv, inv.minions.filter((m) => !touched.has(m.name)))));
+        await step('verify', () => mustPass(apiChecks(inv, inv.minions.filter((m) => !touched.has(m.name)), r.host)));
       }
-    })));
-    stop = outcomes.some((x) => x.failed);
+    }), done));
+    // a master that could not be reached stops nothing: the others serve, it is left for the next run
+    stop = outcomes.some((x) => x.failed && x.failed !== 'connect');
   }
   const minions = inv.minions.filter((m) => touched.has(m.name));
   if (stop && minions.length) log.warn(`not touching ${minions.map((m) => m.name).join(', ')}: they keep their current, still valid certificates`);
@@ -187,13 +193,15 @@ async function retireOldToken(inv: Inventory, o: RolloutOptions): Promise<HostOu
   log.phase('retire the old token');
   const current = readTokenFile(inv)!;
   if (o.dryRun) {
-    log.info(`would rewrite ${shown(path.join(inv.pki.dir, 'tokens.csv'))} without the old token and install it, restarting kube-apiserver`, inv.master.name);
+    log.info(`would rewrite ${shown(path.join(inv.pki.dir, 'tokens.csv'))} without the old token and install it, restarting kube-apiserver`, inv.masters.map((m) => m.name).join(', '));
     return [];
   }
-  writePending(inv, [inv.master.name]); // a run killed from here on finishes it next time (the master is due)
+  const owed = new Set(inv.masters.map((m) => m.name));
+  writePending(inv, [...owed]); // a run killed from here on finishes it next time (the masters are due)
   writeAtomic(path.join(inv.pki.dir, 'tokens.csv'), tokensCsv(current.currentLine, undefined, current.others), localModes.secret);
   rmSync(retiringMarker(inv), { force: true });
-  const outcomes = await forHosts(inv, [inv.master], o, (r, step, out) => withRollback(inv, r, out, o, () => masterSteps(inv, r, step, out, o)));
+  const outcomes = await rollControl(inv, inv.masters, o, (r, step, out) => withRollback(inv, r, out, o, () => masterSteps(inv, r, step, out, o)),
+    (h) => { owed.delete(h); writePending(inv, [...owed]); });
   writePending(inv, outcomes.filter((x) => x.failed).map((x) => x.host));
   return outcomes;
 }
@@ -210,9 +218,9 @@ async function mustPass(p: Promise<{ ok: boolean; check: string; target: string;
  * between installing and restarting). An apiserver that does not answer is reported, not treated as due: monitoring
  * (status.ts --prometheus) covers a down apiserver, and a cron run must stay a no-op when nothing is due.
  */
-async function servedIsStale(inv: Inventory): Promise<boolean> {
-  const m = await servedMismatch(inv);
-  if (m) log.info(`${inv.master.address}:${inv.apiserver.port} serves server.crt serial ${m.served}, the local one is ${m.local}: the master is due`);
+async function servedIsStale(inv: Inventory, master: Host): Promise<boolean> {
+  const m = await servedMismatch(inv, master);
+  if (m) log.info(`${master.address}:${inv.apiserver.port} serves server.crt serial ${m.served}, the local one is ${m.local}: ${master.name} is due`, master.name);
   return m !== undefined;
 }
 

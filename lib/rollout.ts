@@ -14,10 +14,10 @@ import tls from 'node:tls';
 import pLimit from 'p-limit';
 import * as modes from '../config/files.ts';
 import { etcdFiles, ETCD_ENV, kubeletFiles, masterFiles, masterKubeconfigs, minionFiles, minionKubeconfigs, type FilePlacement, type KubeconfigPlacement } from '../config/layout.ts';
-import { etcdEnv, KUBELET_PORT, masterEnv, minionEnv, unitsFor, type EnvEdit, type FlagContext, type UnitRole } from '../config/profiles.ts';
+import { ETCD_CLIENT_PORT, etcdEnv, KUBELET_PORT, masterEnv, minionEnv, unitsFor, type EnvEdit, type FlagContext, type UnitRole } from '../config/profiles.ts';
 import { ExitError } from './cli.ts';
 import { quoteValue, setVarsBuffer } from './envfile.ts';
-import { allHosts, type Host, type Inventory } from './inventory.ts';
+import { allHosts, apiTarget, isHa, masterTarget, urlOf, type ApiTarget, type Host, type Inventory } from './inventory.ts';
 import { kubeconfig } from './kubeconfig.ts';
 import { log, shown } from './log.ts';
 import { faultPoint } from './fault.ts';
@@ -77,11 +77,70 @@ export async function forHosts(inv: Inventory, hosts: Host[], o: RolloutOptions,
   })));
 }
 
-export function flagContext(inv: Inventory): FlagContext {
+/** The flags' inputs for one host (a master binds its own address; every client names the balancer, or the master). */
+/**
+ * The control plane (masters, and etcd members of their own), one host at a time: each host is installed, restarted and
+ * gated (its apiserver serves the new certificate and is ready, also through the balancer) before the next one starts,
+ * so that at most one apiserver and one etcd member are down at any instant. A host that fails a step after connecting
+ * stops the roll: it is rolled back (withRollback, in `fn`) and the hosts after it are not touched, keeping their old,
+ * working state. A host that cannot be reached is skipped: the others are done, it stays pending for the next run.
+ *
+ * One exception: an etcd cluster that answers on no member is new (or entirely down), and a new etcd cluster forms only
+ * when a majority of its members start together (`systemctl restart etcd` waits for it): then every host goes at once,
+ * as before there was HA. `done(host)` is called after each host that finished, in order (renew.ts records progress).
+ */
+export async function rollControl(inv: Inventory, hosts: Host[], o: RolloutOptions,
+  fn: (r: Remote, step: Step, out: HostOutcome) => Promise<void>, done: (host: string) => void = () => {}): Promise<HostOutcome[]> {
+  if (hosts.length < 2 || o.dryRun || !await etcdAnswers(inv)) {
+    if (hosts.length > 1 && !o.dryRun) log.info(`etcd answers on no member: ${hosts.map((h) => h.name).join(', ')} at once (a new etcd cluster forms only when its members start together)`);
+    const outcomes = await forHosts(inv, hosts, o, fn);
+    for (const x of outcomes) if (!x.failed) done(x.host);
+    return outcomes;
+  }
+  log.info(`one at a time: ${hosts.map((h) => h.name).join(' → ')} (each gated before the next)`);
+  const outcomes: HostOutcome[] = [];
+  for (const h of hosts) {
+    const stopped = outcomes.find((x) => x.failed && x.failed !== 'connect');
+    if (stopped) {
+      const error = `not started: ${stopped.host} failed (${stopped.failed}), so this host keeps its current, working state; rerun once that is fixed`;
+      log.warn(error, h.name);
+      outcomes.push({ host: h.name, done: [], failed: 'not started', error, writes: 0, restarts: [] });
+      continue;
+    }
+    const [out] = await forHosts(inv, [h], o, fn);
+    outcomes.push(out!);
+    if (!out!.failed) {
+      done(h.name);
+      faultPoint(`rolled-${outcomes.filter((x) => !x.failed).length}`);
+    }
+  }
+  return outcomes;
+}
+
+/**
+ * Whether any etcd member answers /health over TLS (modern; the apiserver's etcd client certificate, the etcd CA). A
+ * member that answers means a running cluster, which rollControl changes one member at a time.
+ */
+export async function etcdAnswers(inv: Inventory): Promise<boolean> {
+  if (inv.profile !== 'modern') return true; // nothing to form: the legacy master runs no etcd kubetls manages
+  const pki = (f: string) => path.join(inv.pki.dir, f);
+  let cred: { ca: Buffer; cert: Buffer; key: Buffer };
+  try {
+    cred = { ca: readFileSync(pki('etcd-ca.crt')), cert: readFileSync(pki('apiserver-etcd-client.crt')), key: readFileSync(pki('apiserver-etcd-client.key')) };
+  } catch {
+    return false; // no etcd PKI yet: no cluster can be running with it
+  }
+  const asked = await Promise.all(inv.etcd.members.map((m) => httpsGet({ host: m.address, port: ETCD_CLIENT_PORT, servername: m.name, path: '/health', ...cred }, 3000)
+    .then((r) => r.status === 200, () => false)));
+  return asked.some(Boolean);
+}
+
+export function flagContext(inv: Inventory, host: Host = inv.master): FlagContext {
   return {
     remoteDir: inv.pki.remoteDir,
-    masterUrl: `https://${inv.master.name}:${inv.apiserver.port}`,
-    masterAddress: inv.master.address,
+    masterUrl: urlOf(apiTarget(inv)),
+    masterAddress: (host.role === 'master' ? host : inv.master).address,
+    drainSeconds: inv.apiserver.endpoint?.drainSeconds,
     port: inv.apiserver.port,
     clusterDns: inv.clusterDns,
     clusterDomain: inv.clusterDomain,
@@ -111,7 +170,7 @@ function placementsFor(inv: Inventory, host: Host): FilePlacement[] {
 
 /** The variables kubetls sets on a host, per environment file (verify.ts checks them). */
 export function envFor(inv: Inventory, host: Host): EnvEdit[] {
-  const ctx = flagContext(inv);
+  const ctx = flagContext(inv, host);
   if (host.role === 'master') return [...masterEnv(inv.profile, ctx), ...(isEtcdMember(inv, host) ? etcdEnv(ctx, host) : [])];
   return host.role === 'etcd' ? etcdEnv(ctx, host) : minionEnv(inv.profile, ctx, host);
 }
@@ -149,12 +208,16 @@ export function wherePlaced(inv: Inventory, files: string[]): { host: string; pa
   return out;
 }
 
-/** A kubeconfig as lib/kubeconfig.ts writes it: the kubelet's is the recipe's step 14 byte for byte. */
-export function kubeconfigContent(inv: Inventory, k: KubeconfigPlacement): Buffer {
+/**
+ * A kubeconfig as lib/kubeconfig.ts writes it: the kubelet's is the recipe's step 14 byte for byte. Its server is the
+ * balancer (or the one master); a master's own components (`local`) name that master's apiserver, as kubeadm's
+ * controller-manager.conf and scheduler.conf do, so that they never depend on the balancer.
+ */
+export function kubeconfigContent(inv: Inventory, k: KubeconfigPlacement, host: Host = inv.master): Buffer {
   const pki = (f: string) => readLocal(path.join(inv.pki.dir, f));
   const token = k.token ? pki('tokens.csv').toString('utf8').split(',')[0] : undefined;
   return Buffer.from(kubeconfig({
-    cluster: inv.cluster, server: flagContext(inv).masterUrl, ca: pki('ca.crt'), cert: pki(`${k.cert}.crt`), key: pki(`${k.cert}.key`), token,
+    cluster: inv.cluster, server: k.local ? urlOf(masterTarget(inv, host)) : urlOf(apiTarget(inv)), ca: pki('ca.crt'), cert: pki(`${k.cert}.crt`), key: pki(`${k.cert}.key`), token,
     ...(k.user === 'kubelet' ? {} : { user: k.user, context: `${k.user}@${inv.cluster}` }),
   }));
 }
@@ -315,10 +378,13 @@ async function checkSameCa(inv: Inventory, r: Remote, caFile: string, st: FileSt
 function gateFor(inv: Inventory, r: Remote): (unit: string) => Promise<void> {
   return async (unit) => {
     if (unit === 'kube-apiserver') {
-      await waitServing(inv);
+      const self = masterTarget(inv, r.host);
+      await waitServing(inv, self);
       // modern: serving is not ready. The real apiserver answers TLS before its post-start hooks made the default
       // RBAC (rbac/bootstrap-roles); a controller-manager restarted then cannot read its configmap and exits.
-      if (inv.profile === 'modern') await waitReady(inv);
+      if (inv.profile === 'modern') await waitReady(inv, self);
+      // HA: and the balancer answers ready too (its health checks see this master again before the next one goes)
+      if (isHa(inv)) await waitReady(inv, apiTarget(inv));
       return;
     }
     await waitActive(r, [unit]);
@@ -354,24 +420,25 @@ const desired = (inv: Inventory, p: FilePlacement): Desired => {
   const local = path.join(inv.pki.dir, p.file);
   return { path: remotePath(inv, p.path), content: () => readLocal(local), mode: p.mode, label: shown(local) };
 };
-const desiredKubeconfig = (inv: Inventory, k: KubeconfigPlacement): Desired => ({
-  path: remotePath(inv, k.path), content: () => kubeconfigContent(inv, k), mode: k.mode,
+const desiredKubeconfig = (inv: Inventory, k: KubeconfigPlacement, host: Host): Desired => ({
+  path: remotePath(inv, k.path), content: () => kubeconfigContent(inv, k, host), mode: k.mode,
   label: `<kubeconfig: ${inv.cluster}, user ${k.user}, ${k.cert}.crt${k.token ? ' + token' : ''} embedded>`,
 });
 
 /**
- * SEED.md steps 7, 9, 10 and 11 on the master (modern: also its kubeconfigs, the scheduler, and etcd when the master
- * is a member). The gate waits until 6443 serves the local server.crt.
+ * SEED.md steps 7, 9, 10 and 11 on a master (modern: also its kubeconfigs, the scheduler, and etcd when the master
+ * is a member). The gate waits until its 6443 serves the local server.crt (and, modern, is ready).
  */
 export async function masterSteps(inv: Inventory, r: Remote, step: Step, out: HostOutcome, o: RolloutOptions = {}): Promise<void> {
-  const member = isEtcdMember(inv, inv.master);
-  const ctx = flagContext(inv);
+  const host = r.host;
+  const member = isEtcdMember(inv, host);
+  const ctx = flagContext(inv, host);
   await converge(inv, r, step, out, {
     dirs: [{ dir: inv.pki.remoteDir, mode: modes.masterPkiDir, takeOver: modes.SERVICE_USER }, { dir: '/etc/kubernetes', mode: modes.envDir },
       ...(member ? [{ dir: path.posix.dirname(ETCD_ENV), mode: modes.envDir }] : [])],
-    files: [...placementsFor(inv, inv.master).map((p) => desired(inv, p)), ...kubeconfigsFor(inv, inv.master).map((k) => desiredKubeconfig(inv, k))],
-    env: [...masterEnv(inv.profile, ctx), ...(member ? etcdEnv(ctx, inv.master) : [])],
-    roles: rolesFor(inv, inv.master),
+    files: [...placementsFor(inv, host).map((p) => desired(inv, p)), ...kubeconfigsFor(inv, host).map((k) => desiredKubeconfig(inv, k, host))],
+    env: [...masterEnv(inv.profile, ctx), ...(member ? etcdEnv(ctx, host) : [])],
+    roles: rolesFor(inv, host),
     caFile: 'ca.crt',
     stale: async (already) => (already.includes('kube-apiserver') ? [] : staleApiserver(inv, r)),
     gate: gateFor(inv, r),
@@ -391,29 +458,29 @@ export async function etcdSteps(inv: Inventory, r: Remote, step: Step, out: Host
 }
 
 /**
- * What 6443 serves, compared with the local server.crt on every run: a run that died after installing the files but
- * before the restart (or an apiserver restarted by hand with old files) is work to do, whatever the files say.
+ * What the master's 6443 serves, compared with the local server.crt on every run: a run that died after installing the
+ * files but before the restart (or an apiserver restarted by hand with old files) is work to do, whatever the files say.
  */
 async function staleApiserver(inv: Inventory, r: Remote): Promise<string[]> {
-  const m = await servedMismatch(inv, r.host.name);
+  const m = await servedMismatch(inv, r.host);
   if (!m) return [];
-  log.info(`${inv.master.address}:${inv.apiserver.port} serves serial ${m.served}, the local server.crt is ${m.local}: kube-apiserver owes a restart`, r.host.name);
+  log.info(`${r.host.address}:${inv.apiserver.port} serves serial ${m.served}, the local server.crt is ${m.local}: kube-apiserver owes a restart`, r.host.name);
   return ['kube-apiserver'];
 }
 
 /**
- * The serials 6443 serves and the local server.crt has, when they differ (master.ts and renew.ts both ask, on every
- * run). An apiserver that does not answer is reported and treated as no difference: monitoring covers a down
+ * The serials a master's 6443 serves and the local server.crt has, when they differ (master.ts and renew.ts both ask,
+ * on every run). An apiserver that does not answer is reported and treated as no difference: monitoring covers a down
  * apiserver, and a cron run must stay a no-op when nothing is due.
  */
-export async function servedMismatch(inv: Inventory, host?: string): Promise<{ served: string; local: string } | undefined> {
+export async function servedMismatch(inv: Inventory, master: Host): Promise<{ served: string; local: string } | undefined> {
   const local = readCert(path.join(inv.pki.dir, 'server.crt'))?.serial;
   if (!local) return undefined;
   try {
-    const served = (await servedCert(inv, 3000)).serial;
+    const served = (await servedCert(inv, masterTarget(inv, master), 3000)).serial;
     return served === local ? undefined : { served, local };
   } catch (e) {
-    log.warn(`cannot ask ${inv.master.address}:${inv.apiserver.port} which certificate it serves: ${(e as Error).message}`, host);
+    log.warn(`cannot ask ${master.address}:${inv.apiserver.port} which certificate it serves: ${(e as Error).message}`, master.name);
     return undefined;
   }
 }
@@ -444,7 +511,7 @@ export async function minionSteps(inv: Inventory, r: Remote, step: Step, out: Ho
   await converge(inv, r, step, out, {
     dirs: [...new Set([...kcs.map((k) => path.posix.dirname(k.path)), ...kubeletFiles(inv.profile, r.host.name).map((p) => path.posix.dirname(p.path))])]
       .map((dir) => ({ dir, mode: { ...modes.kubeconfig, mode: 0o700 } })).concat({ dir: '/etc/kubernetes', mode: modes.envDir }, { dir: inv.pki.remoteDir, mode: modes.minionPkiDir }),
-    files: [...kcs.map((k) => desiredKubeconfig(inv, k)), ...kubeletFiles(inv.profile, r.host.name).map((p) => desired(inv, p))],
+    files: [...kcs.map((k) => desiredKubeconfig(inv, k, r.host)), ...kubeletFiles(inv.profile, r.host.name).map((p) => desired(inv, p))],
     // remote_dir is only read here (its ca.crt tells which CA the host holds), but even a read is done below a proven folder
     env: minionEnv(inv.profile, flagContext(inv), r.host),
     roles: ['minion'],
@@ -500,8 +567,8 @@ export async function withRollback(inv: Inventory, r: Remote, out: HostOutcome, 
       await r.run(['systemctl', 'restart', unit], { ok: [0, 1, 3] }).catch(() => undefined);
     }
     if (out.restarts.includes('kube-apiserver')) {
-      const served = await servedCert(inv).then((c) => `serves serial ${c.serial} again`, (err: Error) => `does not answer: ${err.message}`);
-      log.warn(`after rollback ${inv.master.address}:${inv.apiserver.port} ${served}`, r.host.name);
+      const served = await servedCert(inv, masterTarget(inv, r.host)).then((c) => `serves serial ${c.serial} again`, (err: Error) => `does not answer: ${err.message}`);
+      log.warn(`after rollback ${r.host.address}:${inv.apiserver.port} ${served}`, r.host.name);
     } else if (out.restarts.length) {
       await waitActive(r, [...new Set(out.restarts)]).catch((err: Error) => log.warn(`after rollback: ${err.message}`, r.host.name));
     }
@@ -542,55 +609,56 @@ export async function waitActive(r: Remote, unitNames: string[], timeoutMs = 20_
   }
 }
 
-/** The certificate the apiserver serves on master.address:port, verified against ca.crt for the master's name. */
-export function servedCert(inv: Inventory, timeoutMs = 5000): Promise<{ serial: string; fingerprint: string }> {
+/** The certificate an apiserver serves (default: the first master's), verified against ca.crt for the target's name. */
+export function servedCert(inv: Inventory, t: ApiTarget = masterTarget(inv, inv.master), timeoutMs = 5000): Promise<{ serial: string; fingerprint: string }> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({
-      host: inv.master.address, port: inv.apiserver.port, servername: inv.master.name,
+      host: t.address, port: t.port, servername: t.name,
       ca: readFileSync(path.join(inv.pki.dir, 'ca.crt')), rejectUnauthorized: true, timeout: timeoutMs,
     }, () => {
       const c = s.getPeerCertificate();
       s.destroy();
       resolve({ serial: c.serialNumber.toUpperCase(), fingerprint: c.fingerprint256 });
     });
-    s.on('timeout', () => { s.destroy(); reject(new Error(`${inv.master.address}:${inv.apiserver.port}: no TLS answer in ${timeoutMs} ms`)); });
+    s.on('timeout', () => { s.destroy(); reject(new Error(`${t.address}:${t.port}: no TLS answer in ${timeoutMs} ms`)); });
     s.on('error', reject);
   });
 }
 
-/** Step 11 done right: wait until the port answers and serves exactly the local server.crt (serials compared). */
-export async function waitServing(inv: Inventory, timeoutMs = 30_000): Promise<void> {
+/** Step 11 done right: wait until a master's port answers and serves exactly the local server.crt (serials compared). */
+export async function waitServing(inv: Inventory, t: ApiTarget = masterTarget(inv, inv.master), timeoutMs = 30_000): Promise<void> {
   const want = parseCert(readFileSync(path.join(inv.pki.dir, 'server.crt'))).serial;
   const end = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
     try {
-      const got = await servedCert(inv);
+      const got = await servedCert(inv, t);
       if (got.serial === want) {
-        log.info(`${inv.master.address}:${inv.apiserver.port} serves server.crt serial ${want}`, inv.master.name);
+        log.info(`${t.address}:${t.port} serves server.crt serial ${want}`, t.name);
         return;
       }
       last = `serves serial ${got.serial}, expected ${want}`;
     } catch (e) {
       last = (e as Error).message;
     }
-    if (Date.now() > end) throw new Error(`port ${inv.apiserver.port} not serving the new server.crt after ${timeoutMs / 1000} s: ${last}`);
+    if (Date.now() > end) throw new Error(`${t.address}:${t.port} not serving the new server.crt after ${timeoutMs / 1000} s: ${last}`);
     await sleep(300);
   }
 }
 
 /**
- * Wait (bounded) until the apiserver's /readyz says ok (etcd, every post-start hook: the default RBAC among them),
- * asked as admin (pki/admin.crt, system:masters) over TLS verified against ca.crt for the master's name.
+ * Wait (bounded) until an apiserver's /readyz says ok (etcd, every post-start hook: the default RBAC among them),
+ * asked as admin (pki/admin.crt, system:masters) over TLS verified against ca.crt for the target's name: a master, or
+ * the balancer (whose health checks must have found a ready master).
  */
-export async function waitReady(inv: Inventory, timeoutMs = 60_000): Promise<void> {
+export async function waitReady(inv: Inventory, t: ApiTarget = masterTarget(inv, inv.master), timeoutMs = 60_000): Promise<void> {
   const pki = (f: string) => path.join(inv.pki.dir, f);
   const end = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
     try {
       const { status, body } = await httpsGet({
-        host: inv.master.address, port: inv.apiserver.port, servername: inv.master.name, path: '/readyz',
+        host: t.address, port: t.port, servername: t.name, path: '/readyz',
         ca: readFileSync(pki('ca.crt')), cert: readFileSync(pki('admin.crt')), key: readFileSync(pki('admin.key')),
       });
       if (status === 200) return;
@@ -598,7 +666,7 @@ export async function waitReady(inv: Inventory, timeoutMs = 60_000): Promise<voi
     } catch (e) {
       last = (e as Error).message;
     }
-    if (Date.now() > end) throw new Error(`the apiserver is not ready after ${timeoutMs / 1000} s: /readyz ${last}`);
+    if (Date.now() > end) throw new Error(`${t.name} (${t.address}:${t.port}) is not ready after ${timeoutMs / 1000} s: /readyz ${last}`);
     await sleep(300);
   }
 }

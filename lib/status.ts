@@ -12,7 +12,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { KUBECONFIG_PATH } from '../config/files.ts';
 import { ExitError } from './cli.ts';
-import { allHosts, type Inventory } from './inventory.ts';
+import { allHosts, masterTarget, type Host, type Inventory } from './inventory.ts';
 import { readKubeconfig } from './kubeconfig.ts';
 import { shown } from './log.ts';
 import {
@@ -195,17 +195,24 @@ export function readServed(host: string, port: number, servername: string, ca: B
 
 /**
  * The certificate 6443 serves: its own subject and expiry, from the wire (not the local file, which may have been
- * renewed while the apiserver still serves the old one), judged against the local ca.crt and server.crt.
+ * renewed while the apiserver still serves the old one), judged against the local ca.crt and server.crt. One row per
+ * master, each asked at its own address (a balancer would hide which one answered).
  */
-export async function servedStatus(inv: Inventory, now = new Date()): Promise<StatusRow> {
-  const a = inv.master.address;
-  const base = { name: 'server.crt', where: `${a.includes(':') ? `[${a}]` : a}:${inv.apiserver.port} (served)`, served: 'apiserver' };
+export async function servedRows(inv: Inventory, now = new Date()): Promise<StatusRow[]> {
+  return Promise.all(inv.masters.map((m) => servedStatus(inv, now, m)));
+}
+
+/** The row of one master (default: the first). */
+export async function servedStatus(inv: Inventory, now = new Date(), master: Host = inv.master): Promise<StatusRow> {
+  const t = masterTarget(inv, master);
+  const a = t.address;
+  const base = { name: 'server.crt', where: `${a.includes(':') ? `[${a}]` : a}:${t.port} (served)`, served: 'apiserver' };
   const caFile = path.join(inv.pki.dir, 'ca.crt');
   let ca: Buffer | undefined;
   try { if (readCert(caFile)) ca = readFileSync(caFile); } catch { /* its own row says unreadable; then nothing is trusted */ }
   let got: Served;
   try {
-    got = await readServed(a, inv.apiserver.port, inv.master.name, ca);
+    got = await readServed(a, t.port, t.name, ca);
   } catch (e) {
     return { ...base, ...blank, status: `missing: ${(e as Error).message}` };
   }
@@ -214,7 +221,7 @@ export async function servedStatus(inv: Inventory, now = new Date()): Promise<St
   try { local = readCert(path.join(inv.pki.dir, 'server.crt')); } catch { /* reported on its own row */ }
   const left = i.notAfter.getTime() - now.getTime();
   const status = left <= 0 ? 'expired'
-    : !got.authorized ? `drift: not trusted with the local ca.crt for ${inv.master.name} (${got.error ?? 'unverified'})`
+    : !got.authorized ? `drift: not trusted with the local ca.crt for ${t.name} (${got.error ?? 'unverified'})`
     : local && local.fingerprint !== i.fingerprint ? `drift: serves serial ${i.serial}, local is ${local.serial}`
     : untilDue(inv, i.notAfter, now) <= 0 ? 'renew due'
     : 'ok';

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
-import type { Host, Inventory } from './inventory.ts';
+import { apiTarget, masterTarget, urlOf, type ApiTarget, type Host, type Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
 import { checkLeaf, leafSpecs, readCert, readToken } from './pki.ts';
 import { envFor, httpsGet, kubeconfigContent, kubeconfigsFor, pkiFilesFor, servedCert } from './rollout.ts';
@@ -22,16 +22,19 @@ export interface Result { check: string; target: string; ok: boolean; detail: st
 
 export interface Credential { cert?: Buffer; key?: Buffer; token?: string }
 
-/** One HTTPS request to the apiserver, server verified against ca.crt for master.name, connecting to master.address. */
-export function apiRequest(inv: Inventory, method: 'GET' | 'POST', urlPath: string, cred: Credential, body?: object, timeoutMs = 5000):
-  Promise<{ status: number; json: unknown }> {
+/**
+ * One HTTPS request to the apiserver as clients reach it (the balancer, or the one master; or `t`), its certificate
+ * verified against ca.crt for the target's name.
+ */
+export function apiRequest(inv: Inventory, method: 'GET' | 'POST', urlPath: string, cred: Credential, body?: object, timeoutMs = 5000,
+  t: ApiTarget = apiTarget(inv)): Promise<{ status: number; json: unknown }> {
   return new Promise((resolve, reject) => {
     const payload = body ? JSON.stringify(body) : undefined;
     const req = https.request({
-      host: inv.master.address, port: inv.apiserver.port, servername: inv.master.name, method, path: urlPath,
+      host: t.address, port: t.port, servername: t.name, method, path: urlPath,
       ca: readFileSync(path.join(inv.pki.dir, 'ca.crt')), cert: cred.cert, key: cred.key, rejectUnauthorized: true, agent: false,
       headers: {
-        host: `${inv.master.name}:${inv.apiserver.port}`, accept: 'application/json',
+        host: `${t.name}:${t.port}`, accept: 'application/json',
         ...(cred.token ? { authorization: `Bearer ${cred.token}` } : {}),
         ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
       },
@@ -77,18 +80,25 @@ async function attempt(check: string, target: string, fn: () => Promise<string>)
   }
 }
 
-/** Steps 19 and 20 from where kubetls runs: each minion's certificate, then the token. */
-export async function apiChecks(inv: Inventory, minions: Host[]): Promise<Result[]> {
+/**
+ * Steps 19 and 20 from where kubetls runs: the certificate each master serves (or only `master`'s), then each minion's
+ * certificate and the token, through the balancer when there is one (as the kubelets reach the apiserver).
+ */
+export async function apiChecks(inv: Inventory, minions: Host[], master?: Host): Promise<Result[]> {
   const pki = (f: string) => path.join(inv.pki.dir, f);
-  const url = `https://${inv.master.name}:${inv.apiserver.port}`;
-  const resolveFlag = `${inv.master.name}:${inv.apiserver.port}:${inv.master.address}`;
+  const api = apiTarget(inv);
+  const url = urlOf(api);
+  const resolveFlag = `${api.name}:${api.port}:${api.address}`;
   const results: Result[] = [];
-  results.push(await attempt('served certificate', `${inv.master.name}:${inv.apiserver.port}`, async () => {
-    const served = await servedCert(inv);
-    const local = readCert(pki('server.crt'))!;
-    if (served.fingerprint !== local.fingerprint) throw new Error(`serves serial ${served.serial}, local server.crt is ${local.serial}`);
-    return `serial ${served.serial} = local server.crt, verified for ${inv.master.name}`;
-  }));
+  const targets = [...(master ? [master] : inv.masters).map((m) => masterTarget(inv, m)), ...(inv.apiserver.endpoint && !master ? [api] : [])];
+  for (const t of targets) {
+    results.push(await attempt('served certificate', `${t.name}:${t.port}`, async () => {
+      const served = await servedCert(inv, t);
+      const local = readCert(pki('server.crt'))!;
+      if (served.fingerprint !== local.fingerprint) throw new Error(`serves serial ${served.serial}, local server.crt is ${local.serial}`);
+      return `serial ${served.serial} = local server.crt, verified for ${t.name}${t === api ? ' (through the balancer)' : ''}`;
+    }));
+  }
   const creds: [string, Credential, string, string[]][] = minions.map((m) => {
     const want = minionIdentity(inv.profile, m.name);
     log.cmd(['curl', '--cacert', pki('ca.crt'), '--cert', pki(`${m.name}.crt`), '--key', pki(`${m.name}.key`), '--resolve', resolveFlag, `${url}/version`]);
@@ -162,7 +172,7 @@ export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[
     const remote = k.path.replace('{remote}', inv.pki.remoteDir);
     const target = `${r.host.name}:${remote}`;
     const kc = await r.read(remote);
-    const want = kubeconfigContent(inv, k);
+    const want = kubeconfigContent(inv, k, r.host);
     out.push(!kc ? { check: 'deployed', target, ok: false, detail: 'missing' }
       : kc.equals(want) ? { check: 'deployed', target, ok: true, detail: `embeds ${k.cert}.crt serial ${readCert(path.join(inv.pki.dir, `${k.cert}.crt`))?.serial}` }
         : { check: 'deployed', target, ok: false, detail: `differs from what ${r.host.role === 'master' ? 'master.ts' : 'minions.ts'} writes (run it)` });

@@ -2,7 +2,7 @@
 /**
  * `npm run demo`: the whole recipe on a lab of real OpenSSH hosts on this machine (1 master + 3 minions on 127.x
  * loopback addresses): lab up → master.ts → minions.ts → verify.ts → status.ts --remote → lab down.
- *   npm run demo [-- --keep] [--profile legacy|modern]
+ *   npm run demo [-- --keep] [--profile legacy|modern] [--masters 3]
  */
 import { execa } from 'execa';
 import path from 'node:path';
@@ -11,11 +11,13 @@ import { labDown, labUnavailable, labUp } from '../lib/lab/index.ts';
 import { log } from '../lib/log.ts';
 
 const USAGE = `
-usage: npm run demo [-- --keep] [--profile legacy|modern] [--minions K]
+usage: npm run demo [-- --keep] [--profile legacy|modern] [--minions K] [--masters N]
 
   --keep             leave the lab running afterwards (stop it with: npx zx scripts/lab.ts down --name demo)
   --profile P        legacy (the recipe's Kubernetes 1.4 flags, default) or modern (Kubernetes >= 1.28)
   --minions K        how many minions (default 3)
+  --masters N        modern: N masters (1, 3, 5…) with stacked etcd behind a real haproxy (kubelb); everything is then
+                     verified through that endpoint
 `;
 
 await main(async () => {
@@ -23,14 +25,17 @@ await main(async () => {
     keep: { type: 'boolean', default: false },
     profile: { type: 'string', default: 'legacy' },
     minions: { type: 'string', default: '3' },
+    masters: { type: 'string', default: '1' },
   }, USAGE);
+  if (!/^\d+$/.test(f.masters)) usageError(`--masters expects a whole number, found '${f.masters}'`, USAGE);
   if (f.profile !== 'legacy' && f.profile !== 'modern') usageError(`--profile expects legacy or modern, found '${f.profile}'`, USAGE);
   const why = labUnavailable();
   if (why) throw new Error(why);
-  const name = `demo-${f.profile}`;
+  const masters = Number(f.masters);
+  const name = `demo-${f.profile}${masters > 1 ? '-ha' : ''}`;
   await labDown(name).catch(() => undefined);
-  log.phase(`lab up: kubemaster + ${f.minions} minions (${f.profile})`);
-  const lab = await labUp({ name, minions: Number(f.minions), profile: f.profile });
+  log.phase(`lab up: ${masters > 1 ? `${masters} masters behind haproxy` : 'kubemaster'} + ${f.minions} minions (${f.profile})`);
+  const lab = await labUp({ name, minions: Number(f.minions), profile: f.profile, masters });
   for (const h of lab.hosts) log.info(`${h.name} ${h.address}:22 (ssh -F ${path.relative(process.cwd(), lab.sshConfigPath)} ${h.name})`);
   const inv = path.relative(process.cwd(), lab.inventoryPath);
   let code = 0;
@@ -48,7 +53,8 @@ await main(async () => {
       // what runs is real: systemd's own status, the binary's own version, the real kubectl listing the nodes
       const admin = path.relative(process.cwd(), path.join(lab.pkiDir, 'admin.kubeconfig'));
       for (const [what, run] of [
-        ['[kubemaster] $ systemctl status --no-pager --lines=0 kube-apiserver', () => lab.exec('kubemaster', ['systemctl', 'status', '--no-pager', '--lines=0', 'kube-apiserver'])],
+        ...lab.masters.map((m) => [`[${m.name}] $ systemctl status --no-pager --lines=0 kube-apiserver`, () => lab.exec(m.name, ['systemctl', 'status', '--no-pager', '--lines=0', 'kube-apiserver'])] as const),
+        ...(lab.lb ? [[`[${lab.lb.name}] $ systemctl status --no-pager --lines=0 haproxy`, () => lab.exec(lab.lb!.name, ['systemctl', 'status', '--no-pager', '--lines=0', 'haproxy'])] as const] : []),
         ['[kubemaster] $ kube-apiserver --version', () => lab.exec('kubemaster', ['kube-apiserver', '--version'])],
         [`$ kubectl --kubeconfig ${admin} get nodes`, () => execa('kubectl', ['--kubeconfig', admin, 'get', 'nodes'], { reject: false, timeout: 30000 })],
       ] as const) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env zx
 // kubetls lab: a master + K minions on 127.N.0.0/24, each a container booting the real systemd, with a real sshd.
 //   npx zx scripts/lab.ts up     [--name lab] [--minions 3] [--out .lab/NAME] [--profile legacy|modern] [--etcd-members 1]
+//                                [--masters 1|3|5…] (modern: kubemaster..kubemasterN with stacked etcd behind haproxy on kubelb)
 //   (modern: the real Kubernetes v1.37.2 binaries; legacy: stand-ins of the 1.4 programs; both under real systemd)
 //   npx zx scripts/lab.ts status [--name lab] [--out DIR]
 //   npx zx scripts/lab.ts down   [--name lab] [--out DIR]
@@ -9,14 +10,14 @@ import { parseArgs } from 'node:util';
 import { scriptArgs, usageError, VERSION } from '../lib/cli.ts';
 import { LabError, labDown, labStatus, labUnavailable, labUp, resolveLabDir } from '../lib/lab/index.ts';
 
-const USAGE = 'usage: lab.ts up|down|status [--name NAME] [--minions K] [--out DIR] [--profile legacy|modern] [--etcd-members N]';
+const USAGE = 'usage: lab.ts up|down|status [--name NAME] [--minions K] [--out DIR] [--profile legacy|modern] [--etcd-members N] [--masters N]';
 // strict like every other script: an unknown flag, a missing or extra command, a bad value is exit 2 with the usage
 let parsed: ReturnType<typeof parse>;
 function parse() {
   return parseArgs({
     args: scriptArgs(process.argv).filter((a) => a !== '--'), allowPositionals: true, strict: true,
     options: { name: { type: 'string' }, out: { type: 'string' }, minions: { type: 'string' }, profile: { type: 'string' },
-      'etcd-members': { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      'etcd-members': { type: 'string' }, masters: { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
   });
 }
 try { parsed = parse(); } catch (e) { usageError((e as Error).message, USAGE); }
@@ -41,6 +42,7 @@ if (!command || extra.length || !['up', 'down', 'status'].includes(command)) usa
 if (argv.profile !== undefined && argv.profile !== 'legacy' && argv.profile !== 'modern') usageError(`--profile expects legacy or modern, found '${argv.profile}'`, USAGE);
 const minions = count(argv.minions, '--minions', 3);
 const etcdMembers = count(argv['etcd-members'], '--etcd-members', 1);
+const masters = count(argv.masters, '--masters', 1);
 const why = labUnavailable();
 if (why) fail(why);
 
@@ -54,6 +56,7 @@ try {
       profile: (argv.profile ?? 'legacy') as 'legacy' | 'modern',
       // modern: N etcd members, the master and kubeetcd2..N (hosts of their own)
       etcdMembers,
+      masters,
     });
     const secs = ((performance.now() - t0) / 1000).toFixed(2);
     console.log(`lab ${lab.name} up in ${secs} s: ${lab.hosts.length} hosts on 127.${lab.block}.0.0/24, Kubernetes ${lab.version} (${lab.profile}: ${lab.profile === 'modern' ? 'the real binaries' : 'the 1.4 stand-ins'} under real systemd)`);

@@ -10,7 +10,7 @@ import { recordRollout } from '../lib/renew.ts';
 import { log } from '../lib/log.ts';
 import { applyPki, planPki, summary, tightenModes } from '../lib/pki.ts';
 import { ensureKubeletApiBinding, KUBELET_API_BINDING } from '../lib/rbac.ts';
-import { etcdSteps, forHosts, masterSteps, pkiToMinion, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
+import { etcdSteps, forHosts, masterSteps, pkiToMinion, rollControl, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
 import { table } from '../lib/table.ts';
 
 const USAGE = `
@@ -59,32 +59,38 @@ await main(async () => {
 
   const o = { dryRun, concurrency, acceptNewHostKeys: f['accept-new-host-keys'], replaceCa: f['replace-ca'] };
   const outcomes = [];
-  // the master and the etcd members of their own at once: a new etcd cluster forms only when its members start together
+  // the control plane one host at a time once etcd runs; all at once while a new etcd cluster forms (rollControl)
   const control = hosts.filter((h) => h.role === 'master' || h.role === 'etcd');
   if (control.length) {
-    log.phase(`master ${inv.master.name}: SEED.md steps 7, 9–11${control.length > 1 ? ` (and etcd on ${control.filter((h) => h.role === 'etcd').map((h) => h.name).join(', ')})` : ''}`);
+    const masters = control.filter((h) => h.role === 'master').map((h) => h.name);
+    const members = control.filter((h) => h.role === 'etcd').map((h) => h.name);
+    log.phase(`master${masters.length > 1 ? 's' : ''} ${masters.join(', ') || '-'}: SEED.md steps 7, 9–11${members.length ? ` (and etcd on ${members.join(', ')})` : ''}`);
     // a master whose apiserver does not come back with the new files gets its old files and services back
-    outcomes.push(...await forHosts(inv, control, o, (r, step, out) => withRollback(inv, r, out, o,
+    outcomes.push(...await rollControl(inv, control, o, (r, step, out) => withRollback(inv, r, out, o,
       () => (r.host.role === 'master' ? masterSteps(inv, r, step, out, o) : etcdSteps(inv, r, step, out, o)))));
   }
-  // modern: the one API object the kubelets' Webhook authorization needs for the apiserver's own requests (lib/rbac.ts)
-  const master = outcomes.find((x) => x.host === inv.master.name);
-  if (inv.profile === 'modern' && master && !master.failed) {
+  // modern: the one API object the kubelets' Webhook authorization needs for the apiserver's own requests (lib/rbac.ts),
+  // asked through the balancer once a master is up; counted on the first master that finished
+  const master = outcomes.find((x) => inv.masters.some((m) => m.name === x.host) && !x.failed);
+  if (inv.profile === 'modern' && master) {
     if (dryRun) {
-      log.info(`would check clusterrolebinding ${KUBELET_API_BINDING} and create it if missing`, inv.master.name);
+      log.info(`would check clusterrolebinding ${KUBELET_API_BINDING} and create it if missing`, master.host);
     } else {
       try {
         if (await ensureKubeletApiBinding(inv) === 'created') master.done.push('rbac');
       } catch (e) {
         master.failed = 'rbac';
         master.error = (e as Error).message;
-        log.error(master.error, inv.master.name);
+        log.error(master.error, master.host);
       }
     }
   }
   const minions = hosts.filter((h) => h.role === 'minion');
-  if (minions.length && outcomes.some((x) => x.failed)) {
-    log.warn(`not touching ${minions.map((m) => m.name).join(', ')}: the master failed, so they keep what they have; rerun once it is fixed`);
+  // a master that could not be reached holds nothing back while another one serves (it is pending for the next run); a
+  // failed step, or no master serving, keeps the minions as they are
+  const blocking = outcomes.some((x) => x.failed && x.failed !== 'connect') || (control.some((h) => h.role === 'master') && !master);
+  if (minions.length && blocking) {
+    log.warn(`not touching ${minions.map((m) => m.name).join(', ')}: the control plane failed, so they keep what they have; rerun once it is fixed`);
   } else if (minions.length) {
     log.phase(`minions: SEED.md step 13 (${minions.length} host(s), ${concurrency} at once)`);
     outcomes.push(...await forHosts(inv, minions, o, (r, step, out) => withRollback(inv, r, out, o, () => pkiToMinion(inv, r, step, out, o))));

@@ -9,7 +9,7 @@ import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli
 import { allHosts, loadInventory, type Inventory } from '../lib/inventory.ts';
 import { configureLog, log, shown } from '../lib/log.ts';
 import { forHosts, selectHosts } from '../lib/rollout.ts';
-import { lastRenew, localStatus, prometheus, remoteStatus, servedKubelets, servedStatus, writePrometheus, type StatusRow } from '../lib/status.ts';
+import { lastRenew, localStatus, prometheus, remoteStatus, servedKubelets, servedRows, writePrometheus, type StatusRow } from '../lib/status.ts';
 import { caSpecs } from '../lib/pki.ts';
 import { fitTable, table } from '../lib/table.ts';
 
@@ -42,7 +42,7 @@ await main(async () => {
   const rows: StatusRow[] = localStatus(inv);
   const localCount = rows.length;
   if (f.remote) {
-    rows.push(await servedStatus(inv), ...await servedKubelets(inv));
+    rows.push(...await servedRows(inv), ...await servedKubelets(inv));
     const outcomes = await forHosts(inv, selectHosts(allHosts(inv), only), { concurrency, acceptNewHostKeys: f['accept-new-host-keys'], report: false },
       async (r, step) => { rows.push(...await step('read', () => remoteStatus(inv, r))); });
     for (const o of outcomes.filter((x) => x.failed)) rows.push({ name: '-', where: o.host, subject: '-', sans: '-', issuer: '-', status: `unreachable: ${o.error}` });

@@ -26,7 +26,7 @@ const invalid: Record<string, [number, RegExp]> = {
   'invalid-bits-too-small.yaml': [8, /pki\.bits: expected an integer >= 2048, found 1024/],
   'invalid-days-zero.yaml': [10, /pki\.days: expected a number of days > 0, found 0/],
   'invalid-renew-before-days.yaml': [11, /pki\.renew_before_days: expected fewer days than pki\.days \(365\), found 365/],
-  'invalid-missing-master.yaml': [1, /master: expected a host name, or \{ name, address, port, user \}, found nothing/],
+  'invalid-missing-master.yaml': [1, /master: expected a value \(master: NAME, or masters: \[NAME, …\] for more than one\), found nothing/],
   'invalid-profile.yaml': [2, /profile: expected legacy or modern, found 'modren'/],
   'invalid-port.yaml': [16, /apiserver\.port: expected a port from 1 to 65535, found 70000/],
   'invalid-yaml-syntax.yaml': [6, /YAML syntax: /],
@@ -328,7 +328,7 @@ test('rule: the limits of names, CNs, user names, ports, days and bits are where
   accepted({ pki: { key: 'ecdsa-p256' } });
   accepted({ pki: { key: 'ecdsa-p384' } });
   refused({ pki: { remote_dir: '' } }, /pki\.remote_dir: expected an absolute path, found ''$/);
-  refused({ master: undefined }, /master: expected a host name, or \{ name, address, port, user \}, found nothing$/);
+  refused({ master: undefined }, /master: expected a value \(master: NAME, or masters: \[NAME, …\] for more than one\), found nothing$/);
   refused({ apiserver: { dns: 'k' } }, /apiserver\.dns: expected a list of DNS names, found 'k'$/);
   t.is(loadInventory(writeInventory()).ssh.sudo, false, 'root commands go through sudo only when asked');
   refused({ minions: [`k${'a'.repeat(63)}`] }, /minions\[0\]\.name: expected a DNS label \(a-z, 0-9, -; at most 63\), found 'ka+\.\.\.$/);
@@ -404,9 +404,9 @@ test('rule: the modern profile: a minion name of 52 characters is fine, 53 is no
   t.is(problem({ profile: 'modern', minions: [`k${'a'.repeat(51)}`] }), undefined);
   t.regex(problem({ profile: 'modern', minions: [`k${'a'.repeat(52)}`] }) ?? '', /minions\[0\]\.name: expected at most 52 characters \(the modern profile's CN system:node:<name> has at most 64\), found 53$/);
   t.is(problem({ profile: 'legacy', minions: [`k${'a'.repeat(52)}`] }), undefined, 'the legacy CN is the name itself');
-  t.regex(problem({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: ['e1', { name: 'km', address: '10.0.0.1' }] } }) ?? 'accepted', /^accepted$/);
-  const inv = loadInventory(writeInventory({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, 'km'] } }));
-  t.deepEqual(inv.etcd.members.map((m) => [m.name, m.role]), [['e1', 'etcd'], ['km', 'master']]);
+  t.regex(problem({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: ['e1', 'e2', { name: 'km', address: '10.0.0.1' }] } }) ?? 'accepted', /^accepted$/);
+  const inv = loadInventory(writeInventory({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, 'km', { name: 'e3', address: '10.0.0.7' }] } }));
+  t.deepEqual(inv.etcd.members.map((m) => [m.name, m.role]), [['e1', 'etcd'], ['km', 'master'], ['e3', 'etcd']]);
   t.is(inv.etcd.members[1], inv.master);
   const alone = loadInventory(writeInventory({ profile: 'modern' }));
   t.deepEqual(alone.etcd.members, [alone.master], 'without etcd.members the master is the one member');
@@ -417,9 +417,9 @@ test('rule: the modern profile: a minion name of 52 characters is fine, 53 is no
     t.regex(problem({ profile: 'modern', master: { name: 'km', address: '10.0.0.1' }, etcd: { members: [{ name: 'km', ...moved }] } }) ?? '',
       /etcd\.members\[0\]: expected the master's own address, port and user for the member named like the master, found /, JSON.stringify(moved));
   }
-  t.regex(problem({ profile: 'modern', etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, 'ca'] } }) ?? '', /etcd\.members\[1\]\.name: expected a name that is not reserved/);
+  t.regex(problem({ profile: 'modern', etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, 'ca', { name: 'e3', address: '10.0.0.7' }] } }) ?? '', /etcd\.members\[1\]\.name: expected a name that is not reserved/);
   t.regex(problem({ profile: 'modern', etcd: { members: ['kubeminion1'] } }) ?? '', /etcd\.members\[0\]\.name: expected the master or a host of its own \(etcd keys do not go to minions\), found the minion 'kubeminion1'$/);
-  t.regex(problem({ profile: 'modern', etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, { name: 'e1', address: '10.0.0.6' }] } }) ?? '', /etcd\.members\[1\]: expected a unique member name, found 'e1' again/);
+  t.regex(problem({ profile: 'modern', etcd: { members: [{ name: 'e1', address: '10.0.0.5' }, { name: 'e1', address: '10.0.0.6' }, { name: 'e3', address: '10.0.0.7' }] } }) ?? '', /etcd\.members\[1\]: expected a unique member name, found 'e1' again/);
   t.regex(problem({ etcd: { members: ['kubemaster'] } }) ?? '', /^ERROR: FILE:\d+: etcd: expected no etcd settings in the legacy profile/);
 });
 

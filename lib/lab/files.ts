@@ -6,11 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { STANDIN_PROGRAMS } from './nspawn.ts';
 import type { Profile } from './versions.ts';
 
-export interface AddrHost { name: string; address: string; role: 'master' | 'minion' | 'etcd' }
+export interface AddrHost { name: string; address: string; role: 'master' | 'minion' | 'etcd' | 'lb' }
 
 /** The inventory, in the exact format lib/inventory.ts validates (paths relative to this file). */
 export function clusterYaml(name: string, profile: Profile, hosts: AddrHost[]): string {
-  const master = hosts.find((h) => h.role === 'master')!;
+  const masters = hosts.filter((h) => h.role === 'master');
+  const master = masters[0]!;
+  const lb = hosts.find((h) => h.role === 'lb');
   const minions = hosts.filter((h) => h.role === 'minion');
   const members = hosts.filter((h) => h.role === 'etcd');
   // etcd.members only when there is more than the master: one member is the inventory's default, and a file without
@@ -36,7 +38,8 @@ apiserver:
   dns: [kubernetes.default.svc, ${master.name}]
   ip: [10.24.0.1, ${master.address}]
   port: 6443
-cluster_dns: 10.24.0.10
+${lb ? `  endpoint: { name: ${lb.name}, address: ${lb.address}, drain_seconds: 5 }   # the lab's haproxy (lib/lab/haproxy.ts): down after 2 s
+` : ''}cluster_dns: 10.24.0.10
 cluster_domain: kubic.local
 ssh:
   user: root
@@ -45,7 +48,8 @@ ssh:
   known_hosts: known_hosts
   sudo: false
   config_file: ssh_config     # the lab's own, not the machine's ~/.ssh/config: the tests see the same hosts everywhere
-master: { name: ${master.name}, address: ${master.address} }
+${masters.length === 1 ? `master: { name: ${master.name}, address: ${master.address} }` : `masters:
+${masters.map((m) => `  - { name: ${m.name}, address: ${m.address} }`).join('\n')}`}
 minions:
 ${minions.map((m) => `  - { name: ${m.name}, address: ${m.address} }`).join('\n')}
 ${etcd}`;

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, 
 import { dirname, join, relative, resolve } from 'node:path';
 import { pickUids, prepareHostDirs, writeBaseEtc } from './base.ts';
 import { clusterYaml, knownHosts, sshConfig, writeBinWrappers } from './files.ts';
+import { haproxyConfig } from './haproxy.ts';
 import { killHost, nsExec, waitSshd, type ExecOptions, type ExecResult } from './host.ts';
 import { parseSystemdJournal, type JournalLine } from './journal.ts';
 import {
@@ -35,6 +36,11 @@ export interface LabOptions {
   profile?: Profile;
   /** modern: how many etcd members (default 1, the master); members 2..N are hosts kubeetcd2..kubeetcdN of their own */
   etcdMembers?: number;
+  /**
+   * modern: how many masters (1, or an odd 3..9). More than one: kubemaster, kubemaster2..N, each running stacked etcd,
+   * behind a real haproxy on a host of its own (kubelb, lib/lab/haproxy.ts), the inventory's apiserver.endpoint.
+   */
+  masters?: number;
 }
 
 export class LabError extends Error {}
@@ -70,10 +76,14 @@ export class Lab {
   get pkiDir() { return join(this.dir, 'pki'); }
   get hosts(): HostState[] { return this.state.hosts; }
   get master(): HostState { return this.state.hosts.find((h) => h.role === 'master')!; }
+  /** Every master in inventory order (kubemaster, then kubemaster2..N in an HA lab). */
+  get masters(): HostState[] { return this.state.hosts.filter((h) => h.role === 'master'); }
+  /** The HA lab's haproxy host (undefined with one master). */
+  get lb(): HostState | undefined { return this.state.hosts.find((h) => h.role === 'lb'); }
   get minions(): HostState[] { return this.state.hosts.filter((h) => h.role === 'minion'); }
-  /** The etcd members in cluster order: the master, then kubeetcd2..N (modern; the legacy lab has none). */
+  /** The etcd members in cluster order: the masters (stacked), then kubeetcd2..N (modern; the legacy lab has none). */
   get etcdMembers(): HostState[] {
-    return this.profile === 'modern' ? [this.master, ...this.state.hosts.filter((h) => h.role === 'etcd')] : [];
+    return this.profile === 'modern' ? [...this.masters, ...this.state.hosts.filter((h) => h.role === 'etcd')] : [];
   }
   /** UIDs inside the hosts (the real machine has no such users). */
   get uids() {
@@ -209,7 +219,8 @@ export class Lab {
     const ids = await launchNspawn({ lab: this.name, dir: this.dir, name, rootfs, binds, privateNetwork: bridged });
     if (bridged) {
       await startBridge({ lab: this.name, dir: this.dir, name, pid: ids.pid, address: h.address,
-        bridge: { inbound: [22, 10250], outbound: [{ address: this.master.address, port: 6443 }] } });
+        // out: the apiserver the minion's clients name, the balancer in an HA lab
+        bridge: { inbound: [22, 10250], outbound: [{ address: (this.lb ?? this.master).address, port: 6443 }] } });
     }
     return ids;
   }
@@ -238,6 +249,7 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
   const minions = opts.minions ?? 3;
   const profile = opts.profile ?? 'legacy';
   const etcdMembers = opts.etcdMembers ?? 1;
+  const masters = opts.masters ?? 1;
   if (!NAME_RE.test(name)) throw new LabError(`lab: bad name ${JSON.stringify(name)} (lowercase letters, digits, -)`);
   if (!Number.isInteger(minions) || minions < 0 || minions > 250) throw new LabError(`lab: --minions must be 0..250, got ${minions}`);
   if (profile !== 'legacy' && profile !== 'modern') throw new LabError(`lab: --profile must be legacy or modern, got ${profile}`);
@@ -245,6 +257,10 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     throw new LabError(`lab: --etcd-members must be 1..${254 - Math.min(minions, 250)} (with ${minions} minions), got ${etcdMembers}`);
   }
   if (etcdMembers > 1 && profile !== 'modern') throw new LabError('lab: --etcd-members needs --profile modern (the legacy lab has no etcd)');
+  if (!Number.isInteger(masters) || masters < 1 || masters > 9 || (masters > 1 && masters % 2 === 0)) throw new LabError(`lab: --masters must be 1, 3, 5, 7 or 9 (an odd number: etcd is stacked on them), got ${masters}`);
+  if (masters > 1 && profile !== 'modern') throw new LabError('lab: --masters needs --profile modern (the recipe\'s 1.4 cluster has one master)');
+  if (masters > 1 && etcdMembers > 1) throw new LabError('lab: --masters and --etcd-members cannot be used together (with more than one master, etcd is stacked on the masters)');
+  if (minions + etcdMembers + masters + (masters > 1 ? 1 : 0) > 255) throw new LabError(`lab: too many hosts for one 127.N.0.0/24 block`);
   // every host boots the real systemd (lib/lab/nspawn.ts); the modern profile runs the real binaries, the legacy
   // profile's 1.4 programs cannot be built here: they are stand-ins (lib/lab/README.md)
   const why = labUnavailable() ?? systemdUnavailable(profile);
@@ -274,6 +290,11 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     ...Array.from({ length: etcdMembers - 1 }, (_, i) => ({
       name: `kubeetcd${i + 2}`, role: 'etcd' as const, address: `127.${block}.0.${minions + 2 + i}`, pid: 0, unsharePid: 0,
     })),
+    // HA: masters 2..N after the minions (kubemaster keeps .1), then the balancer
+    ...Array.from({ length: masters - 1 }, (_, i) => ({
+      name: `kubemaster${i + 2}`, role: 'master' as const, address: `127.${block}.0.${minions + 1 + i + 1}`, pid: 0, unsharePid: 0,
+    })),
+    ...(masters > 1 ? [{ name: 'kubelb', role: 'lb' as const, address: `127.${block}.0.${minions + masters + 1}`, pid: 0, unsharePid: 0 }] : []),
   ];
   const state: LabState = {
     name, dir, block, profile, version: VERSION_OF[profile], kubeUid, jijisaUid, etcdUid, etcdGid, createdAt: new Date().toISOString(),
@@ -310,8 +331,17 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
       prepareHostDirs(join(dir, 'hosts', h.name), {
         name: h.name, address: h.address, hostKey: key.privateKey, hostKeyPub: key.publicKey, clientPub: client.publicKey, jijisaUid,
         // etcd's data folder (/var/lib/etcd, 0700 etcd:etcd as the package makes it) on the hosts that may run it
-        etcd: profile === 'modern' && h.role !== 'minion' ? { uid: etcdUid, gid: etcdGid } : undefined,
+        etcd: profile === 'modern' && (h.role === 'master' || h.role === 'etcd') ? { uid: etcdUid, gid: etcdGid } : undefined,
       });
+    }
+    const lb = hosts.find((h) => h.role === 'lb');
+    if (lb) {
+      // the balancer host: haproxy's configuration, and its unit enabled there only (the tree has it disabled)
+      const upper = join(dir, 'hosts', lb.name, 'upper', 'etc');
+      mkdirSync(join(upper, 'haproxy'), { recursive: true, mode: 0o755 });
+      writeFileSync(join(upper, 'haproxy', 'haproxy.cfg'), haproxyConfig({ address: lb.address, port: 6443 }, hosts.filter((h) => h.role === 'master'), 6443), { mode: 0o644 });
+      mkdirSync(join(upper, 'systemd', 'system', 'multi-user.target.wants'), { recursive: true, mode: 0o755 });
+      symlinkSync('/lib/systemd/system/haproxy.service', join(upper, 'systemd', 'system', 'multi-user.target.wants', 'haproxy.service'));
     }
     writeFileSync(join(dir, 'known_hosts'), knownHosts(hosts.map((h) => ({ ...h, hostKeyPub: hostKeys.get(h.name)! }))), { mode: 0o644 });
     writeFileSync(join(dir, 'ssh_config'), sshConfig(dir, hosts), { mode: 0o644 });

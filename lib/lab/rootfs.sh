@@ -11,9 +11,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 suite=bookworm
 # systemd as PID 1 and what kubetls drives on a host (ssh, sudo, the remote scripts' stat/sha256sum/mv), Debian's etcd
 # (its unit, its user, its /etc/default/etcd), and what the real kubelet and kube-proxy need around them: a container
-# runtime (containerd + runc), iptables/nftables and conntrack for the proxy's rules, mount/util tools.
+# runtime (containerd + runc), iptables/nftables and conntrack for the proxy's rules, mount/util tools; and haproxy,
+# the load balancer in front of the masters of an HA lab (its own host; the lab writes its configuration).
 packages=(systemd systemd-sysv dbus openssh-server sudo iproute2 procps openssl curl ca-certificates
-  etcd-server etcd-client containerd runc iptables nftables conntrack kmod util-linux mount ethtool socat)
+  etcd-server etcd-client containerd runc iptables nftables conntrack kmod util-linux mount ethtool socat haproxy)
 cache=${KUBETLS_ROOTFS_CACHE:-/var/cache/kubetls/rootfs}
 key=$( { printf '%s\n' "$suite" "${packages[@]}"; cat "$here/rootfs.sh"; } | sha256sum | cut -c1-16)
 dir="$cache/debian-$suite-$key"
@@ -33,8 +34,9 @@ echo "debootstrap --variant=minbase --include=$include $suite $tmp" >&2
 debootstrap --variant=minbase --include="$include" "$suite" "$tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 || {
   tail -5 "$cache/debootstrap.log" >&2; exit 1; }
 # Units a lab host does not need, or that cannot work in a container sharing the machine's network: off in the tree,
-# so every host boots the same quiet system. (Debian's etcd unit is enabled by the package: kubetls starts it.)
-chroot "$tmp" systemctl disable etcd.service containerd.service >/dev/null 2>&1 || true
+# so every host boots the same quiet system. (Debian's etcd unit is enabled by the package: kubetls starts it; haproxy's
+# is enabled by the lab on the balancer host only.)
+chroot "$tmp" systemctl disable etcd.service containerd.service haproxy.service >/dev/null 2>&1 || true
 chroot "$tmp" systemctl mask systemd-networkd.service systemd-resolved.service systemd-timesyncd.service \
   getty@tty1.service console-getty.service systemd-networkd-wait-online.service >/dev/null 2>&1 || true
 # ssh.service generates host keys on first boot when none exist; each host brings its own (lib/lab/nspawn.ts)

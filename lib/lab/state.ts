@@ -7,8 +7,8 @@ import type { Profile } from './versions.ts';
 
 export interface HostState {
   name: string;
-  /** etcd: an etcd member of its own (kubeetcd2..N, modern only) */
-  role: 'master' | 'minion' | 'etcd';
+  /** etcd: an etcd member of its own (kubeetcd2..N, modern only); lb: the haproxy in front of an HA lab's masters */
+  role: 'master' | 'minion' | 'etcd' | 'lb';
   address: string;
   /** host PID of the container's PID 1 (its systemd); 0 when the host is stopped */
   pid: number;
