@@ -405,7 +405,8 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
       : `expected an odd number of masters when etcd is stacked on them (the default; or list etcd.members), found ${members.length}`);
   }
   const memberNames = new Set<string>();
-  members.forEach((m, i) => {
+  // (the default members are the masters, whose names are checked below as hosts)
+  if (raw.etcd?.members) members.forEach((m, i) => {
     if (memberNames.has(m.name)) at(['etcd', 'members', i], `expected a unique member name, found '${m.name}' again`);
     memberNames.add(m.name);
   });

@@ -544,3 +544,34 @@ test('service_cidr: a modern inventory whose range\'s first address is not a SAN
   // the legacy profile writes no range (the recipe's files are kept word for word): not checked
   t.is(problem({ profile: 'legacy', service_cidr: '10.96.0.0/12' }), undefined);
 });
+
+test('rule: HA: masters: takes 1, or 3 and more behind apiserver.endpoint; each wrong shape is refused on its own line', (t) => {
+  const ha = { profile: 'modern', master: undefined, masters: ['m1', 'm2', 'm3'], apiserver: { endpoint: { name: 'api.example', address: '10.0.0.100' } } };
+  t.is(problem(ha), undefined);
+  const inv = loadInventory(writeInventory(ha));
+  t.deepEqual(inv.masters.map((m) => [m.name, m.role]), [['m1', 'master'], ['m2', 'master'], ['m3', 'master']]);
+  t.is(inv.master, inv.masters[0]);
+  t.deepEqual(inv.etcd.members, inv.masters, 'stacked etcd: every master is a member');
+  t.deepEqual(allHosts(inv).map((h) => h.name), ['m1', 'm2', 'm3', 'kubeminion1', 'kubeminion2']);
+  t.deepEqual(inv.apiserver.endpoint, { name: 'api.example', address: '10.0.0.100', port: 6443, drainSeconds: 10 });
+  t.deepEqual(loadInventory(writeInventory({ ...ha, apiserver: { endpoint: 'lb' } })).apiserver.endpoint, { name: 'lb', address: 'lb', port: 6443, drainSeconds: 10 }, 'a bare name');
+  t.is(loadInventory(writeInventory({ ...ha, masters: ['m1'], apiserver: {} })).masters.length, 1, 'masters: with one entry is the one master');
+  const refused = (patch: Record<string, unknown>, re: RegExp) => t.regex(problem(patch) ?? 'accepted', re, JSON.stringify(patch));
+  refused({ ...ha, master: 'm0' }, /masters: expected either master: or masters:, found both$/);
+  refused({ ...ha, masters: ['m1', 'm2'] }, /masters: expected 1 master, or 3 and more, found 2 \(two stacked etcd members lose quorum/);
+  refused({ ...ha, masters: ['m1', 'm2', 'm3', 'm4'] }, /masters: expected an odd number of masters when etcd is stacked on them \(the default; or list etcd\.members\), found 4$/);
+  t.is(problem({ ...ha, masters: ['m1', 'm2', 'm3', 'm4'], etcd: { members: ['m1', 'm2', 'm3'] } }), undefined, 'four masters with three of them as etcd members');
+  refused({ ...ha, etcd: { members: ['m1', 'm2', 'm3', { name: 'e4', address: '10.0.0.9' }] } }, /etcd\.members: expected an odd number of members \(a majority of 4 survives no more failures than 3 members would\), found 4$/);
+  refused({ profile: 'modern', etcd: { members: ['kubemaster', { name: 'e2', address: '10.0.0.9' }] } }, /etcd\.members: expected an odd number of members .* found 2$/);
+  refused({ ...ha, masters: ['m1', 'm2', 'm1'] }, /masters\[2\]: expected a unique host name, found 'm1' again \(first at masters\[0\]\)$/m);
+  refused({ ...ha, minions: ['m2'] }, /minions\[0\]: expected a unique host name, found 'm2' again \(first at masters\[1\]\)$/m);
+  refused({ ...ha, apiserver: {} }, /masters: expected apiserver\.endpoint \(the load balancer in front of the masters\) with 3 masters, found none$/);
+  refused({ ...ha, apiserver: { endpoint: { name: 'm2', address: '10.0.0.100' } } }, /apiserver\.endpoint: expected a load balancer of its own, not a host of the inventory, found the name of masters\[1\] \(m2\)$/);
+  refused({ ...ha, masters: ['m1', { name: 'm2', address: '10.0.0.100' }, 'm3'] }, /apiserver\.endpoint: expected a load balancer of its own, not a host of the inventory, found the address of masters\[1\] \(m2\)$/);
+  refused({ ...ha, apiserver: { endpoint: { name: 'lb', address: 'kubeminion1' } } }, /apiserver\.endpoint: expected a load balancer of its own, .* minions\[0\] \(kubeminion1\)$/);
+  refused({ ...ha, apiserver: { endpoint: { name: 'lb', drain_seconds: -1 } } }, /apiserver\.endpoint\.drain_seconds: expected a number of seconds from 0 to 600, found -1$/);
+  refused({ ...ha, apiserver: { endpoint: { name: 'lb', via: 'x' } } }, /apiserver\.endpoint\.via: expected a known key \(name, address, port, drain_seconds\), found unknown key 'via'$/);
+  refused({ ...ha, profile: 'legacy' }, /masters: expected one master in the legacy profile \(the recipe's Kubernetes 1\.4 cluster has one; use profile: modern\), found 3/);
+  refused({ profile: 'legacy', apiserver: { endpoint: 'lb' } }, /apiserver\.endpoint: expected no endpoint in the legacy profile/);
+  refused({ ...ha, masters: [] }, /masters: expected at least one master/);
+});

@@ -19,7 +19,7 @@ const modern = {
   profile: 'modern', pki: { key: 'ecdsa-p256' },
   master: { name: 'kubemaster', address: '127.9.0.1' },
   minions: [{ name: 'kubeminion1', address: '127.9.0.2' }],
-  etcd: { members: ['kubemaster', { name: 'kubeetcd2', address: '127.9.0.9' }] },
+  etcd: { members: ['kubemaster', { name: 'kubeetcd2', address: '127.9.0.9' }, { name: 'kubeetcd3', address: '127.9.0.10' }] },
 };
 const built = (async () => {
   const file = writeInventory(modern);

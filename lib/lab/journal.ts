@@ -13,6 +13,27 @@ const UNIT_STARTED = '39f53479d3a045ac8e11786248231fbf';
 const UNIT_STOPPED = '9d1aaa27d60140bd96365438aad20286';
 const UNIT_RESTART_SCHEDULED = '5eb03494b6584870a536b337290809b3';
 const UNIT_FAILED = 'd9b373ed55a64feb8242e02dbe79a49c';
+const UNIT_STOPPING = 'de5b426a63be47a7b6ac3eaac82e2f6f';
+
+/**
+ * When a unit was down, from the real journal: from each "Stopping X..." to the next "Started X." (a restart is both),
+ * or to `now` when it has not started again. The HA tests check that no two masters' windows overlap.
+ */
+export function downWindows(jsonLines: string, unit: string, now = new Date()): { from: string; to: string }[] {
+  const out: { from: string; to: string }[] = [];
+  let open: string | undefined;
+  for (const line of jsonLines.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let e: Record<string, string>;
+    try { e = JSON.parse(line) as Record<string, string>; } catch { continue; }
+    if (e.UNIT !== `${unit}.service`) continue;
+    const time = new Date(Number(e.__REALTIME_TIMESTAMP) / 1000).toISOString();
+    if (e.MESSAGE_ID === UNIT_STOPPING && open === undefined) open = time;
+    else if (e.MESSAGE_ID === UNIT_STARTED && open !== undefined) { out.push({ from: open, to: time }); open = undefined; }
+  }
+  if (open !== undefined) out.push({ from: open, to: now.toISOString() });
+  return out;
+}
 
 /**
  * The events read from a real journal (`journalctl -o json _PID=1`): "Started X." is a start, or a restart when

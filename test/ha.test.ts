@@ -1,0 +1,242 @@
+// HA (issue 19): three masters, each running stacked etcd and the real v1.37.2 control plane under real systemd,
+// behind Debian's real haproxy on a host of its own (kubelb, TCP mode, /readyz checks over TLS). Every claim of a
+// rolling renewal is measured here: a client polling through the balancer counts its failed requests, and the real
+// journals of the masters say when each unit was down.
+import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
+import { existsSync, readFileSync } from 'node:fs';
+import https from 'node:https';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Lab } from '../lib/lab/index.ts';
+import { parseCert } from '../lib/pki.ts';
+import { readKubeconfig } from '../lib/kubeconfig.ts';
+import { useLab } from './helpers/lab.ts';
+import { remoteFile, restarts, sha256 } from './helpers/e2e.ts';
+import { runScript } from './helpers/run.ts';
+
+const labP = useLab(test, { minions: 1, profile: 'modern', masters: 3 });
+const MASTERS = ['kubemaster', 'kubemaster2', 'kubemaster3'];
+
+/**
+ * A client of the balancer: GET /version every 100 ms with the minion's certificate (as its kubelet authenticates),
+ * the apiserver verified for the endpoint's name, a new connection each time. Bounded: it stops by itself after 10
+ * minutes. `stop()` gives what it counted, and the first few errors.
+ */
+function poll(lab: Lab) {
+  const pki = (f: string) => readFileSync(join(lab.pkiDir, f));
+  const opts = { host: lab.lb!.address, port: 6443, servername: lab.lb!.name, path: '/version', ca: pki('ca.crt'),
+    cert: pki('kubeminion1.crt'), key: pki('kubeminion1.key'), agent: false as const, timeout: 5000 };
+  const counts = { ok: 0, failed: 0, errors: [] as string[] };
+  let stopped = false;
+  const end = Date.now() + 10 * 60_000;
+  const loop = (async () => {
+    while (!stopped && Date.now() < end) {
+      const t0 = Date.now();
+      const error = await new Promise<string | undefined>((resolve) => {
+        const req = https.get(opts, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode === 200 ? undefined : `HTTP ${res.statusCode}`));
+        });
+        req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
+        req.on('error', (e) => resolve(e.message));
+      });
+      if (error === undefined) counts.ok++;
+      else {
+        counts.failed++;
+        if (counts.errors.length < 5) counts.errors.push(`${new Date().toISOString()} ${error}`);
+      }
+      await sleep(Math.max(0, 100 - (Date.now() - t0)));
+    }
+  })();
+  return { stop: async () => { stopped = true; await loop; return counts; } };
+}
+
+/** Journal positions of every master now, for restarts() after a run. */
+const marks = (lab: Lab) => Object.fromEntries(MASTERS.map((m) => [m, lab.journal(m).length]));
+
+/** Pairs of masters whose `unit` was down at the same time since `since` (from their real journals). */
+function overlapping(lab: Lab, unit: string, since: string): string[] {
+  const windows = MASTERS.flatMap((m) => lab.downWindows(m, unit).filter((w) => w.to > since).map((w) => ({ m, ...w })));
+  const out: string[] = [];
+  for (const a of windows) for (const b of windows) if (a.m < b.m && a.from < b.to && b.from < a.to) out.push(`${a.m} ${a.from}–${a.to} / ${b.m} ${b.from}–${b.to}`);
+  return out;
+}
+
+/** What haproxy says of each master: `name → UP|DOWN…` (its stats socket, read inside kubelb). */
+async function balancerView(lab: Lab): Promise<Record<string, string>> {
+  const r = await lab.exec('kubelb', ['sh', '-c', 'echo "show stat" | socat stdio /run/haproxy/admin.sock']);
+  const rows = r.stdout.split('\n').filter((l) => l.startsWith('masters,') && !l.startsWith('masters,BACKEND'));
+  return Object.fromEntries(rows.map((l) => { const f = l.split(','); return [f[1]!, f[17]!]; }));
+}
+
+const servedBy = async (lab: Lab, host: string) => {
+  const { servedCert } = await import('../lib/rollout.ts');
+  const { loadInventory, masterTarget } = await import('../lib/inventory.ts');
+  const inv = loadInventory(lab.inventoryPath);
+  return (await servedCert(inv, masterTarget(inv, inv.masters.find((m) => m.name === host)!))).serial;
+};
+const localSerial = (lab: Lab, file: string) => parseCert(readFileSync(join(lab.pkiDir, file))).serial;
+
+const must = (t: ExecutionContext, r: { code: number; all: string }, code = 0) => t.is(r.code, code, r.all.split('\n').slice(-40).join('\n'));
+
+test.serial('master.ts forms three masters with stacked etcd behind haproxy; every client but the masters\' own names the endpoint; verify passes through it and at each master', async (t) => {
+  const lab = await labP;
+  must(t, await runScript('master', ['--inventory', lab.inventoryPath]));
+  must(t, await runScript('minions', ['--inventory', lab.inventoryPath]));
+  // one server certificate names every master and the balancer, by name and address
+  const server = parseCert(readFileSync(join(lab.pkiDir, 'server.crt')));
+  for (const h of [...lab.masters, lab.lb!]) {
+    t.true(server.sans.includes(`DNS:${h.name}`), h.name);
+    t.true(server.sans.includes(`IP:${h.address}`), h.address);
+  }
+  // the kubelet and kube-proxy go through the balancer; each master's controller-manager and scheduler to itself
+  for (const f of ['/var/lib/kubelet/kubeconfig', '/var/lib/kube-proxy/kubeconfig']) {
+    t.is(readKubeconfig(lab.readFile('kubeminion1', f)).server, 'https://kubelb:6443', f);
+  }
+  for (const m of MASTERS) {
+    for (const f of ['controller-manager.conf', 'scheduler.conf']) t.is(readKubeconfig(lab.readFile(m, `/srv/kubernetes/${f}`)).server, `https://${m}:6443`, `${m} ${f}`);
+    t.regex(lab.readFile(m, '/etc/kubernetes/apiserver'), /--shutdown-delay-duration=5s/);
+    t.is((await lab.exec(m, ['systemctl', 'is-active', 'etcd', 'kube-apiserver'])).stdout.trim(), 'active\nactive', m);
+  }
+  // sa.key is the same on every master: a token one signs, the others accept
+  t.is(new Set(await Promise.all(MASTERS.map(async (m) => (await remoteFile(lab, m, '/srv/kubernetes/sa.key'))?.sha))).size, 1);
+  // haproxy's own view: every master passed its /readyz check
+  t.deepEqual(await balancerView(lab), { kubemaster: 'UP', kubemaster2: 'UP', kubemaster3: 'UP' });
+  // the real controller-manager and scheduler elect one leader among the three (a Lease the real binaries hold)
+  const admin = join(lab.pkiDir, 'admin.kubeconfig');
+  t.is(readKubeconfig(readFileSync(admin, 'utf8')).server, `https://${lab.lb!.address}:6443`);
+  for (const lease of ['kube-controller-manager', 'kube-scheduler']) {
+    let holder = '';
+    for (let i = 0; i < 60 && !holder; i++) {
+      const r = await execa('kubectl', ['--kubeconfig', admin, '-n', 'kube-system', 'get', 'lease', lease, '-o', 'jsonpath={.spec.holderIdentity}'], { reject: false, timeout: 20000 });
+      holder = r.exitCode === 0 ? r.stdout.trim() : '';
+      if (!holder) await sleep(1000);
+    }
+    t.regex(holder, /^kubemaster[23]?_/, lease);
+  }
+  const v = await runScript('verify', ['--inventory', lab.inventoryPath]);
+  must(t, v);
+  for (const m of MASTERS) t.regex(v.all, new RegExp(`served certificate +${m}:6443 +ok`), m);
+  t.regex(v.all, /served certificate +kubelb:6443 +ok .*through the balancer/);
+  t.regex(v.all, /GET \/version +cert kubeminion1 +ok/);
+  const s = await runScript('status', ['--inventory', lab.inventoryPath, '--remote']);
+  for (const m of lab.masters) t.regex(s.all, new RegExp(`server\\.crt +${m.address.replaceAll('.', '\\.')}:6443 \\(served\\)`), m.name);
+  // a second run of either script changes nothing
+  const again = await runScript('master', ['--inventory', lab.inventoryPath]);
+  must(t, again);
+  t.regex(again.all, /nothing to do: every host already up to date/);
+});
+
+test.serial('renew --cert etcd-server --force rolls etcd one master at a time: 0 failed requests through haproxy, each member restarted once, never two down', async (t) => {
+  const lab = await labP;
+  const from = marks(lab);
+  const since = new Date().toISOString();
+  const client = poll(lab);
+  const r = await runScript('renew', ['--inventory', lab.inventoryPath, '--cert', MASTERS.map((m) => `etcd-server-${m}`).join(','), '--force']);
+  const counts = await client.stop();
+  must(t, r);
+  t.regex(r.all, /one at a time: kubemaster → kubemaster2 → kubemaster3/);
+  t.is(counts.failed, 0, counts.errors.join('\n'));
+  t.true(counts.ok > 20, `${counts.ok} requests`);
+  for (const m of MASTERS) t.deepEqual(restarts(lab, m, from[m]), { etcd: 1 }, m);
+  t.deepEqual(overlapping(lab, 'etcd', since), []);
+  for (const m of MASTERS) t.is((await remoteFile(lab, m, '/srv/kubernetes/etcd-server.crt'))?.sha, sha256(readFileSync(join(lab.pkiDir, `etcd-server-${m}.crt`))), m);
+});
+
+test.serial('renew --cert server --force killed (kill -9) after the second master, then run again: the second run restarts only the third; 0 failed requests through haproxy all along, never two apiservers down', async (t) => {
+  t.timeout(9 * 60_000); // three real apiserver restarts: each waits about a minute for its connections to drain
+  const lab = await labP;
+  const from = marks(lab);
+  const since = new Date().toISOString();
+  const old = await servedBy(lab, 'kubemaster3');
+  const client = poll(lab);
+  let counts;
+  try {
+    const killed = await runScript('renew', ['--inventory', lab.inventoryPath, '--cert', 'server', '--force'], { KUBETLS_FAULT: 'rolled-2' });
+    t.not(killed.code, 0, killed.all);
+    const renewed = localSerial(lab, 'server.crt');
+    t.not(renewed, old);
+    t.is(await servedBy(lab, 'kubemaster'), renewed);
+    t.is(await servedBy(lab, 'kubemaster2'), renewed);
+    t.is(await servedBy(lab, 'kubemaster3'), old, 'the third master was not reached');
+    t.deepEqual(JSON.parse(readFileSync(join(lab.pkiDir, '.renew-pending.json'), 'utf8')), ['kubemaster3'], 'only the third is owed');
+    const mid = marks(lab);
+    const rerun = await runScript('renew', ['--inventory', lab.inventoryPath]);
+    must(t, rerun);
+    t.regex(rerun.all, /left behind by an earlier run: kubemaster3/);
+    t.deepEqual(restarts(lab, 'kubemaster', mid.kubemaster), {});
+    t.deepEqual(restarts(lab, 'kubemaster2', mid.kubemaster2), {});
+    t.is(restarts(lab, 'kubemaster3', mid.kubemaster3)['kube-apiserver'], 1);
+    t.is(await servedBy(lab, 'kubemaster3'), renewed);
+  } finally {
+    counts = await client.stop();
+  }
+  t.is(counts.failed, 0, counts.errors.join('\n'));
+  t.true(counts.ok > 500, `${counts.ok} requests`);
+  for (const m of MASTERS) t.is(restarts(lab, m, from[m])['kube-apiserver'], 1, m);
+  t.deepEqual(overlapping(lab, 'kube-apiserver', since), []);
+  t.false(existsSync(join(lab.pkiDir, '.renew-pending.json')));
+  const third = await runScript('renew', ['--inventory', lab.inventoryPath]);
+  must(t, third);
+  t.regex(third.all, /nothing to renew/);
+});
+
+test.serial('a master that fails its gate stops the roll: it is rolled back, the masters after it keep their working state; fixed, the next run finishes them', async (t) => {
+  const lab = await labP;
+  const drop = '/etc/systemd/system/etcd.service.d/90-kubetls-test.conf';
+  const before = Object.fromEntries(await Promise.all(MASTERS.map(async (m) => [m, (await remoteFile(lab, m, '/srv/kubernetes/etcd-server.crt'))!.sha] as const)));
+  lab.writeFile('kubemaster2', drop, '[Service]\nExecStartPre=/bin/false\n');
+  await lab.exec('kubemaster2', ['systemctl', 'daemon-reload']);
+  try {
+    const r = await runScript('renew', ['--inventory', lab.inventoryPath, '--cert', MASTERS.map((m) => `etcd-server-${m}`).join(','), '--force']);
+    must(t, r, 1);
+    t.regex(r.all, /kubemaster2 +FAILED .* restart .*rolled back/);
+    t.regex(r.all, /kubemaster3 +FAILED .*not started: kubemaster2 failed/);
+    t.is((await remoteFile(lab, 'kubemaster', '/srv/kubernetes/etcd-server.crt'))?.sha, sha256(readFileSync(join(lab.pkiDir, 'etcd-server-kubemaster.crt'))));
+    t.is((await remoteFile(lab, 'kubemaster2', '/srv/kubernetes/etcd-server.crt'))?.sha, before.kubemaster2, 'rolled back');
+    t.is((await remoteFile(lab, 'kubemaster3', '/srv/kubernetes/etcd-server.crt'))?.sha, before.kubemaster3, 'never touched');
+    t.is((await lab.exec('kubemaster3', ['systemctl', 'is-active', 'etcd'])).stdout.trim(), 'active');
+  } finally {
+    await lab.exec('kubemaster2', ['rm', '-f', drop]);
+    await lab.exec('kubemaster2', ['systemctl', 'daemon-reload']);
+  }
+  const from = marks(lab);
+  const r = await runScript('renew', ['--inventory', lab.inventoryPath]);
+  must(t, r);
+  t.deepEqual(restarts(lab, 'kubemaster', from.kubemaster), {});
+  for (const m of ['kubemaster2', 'kubemaster3']) {
+    t.deepEqual(restarts(lab, m, from[m]), { etcd: 1 }, m);
+    t.is((await remoteFile(lab, m, '/srv/kubernetes/etcd-server.crt'))?.sha, sha256(readFileSync(join(lab.pkiDir, `etcd-server-${m}.crt`))), m);
+  }
+});
+
+test.serial('one master down during master.ts: the run exits 1 naming it, the other two are done and serving; with it back, the next run finishes it alone', async (t) => {
+  const lab = await labP;
+  // something master.ts repairs on every master: the scheduler's flags, edited by hand
+  for (const m of MASTERS) await lab.exec(m, ['sed', '-i', 's/^KUBE_SCHEDULER_ARGS=.*/KUBE_SCHEDULER_ARGS=""/', '/etc/kubernetes/scheduler']);
+  await lab.stopHost('kubemaster3', { sshdOnly: true });
+  let from = marks(lab);
+  try {
+    const r = await runScript('master', ['--inventory', lab.inventoryPath]);
+    must(t, r, 1);
+    t.regex(r.all, /kubemaster3 +FAILED +- +connect/);
+    t.regex(r.all, /kubemaster +ok/);
+    t.regex(r.all, /kubemaster2 +ok/);
+    for (const m of ['kubemaster', 'kubemaster2']) {
+      t.deepEqual(restarts(lab, m, from[m]), { 'kube-scheduler': 1 }, m);
+      t.regex(lab.readFile(m, '/etc/kubernetes/scheduler'), /KUBE_SCHEDULER_ARGS="--kubeconfig=/);
+    }
+    t.regex(lab.readFile('kubemaster3', '/etc/kubernetes/scheduler'), /KUBE_SCHEDULER_ARGS=""/);
+    t.true(JSON.parse(readFileSync(join(lab.pkiDir, '.renew-pending.json'), 'utf8')).includes('kubemaster3'));
+  } finally {
+    await lab.startHost('kubemaster3');
+  }
+  from = marks(lab);
+  const r = await runScript('master', ['--inventory', lab.inventoryPath]);
+  must(t, r);
+  t.deepEqual(restarts(lab, 'kubemaster', from.kubemaster), {});
+  t.deepEqual(restarts(lab, 'kubemaster2', from.kubemaster2), {});
+  t.deepEqual(restarts(lab, 'kubemaster3', from.kubemaster3), { 'kube-scheduler': 1 });
+  must(t, await runScript('verify', ['--inventory', lab.inventoryPath]));
+});
