@@ -107,8 +107,8 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
     // a second rotation before the first one ends would drop the token some hosts still use
     if (retiringToken(inv) !== undefined) throw new ExitError('a token rotation is still running (tokens.csv still accepts the old token until every host has the new one): run renew.ts without --cert to finish it, then rotate again', 2);
     // the master must accept the new token before any kubeconfig carries it
-    const missing = inv.masters.filter((m) => !sel.only!.includes(m.name)).map((m) => m.name);
-    if (sel.only && missing.length) throw new ExitError(`--cert tokens needs the master${inv.masters.length > 1 ? 's' : ''} first: add ${missing.join(', ')} to --only`, 2);
+    const missing = sel.only ? inv.masters.filter((m) => !sel.only!.includes(m.name)).map((m) => m.name) : [];
+    if (missing.length) throw new ExitError(`--cert tokens needs the master${inv.masters.length > 1 ? 's' : ''} first: add ${missing.join(', ')} to --only`, 2);
   }
   const pending = readPending(inv, o.dryRun);
   if (!o.dryRun) for (const m of inv.masters) if (!pending.includes(m.name) && await servedIsStale(inv, m)) pending.push(m.name);
