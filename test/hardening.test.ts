@@ -185,7 +185,7 @@ test.serial('renew.ts finds an apiserver serving an older certificate than the l
   const r = await runScript('renew.ts', inv(lab));
   t.is(r.code, 0, r.all);
   t.notRegex(r.stdout, /nothing to renew/);
-  t.regex(r.stdout, /serves server\.crt serial \w+, the local one is \w+: the master is due/);
+  t.regex(r.stdout, /serves server\.crt serial \w+, the local one is \w+: kubemaster is due/);
   t.is(await servedSerial(lab), localSerial(lab));
   const again = await runScript('renew.ts', inv(lab));
   t.is(again.code, 0, again.all);
@@ -268,7 +268,7 @@ test.serial('master.ts rolls the master back when the apiserver does not come ba
   t.regex(r.all, /rolling back 2 file\(s\)/);
   t.regex(r.stdout, /kubemaster +FAILED .*systemctl restart kube-apiserver exited 1: Job for kube-apiserver\.service failed .*\(rolled back\)/);
   t.regex(lab.unitLog('kubemaster', 'kube-apiserver'), /lab: start failure injected by \/etc\/kubetls-lab\/fail-next-start\/kube-apiserver/);
-  t.regex(r.all, /not touching kubeminion1: the master failed/);
+  t.regex(r.all, /not touching kubeminion1: the control plane failed/);
   t.is(await servedSerial(lab), served, 'the old certificate is served again');
   t.deepEqual(await masterFiles(lab), before);
   t.deepEqual(await remoteFile(lab, 'kubeminion1', '/srv/kubernetes/kubeminion1.crt'), minion);

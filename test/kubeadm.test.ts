@@ -131,3 +131,43 @@ const EXPECTED: string[] = [
   'only kubeadm: etcd/healthcheck-client, super-admin.conf',
   'only kubetls: kube-proxy (client), kubelet-<node> (serving), tokens.csv',
 ];
+
+test('HA: kubetls\'s one server certificate names exactly what kubeadm\'s per-master apiserver certificates name together, but for kubeadm\'s extra service names', async (t) => {
+  // kubeadm issues one apiserver certificate per control-plane node (its name and advertise address, the
+  // controlPlaneEndpoint, certSANs); kubetls one for all masters (README, "HA"). The union of kubeadm's three must be
+  // kubetls's one, less the service names kubeadm always adds (the "apiserver sans" difference above).
+  const kube = kubeBinDir();
+  if (!kube.dir) return t.fail(`${kube.why}`);
+  const masters = [1, 2, 3].map((i) => ({ name: `kubemaster${i}`, address: `192.0.2.${10 + i}` }));
+  const file = writeInventory({
+    profile: 'modern', pki: { key: 'ecdsa-p256' }, master: undefined, masters, minions: [{ name: 'kubeminion1', address: '192.0.2.21' }],
+    apiserver: { cn: 'kubernetes.default.svc', dns: ['kubernetes.default.svc'], ip: ['10.24.0.1'], endpoint: { name: 'api.example', address: '192.0.2.100' } },
+  });
+  const built = await runScript('master', ['--inventory', file, '--pki-only']);
+  t.is(built.code, 0, built.all);
+  const inv = loadInventory(file);
+  const ours = parseCert(readFileSync(join(inv.pki.dir, 'server.crt'))).sans;
+  const dir = tempDir('kubetls-kubeadm-ha-');
+  const union = new Set<string>();
+  for (const m of inv.masters) {
+    const config = [
+      { apiVersion: 'kubeadm.k8s.io/v1beta4', kind: 'InitConfiguration',
+        localAPIEndpoint: { advertiseAddress: m.address, bindPort: inv.apiserver.port }, nodeRegistration: { name: m.name } },
+      { apiVersion: 'kubeadm.k8s.io/v1beta4', kind: 'ClusterConfiguration', clusterName: inv.cluster, certificatesDir: join(dir, m.name),
+        controlPlaneEndpoint: `${inv.apiserver.endpoint!.name}:${inv.apiserver.endpoint!.port}`,
+        networking: { serviceSubnet: inv.serviceCidr, dnsDomain: inv.clusterDomain },
+        // the balancer's address, as an operator lists it for kubeadm (controlPlaneEndpoint takes one name)
+        apiServer: { certSANs: [...inv.apiserver.dns, ...inv.apiserver.ip, inv.apiserver.endpoint!.address] } },
+    ].map((d) => stringify(d)).join('---\n');
+    writeFileSync(join(dir, `${m.name}.yaml`), config);
+    for (const phase of ['ca', 'apiserver']) {
+      const r = await execa(join(kube.dir, 'kubeadm'), ['init', 'phase', 'certs', phase, '--config', join(dir, `${m.name}.yaml`)], { reject: false });
+      t.is(r.exitCode, 0, `kubeadm init phase certs ${phase} (${m.name}): ${r.stderr}`);
+    }
+    const theirs = parseCert(readFileSync(join(dir, m.name, 'apiserver.crt'))).sans;
+    t.true(theirs.includes(`DNS:${m.name}`) && theirs.includes(`IP:${m.address}`) && theirs.includes('DNS:api.example'), theirs.join(','));
+    theirs.forEach((s) => union.add(s));
+  }
+  const kubeadmOnly = ['DNS:kubernetes', 'DNS:kubernetes.default', `DNS:kubernetes.default.svc.${inv.clusterDomain}`];
+  t.deepEqual([...ours].sort(), [...union].filter((s) => !kubeadmOnly.includes(s)).sort());
+});
