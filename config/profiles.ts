@@ -36,6 +36,8 @@ const hostPort = (address: string, port: number) => `${address.includes(':') ? `
 /** `https://<address>:<port>` (IPv6 in brackets). */
 const url = (address: string, port: number) => `https://${address.includes(':') ? `[${address}]` : address}:${port}`;
 export const ETCD_CLIENT_PORT = 2379;
+/** etcd's data (Debian's default): a member that ever joined has `member/` in it. */
+export const ETCD_DATA_DIR = '/var/lib/etcd/default';
 export const ETCD_PEER_PORT = 2380;
 export const KUBELET_PORT = 10250;
 export const etcdServers = (c: FlagContext) => c.etcd.map((m) => url(m.address, ETCD_CLIENT_PORT)).join(',');
@@ -136,7 +138,7 @@ export function etcdEnv(c: FlagContext, member: { name: string; address: string 
     path: '/etc/default/etcd',
     vars: {
       ETCD_NAME: member.name,
-      ETCD_DATA_DIR: '/var/lib/etcd/default',
+      ETCD_DATA_DIR,
       ETCD_LISTEN_CLIENT_URLS: client,
       ETCD_ADVERTISE_CLIENT_URLS: client,
       ETCD_LISTEN_PEER_URLS: peer,

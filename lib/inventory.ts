@@ -216,7 +216,9 @@ const schema = z.object({
     // balancer's health checks take it out first (more than the balancer needs to mark a server down: haproxy's
     // inter × fall); the apiserver's --shutdown-delay-duration
     endpoint: z.preprocess((v) => (typeof v === 'string' ? { name: v } : v), z.object({ name: dnsName, address: address.optional(), port: port.optional(),
-      drain_seconds: int(0, 600, 'a number of seconds from 0 to 600').optional() },
+      // at most 25: a stopping apiserver drains, then waits up to 60 s for its connections, within systemd's default
+      // TimeoutStopSec of 90 s (beyond it systemd kills it mid-drain)
+      drain_seconds: int(0, 25, 'a number of seconds from 0 to 25').optional() },
     { invalid_type_error: 'the load balancer: a DNS name, or { name, address, port, drain_seconds }' }).strict()).optional(),
   }, { invalid_type_error: 'a mapping of settings' }).strict(),
   cluster_dns: ip.default('10.24.0.10'),
@@ -446,9 +448,19 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   const ep = raw.apiserver.endpoint;
   const endpoint = ep ? { name: ep.name, address: ep.address ?? ep.name, port: ep.port ?? raw.apiserver.port, drainSeconds: ep.drain_seconds ?? DRAIN_SECONDS } : undefined;
   if (endpoint) {
-    const same = (a: string, b: string) => (isIP(a) === 6 && isIP(b) === 6 ? canonicalV6(a) === canonicalV6(b) : a.toLowerCase() === b.toLowerCase());
-    const clash = entries.find(([, h]) => h.name === endpoint.name || same(h.address, endpoint.address) || same(h.name, endpoint.address));
-    if (clash) at(['apiserver', 'endpoint'], `expected a load balancer of its own, not a host of the inventory, found ${clash[1].name === endpoint.name || same(clash[1].name, endpoint.address) ? 'the name' : 'the address'} of ${keyName(clash[0])} (${clash[1].name})`);
+    // one spelling per address: IPv6 canonical, an IPv4-mapped IPv6 address as its IPv4, names in lower case
+    const norm = (a: string) => {
+      const v6 = isIP(a) === 6 ? canonicalV6(a) : a.toLowerCase();
+      const mapped = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(v6); // the URL spelling of ::ffff:a.b.c.d
+      if (!mapped) return v6;
+      const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+      return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+    };
+    // clients connect to the endpoint's name (kubeconfigs) and kubetls checks its address: neither may be a host's
+    const ours = [endpoint.name, endpoint.address].map(norm);
+    const clash = entries.find(([, h]) => [h.name, h.address].map(norm).some((x) => ours.includes(x)));
+    if (clash) at(['apiserver', 'endpoint'], `expected a load balancer of its own, not a host of the inventory, found the name or address of ${keyName(clash[0])} (${clash[1].name})`);
+    if (['0.0.0.0', '[::]'].includes(norm(endpoint.address))) at(['apiserver', 'endpoint', 'address'], `expected the balancer's address, found the unspecified address ${endpoint.address}`);
   }
   // The server certificate must name something a client can check: the recipe's curl, kubectl and the kubelets verify it.
   if (!raw.apiserver.dns.length && !raw.apiserver.ip.length) {

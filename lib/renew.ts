@@ -153,8 +153,9 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
         await step('verify', () => mustPass(apiChecks(inv, inv.minions.filter((m) => !touched.has(m.name)), r.host)));
       }
     }), done));
-    // a master that could not be reached stops nothing: the others serve, it is left for the next run
-    stop = outcomes.some((x) => x.failed && x.failed !== 'connect');
+    // the other masters are done even when one could not be reached (rollControl); the minions wait for all of them,
+    // as a minion's new token or kubeconfig may be what that master does not accept yet
+    stop = outcomes.some((x) => x.failed);
   }
   const minions = inv.minions.filter((m) => touched.has(m.name));
   if (stop && minions.length) log.warn(`not touching ${minions.map((m) => m.name).join(', ')}: they keep their current, still valid certificates`);

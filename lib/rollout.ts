@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import pLimit from 'p-limit';
 import * as modes from '../config/files.ts';
 import { etcdFiles, ETCD_ENV, kubeletFiles, masterFiles, masterKubeconfigs, minionFiles, minionKubeconfigs, type FilePlacement, type KubeconfigPlacement } from '../config/layout.ts';
-import { ETCD_CLIENT_PORT, etcdEnv, KUBELET_PORT, masterEnv, minionEnv, unitsFor, type EnvEdit, type FlagContext, type UnitRole } from '../config/profiles.ts';
+import { ETCD_CLIENT_PORT, ETCD_DATA_DIR, etcdEnv, KUBELET_PORT, masterEnv, minionEnv, unitsFor, type EnvEdit, type FlagContext, type UnitRole } from '../config/profiles.ts';
 import { ExitError } from './cli.ts';
 import { quoteValue, setVarsBuffer } from './envfile.ts';
 import { allHosts, apiTarget, isHa, masterTarget, urlOf, type ApiTarget, type Host, type Inventory } from './inventory.ts';
@@ -34,6 +34,8 @@ export interface RolloutOptions {
   report?: boolean;
   /** --replace-ca: send the local CA to hosts that hold another one (see checkSameCa) */
   replaceCa?: boolean;
+  /** no error line for a host that fails (a probe whose failure the caller reports in its own words) */
+  quiet?: boolean;
 }
 
 export interface HostOutcome {
@@ -69,7 +71,7 @@ export async function forHosts(inv: Inventory, hosts: Host[], o: RolloutOptions,
     } catch (e) {
       out.failed = current;
       out.error = (e as Error).message;
-      log.error(`${current}: ${out.error}`, host.name);
+      if (!o.quiet) log.error(`${current}: ${out.error}`, host.name);
     } finally {
       await r?.close();
     }
@@ -85,14 +87,16 @@ export async function forHosts(inv: Inventory, hosts: Host[], o: RolloutOptions,
  * stops the roll: it is rolled back (withRollback, in `fn`) and the hosts after it are not touched, keeping their old,
  * working state. A host that cannot be reached is skipped: the others are done, it stays pending for the next run.
  *
- * One exception: an etcd cluster that answers on no member is new (or entirely down), and a new etcd cluster forms only
- * when a majority of its members start together (`systemctl restart etcd` waits for it): then every host goes at once,
- * as before there was HA. `done(host)` is called after each host that finished, in order (renew.ts records progress).
+ * One exception: a new etcd cluster forms only when a majority of its members start together (`systemctl restart etcd`
+ * waits for it), so a cluster that is new goes all at once, as before there was HA. New means both: no member answers
+ * /health from here, and no member reachable over SSH holds etcd data (`member/` in ETCD_DATA_DIR). Either sign of a
+ * running cluster means one at a time (a firewall between the operator and port 2379 must not turn a roll into a
+ * restart of every master). `done(host)` is called after each host that finished, in order (renew.ts records progress).
  */
 export async function rollControl(inv: Inventory, hosts: Host[], o: RolloutOptions,
   fn: (r: Remote, step: Step, out: HostOutcome) => Promise<void>, done: (host: string) => void = () => {}): Promise<HostOutcome[]> {
-  if (hosts.length < 2 || o.dryRun || !await etcdAnswers(inv)) {
-    if (hosts.length > 1 && !o.dryRun) log.info(`etcd answers on no member: ${hosts.map((h) => h.name).join(', ')} at once (a new etcd cluster forms only when its members start together)`);
+  if (hosts.length < 2 || o.dryRun || !(await etcdAnswers(inv) || await etcdHasData(inv, hosts, o))) {
+    if (hosts.length > 1 && !o.dryRun) log.info(`a new etcd cluster (no member answers, none holds data): ${hosts.map((h) => h.name).join(', ')} at once (its members must start together)`);
     const outcomes = await forHosts(inv, hosts, o, fn);
     for (const x of outcomes) if (!x.failed) done(x.host);
     return outcomes;
@@ -115,6 +119,18 @@ export async function rollControl(inv: Inventory, hosts: Host[], o: RolloutOptio
     }
   }
   return outcomes;
+}
+
+/** Whether a member among `hosts` holds etcd data (it joined a cluster once), asked over SSH; unreachable ones say nothing. */
+async function etcdHasData(inv: Inventory, hosts: Host[], o: RolloutOptions): Promise<boolean> {
+  const members = hosts.filter((h) => isEtcdMember(inv, h));
+  const found: string[] = [];
+  await forHosts(inv, members, { ...o, report: false, quiet: true }, async (r) => {
+    const res = await r.run(['test', '-d', `${ETCD_DATA_DIR}/member`], { ok: [0, 1], quiet: true });
+    if (res.code === 0) found.push(r.host.name);
+  });
+  if (found.length) log.info(`etcd answers on no member from here, but ${found.join(', ')} hold${found.length === 1 ? 's' : ''} etcd data: a running cluster, one host at a time`);
+  return found.length > 0;
 }
 
 /**

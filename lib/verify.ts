@@ -65,8 +65,8 @@ export function kubeletGet(node: { name: string; address: string }, urlPath: str
 }
 
 /** Who the apiserver says this credential is (what `kubectl auth whoami` asks). */
-export async function whoami(inv: Inventory, cred: Credential): Promise<{ username: string; groups: string[] }> {
-  const r = await apiRequest(inv, 'POST', REVIEW, cred, { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
+export async function whoami(inv: Inventory, cred: Credential, t: ApiTarget = apiTarget(inv)): Promise<{ username: string; groups: string[] }> {
+  const r = await apiRequest(inv, 'POST', REVIEW, cred, { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }, 5000, t);
   const info = (r.json as { status?: { userInfo?: { username?: string; groups?: string[] } } })?.status?.userInfo;
   if (r.status >= 300 || !info?.username) throw new Error(`self-subject review: HTTP ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
   return { username: info.username, groups: info.groups ?? [] };
@@ -81,22 +81,24 @@ async function attempt(check: string, target: string, fn: () => Promise<string>)
 }
 
 /**
- * Steps 19 and 20 from where kubetls runs: the certificate each master serves (or only `master`'s), then each minion's
- * certificate and the token, through the balancer when there is one (as the kubelets reach the apiserver).
+ * Steps 19 and 20 from where kubetls runs: the certificate each master serves, then each minion's certificate and the
+ * token, through the balancer when there is one (as the kubelets reach the apiserver). With `master` (renew.ts, right
+ * after restarting it): everything at that master, so that its own new files are judged, not whichever master the
+ * balancer picks (during a token rotation the masters not rolled yet do not know the new token).
  */
 export async function apiChecks(inv: Inventory, minions: Host[], master?: Host): Promise<Result[]> {
   const pki = (f: string) => path.join(inv.pki.dir, f);
-  const api = apiTarget(inv);
+  const api = master ? masterTarget(inv, master) : apiTarget(inv);
   const url = urlOf(api);
   const resolveFlag = `${api.name}:${api.port}:${api.address}`;
   const results: Result[] = [];
-  const targets = [...(master ? [master] : inv.masters).map((m) => masterTarget(inv, m)), ...(inv.apiserver.endpoint && !master ? [api] : [])];
+  const targets = master ? [api] : [...inv.masters.map((m) => masterTarget(inv, m)), ...(inv.apiserver.endpoint ? [api] : [])];
   for (const t of targets) {
     results.push(await attempt('served certificate', `${t.name}:${t.port}`, async () => {
       const served = await servedCert(inv, t);
       const local = readCert(pki('server.crt'))!;
       if (served.fingerprint !== local.fingerprint) throw new Error(`serves serial ${served.serial}, local server.crt is ${local.serial}`);
-      return `serial ${served.serial} = local server.crt, verified for ${t.name}${t === api ? ' (through the balancer)' : ''}`;
+      return `serial ${served.serial} = local server.crt, verified for ${t.name}${t === api && !master ? ' (through the balancer)' : ''}`;
     }));
   }
   const creds: [string, Credential, string, string[]][] = minions.map((m) => {
@@ -113,13 +115,13 @@ export async function apiChecks(inv: Inventory, minions: Host[], master?: Host):
   }
   for (const [name, cred, user, groups] of creds) {
     results.push(await attempt('GET /version', name, async () => {
-      const r = await apiRequest(inv, 'GET', '/version', cred);
+      const r = await apiRequest(inv, 'GET', '/version', cred, undefined, 5000, api);
       const v = (r.json as { gitVersion?: string })?.gitVersion;
       if (r.status !== 200 || !v) throw new Error(`HTTP ${r.status}`);
       return `HTTP 200, ${v}`;
     }));
     results.push(await attempt('whoami', name, async () => {
-      const who = await whoami(inv, cred);
+      const who = await whoami(inv, cred, api);
       if (who.username !== user) throw new Error(`authenticated as ${who.username}, expected ${user}`);
       const missing = groups.filter((g) => !who.groups.includes(g));
       if (missing.length) throw new Error(`groups ${who.groups.join(',')} lack ${missing.join(',')}`);

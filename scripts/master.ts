@@ -86,10 +86,9 @@ await main(async () => {
     }
   }
   const minions = hosts.filter((h) => h.role === 'minion');
-  // a master that could not be reached holds nothing back while another one serves (it is pending for the next run); a
-  // failed step, or no master serving, keeps the minions as they are
-  const blocking = outcomes.some((x) => x.failed && x.failed !== 'connect') || (control.some((h) => h.role === 'master') && !master);
-  if (minions.length && blocking) {
+  // any control-plane host that failed, even one only unreachable, keeps the minions as they are: what they would get
+  // (a new CA, a token) may be what that master does not have yet
+  if (minions.length && outcomes.some((x) => x.failed)) {
     log.warn(`not touching ${minions.map((m) => m.name).join(', ')}: the control plane failed, so they keep what they have; rerun once it is fixed`);
   } else if (minions.length) {
     log.phase(`minions: SEED.md step 13 (${minions.length} host(s), ${concurrency} at once)`);

@@ -566,10 +566,16 @@ test('rule: HA: masters: takes 1, or 3 and more behind apiserver.endpoint; each 
   refused({ ...ha, masters: ['m1', 'm2', 'm1'] }, /masters\[2\]: expected a unique host name, found 'm1' again \(first at masters\[0\]\)$/m);
   refused({ ...ha, minions: ['m2'] }, /minions\[0\]: expected a unique host name, found 'm2' again \(first at masters\[1\]\)$/m);
   refused({ ...ha, apiserver: {} }, /masters: expected apiserver\.endpoint \(the load balancer in front of the masters\) with 3 masters, found none$/);
-  refused({ ...ha, apiserver: { endpoint: { name: 'm2', address: '10.0.0.100' } } }, /apiserver\.endpoint: expected a load balancer of its own, not a host of the inventory, found the name of masters\[1\] \(m2\)$/);
-  refused({ ...ha, masters: ['m1', { name: 'm2', address: '10.0.0.100' }, 'm3'] }, /apiserver\.endpoint: expected a load balancer of its own, not a host of the inventory, found the address of masters\[1\] \(m2\)$/);
+  refused({ ...ha, apiserver: { endpoint: { name: 'm2', address: '10.0.0.100' } } }, /apiserver\.endpoint: expected a load balancer of its own, not a host of the inventory, found the name or address of masters\[1\] \(m2\)$/);
+  refused({ ...ha, masters: ['m1', { name: 'm2', address: '10.0.0.100' }, 'm3'] }, /apiserver\.endpoint: expected a load balancer of its own, not a host of the inventory, found the name or address of masters\[1\] \(m2\)$/);
+  // the name clients connect to, equal to a host's address; an IPv4-mapped spelling of a host's address
+  refused({ ...ha, masters: ['m1', { name: 'm2', address: 'm2.corp' }, 'm3'], apiserver: { endpoint: { name: 'm2.corp', address: '10.0.0.100' } } }, /found the name or address of masters\[1\] \(m2\)$/);
+  refused({ ...ha, masters: ['m1', { name: 'm2', address: '10.0.0.2' }, 'm3'], apiserver: { endpoint: { name: 'lb', address: '::ffff:10.0.0.2' } } }, /found the name or address of masters\[1\] \(m2\)$/);
+  refused({ ...ha, apiserver: { endpoint: { name: 'lb', address: '0.0.0.0' } } }, /apiserver\.endpoint\.address: expected the balancer's address, found the unspecified address 0\.0\.0\.0$/);
+  refused({ ...ha, apiserver: { endpoint: { name: 'lb', address: '::' } } }, /found the unspecified address ::$/);
+  refused({ ...ha, apiserver: { endpoint: { name: 'lb', drain_seconds: 26 } } }, /apiserver\.endpoint\.drain_seconds: expected a number of seconds from 0 to 25, found 26$/);
   refused({ ...ha, apiserver: { endpoint: { name: 'lb', address: 'kubeminion1' } } }, /apiserver\.endpoint: expected a load balancer of its own, .* minions\[0\] \(kubeminion1\)$/);
-  refused({ ...ha, apiserver: { endpoint: { name: 'lb', drain_seconds: -1 } } }, /apiserver\.endpoint\.drain_seconds: expected a number of seconds from 0 to 600, found -1$/);
+  refused({ ...ha, apiserver: { endpoint: { name: 'lb', drain_seconds: -1 } } }, /apiserver\.endpoint\.drain_seconds: expected a number of seconds from 0 to 25, found -1$/);
   refused({ ...ha, apiserver: { endpoint: { name: 'lb', via: 'x' } } }, /apiserver\.endpoint\.via: expected a known key \(name, address, port, drain_seconds\), found unknown key 'via'$/);
   refused({ ...ha, profile: 'legacy' }, /masters: expected one master in the legacy profile \(the recipe's Kubernetes 1\.4 cluster has one; use profile: modern\), found 3/);
   refused({ profile: 'legacy', apiserver: { endpoint: 'lb' } }, /apiserver\.endpoint: expected no endpoint in the legacy profile/);

@@ -262,6 +262,7 @@ export async function labUp(opts: LabOptions = {}): Promise<Lab> {
     throw new LabError(`lab: --etcd-members must be 1..${254 - Math.min(minions, 250)} (with ${minions} minions), got ${etcdMembers}`);
   }
   if (etcdMembers > 1 && profile !== 'modern') throw new LabError('lab: --etcd-members needs --profile modern (the legacy lab has no etcd)');
+  if (etcdMembers % 2 === 0) throw new LabError(`lab: --etcd-members must be odd (kubetls refuses an even etcd cluster), got ${etcdMembers}`);
   if (!Number.isInteger(masters) || masters < 1 || masters > 9 || (masters > 1 && masters % 2 === 0)) throw new LabError(`lab: --masters must be 1, 3, 5, 7 or 9 (an odd number: etcd is stacked on them), got ${masters}`);
   if (masters > 1 && profile !== 'modern') throw new LabError('lab: --masters needs --profile modern (the recipe\'s 1.4 cluster has one master)');
   if (masters > 1 && etcdMembers > 1) throw new LabError('lab: --masters and --etcd-members cannot be used together (with more than one master, etcd is stacked on the masters)');
