@@ -79,7 +79,6 @@ export async function forHosts(inv: Inventory, hosts: Host[], o: RolloutOptions,
   })));
 }
 
-/** The flags' inputs for one host (a master binds its own address; every client names the balancer, or the master). */
 /**
  * The control plane (masters, and etcd members of their own), one host at a time: each host is installed, restarted and
  * gated (its apiserver serves the new certificate and is ready, also through the balancer) before the next one starts,
@@ -151,6 +150,7 @@ export async function etcdAnswers(inv: Inventory): Promise<boolean> {
   return asked.some(Boolean);
 }
 
+/** The flags' inputs for one host (a master binds its own address; every client names the balancer, or the master). */
 export function flagContext(inv: Inventory, host: Host = inv.master): FlagContext {
   return {
     remoteDir: inv.pki.remoteDir,
@@ -334,6 +334,9 @@ async function converge(inv: Inventory, r: Remote, step: Step, out: HostOutcome,
   await step('restart', async () => {
     for (const unit of hit) {
       out.restarts.push(unit); // counted when attempted: a rollback restarts it again even if this restart failed
+      // a unit in a crash loop (the state an operator fixes by running kubetls) may have used up systemd's start limit:
+      // this deliberate restart must not be refused for it ("start request repeated too quickly")
+      await r.run(['systemctl', 'reset-failed', unit], { ok: [0, 1] });
       await r.run(['systemctl', 'restart', unit]);
       faultPoint('restarted');
       if (!o.dryRun) await job.gate(unit);

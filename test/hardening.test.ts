@@ -256,6 +256,20 @@ test.serial('a rollback restart is not refused by systemd\'s start limit, which 
   t.is(await servedSerial(lab).catch((e: Error) => e.message), served, r.all);
 });
 
+test.serial('a unit whose crash loop used up systemd\'s start limit is restarted by the next run, not refused', async (t) => {
+  // defect: with an operator's tight limit (one start per minute) and a start already used, kubetls's restart was
+  // refused ("start request repeated too quickly"), the run rolled back and exited 1; a crash-looping unit under the
+  // distro's default limit (5 in 10 s) ends the same way (seen in .ci/run: the real controller-manager)
+  const lab = await labP;
+  await sh(lab, 'kubemaster', 'mkdir -p /etc/systemd/system/kube-apiserver.service.d && printf "[Unit]\\nStartLimitIntervalSec=60\\nStartLimitBurst=1\\n" > /etc/systemd/system/kube-apiserver.service.d/50-limit.conf && systemctl daemon-reload && systemctl reset-failed kube-apiserver && systemctl restart kube-apiserver');
+  t.teardown(() => sh(lab, 'kubemaster', 'rm -f /etc/systemd/system/kube-apiserver.service.d/50-limit.conf && systemctl daemon-reload').then(() => undefined));
+  t.not((await sh(lab, 'kubemaster', 'systemctl restart kube-apiserver')).exitCode, 0, 'the limit is used up');
+  addSan(lab);
+  const r = await runScript('master.ts', [...inv(lab), '--only', 'kubemaster']);
+  t.is(r.code, 0, r.all);
+  t.is(await servedSerial(lab), localSerial(lab));
+});
+
 test.serial('master.ts rolls the master back when the apiserver does not come back, and leaves the minions alone', async (t) => {
   const lab = await labP;
   const served = await servedSerial(lab);

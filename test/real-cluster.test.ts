@@ -111,7 +111,9 @@ test.serial('a controller-manager that exits right after its restart fails maste
   await lab.exec('kubemaster', ['rm', '-f', '/srv/kubernetes/controller-manager.conf']); // kubetls puts it back: a restart
   const r = await runScript('master', ['--inventory', lab.inventoryPath]);
   t.is(r.code, 1, r.all);
-  t.regex(r.all, /kube-controller-manager did not stay up/);
+  // seen stopping it: "did not stay up" (active, then gone), or, on a loaded machine where every start dies before
+  // it is seen active, "activating after 20 s"
+  t.regex(r.all, /kube-controller-manager (did not stay up|is activating after 20 s)/);
   t.regex(lab.unitLog('kubemaster', 'kube-controller-manager'), /unknown flag: --logtostderr/);
   lab.writeFile('kubemaster', file, good);
   const again = await runScript('master', ['--inventory', lab.inventoryPath]);
