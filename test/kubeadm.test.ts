@@ -138,6 +138,7 @@ test('HA: kubetls\'s one server certificate names exactly what kubeadm\'s per-ma
   // kubetls's one, less the service names kubeadm always adds (the "apiserver sans" difference above).
   const kube = kubeBinDir();
   if (!kube.dir) return t.fail(`${kube.why}`);
+  // 192.0.2.x (TEST-NET-1) only as certificate fields, as above: --pki-only and kubeadm's cert phases connect nowhere
   const masters = [1, 2, 3].map((i) => ({ name: `kubemaster${i}`, address: `192.0.2.${10 + i}` }));
   const file = writeInventory({
     profile: 'modern', pki: { key: 'ecdsa-p256' }, master: undefined, masters, minions: [{ name: 'kubeminion1', address: '192.0.2.21' }],
