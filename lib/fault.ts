@@ -9,8 +9,12 @@
  *   gated          the gate passed, before the owed restart is cleared
  *   renewed        renew.ts reissued the local certificates (the hosts owed them are recorded first)
  *   rolled-N       a rolling restart of the control plane finished its Nth host, before the next one starts
- * and one that is not a kill: `disconnect` drops the SSH connection right after the first upload, before it is
- * installed, as an sshd killed mid-transfer or a cut network does.
+ *   rotate-PHASE   a CA rotation (lib/rotate.ts) recorded that it enters PHASE (new, bundle, swap, leaves, verify, drop, done)
+ *   rotate-PHASE-HOST  in phases bundle, leaves and drop: HOST finished, before the next one starts
+ *   rotate-swap-1  the first rename of a CA's new pair over the current one, before the second
+ * and two that are not kills: `disconnect` drops the SSH connection right after the first upload, before it is
+ * installed, as an sshd killed mid-transfer or a cut network does; `rotate-skip-bundle` makes a CA rotation skip its
+ * phase 2 (trust bundles), the comparison test/rotate.test.ts shows failing requests with.
  * The fault-injection suite (test/faults.test.ts) runs each and checks that no file is empty or half-written and
  * that the next run converges. Unset (as always outside tests), this is one string comparison.
  */

@@ -24,6 +24,7 @@ import { apiTarget, oneLine, type Inventory } from './inventory.ts';
 import { log, registerSecret, shown } from './log.ts';
 import { kubeconfig } from './kubeconfig.ts';
 import * as openssl from './openssl.ts';
+import { deployedBytes } from './trust.ts';
 
 const DAY = 86_400_000;
 
@@ -111,7 +112,9 @@ function pemProblem(data: string | Buffer, label: string, noun: string, err: unk
 
 /** The secrets kubetls keeps in pki.dir (keys and the token), as base names: owner-only (0600), always. */
 export function secretFiles(inv: Inventory): string[] {
-  return ['ca.key', ...leafSpecs(inv).map((s) => `${s.name}.key`), 'tokens.csv', ...(inv.profile === 'modern' ? ['sa.key'] : [])];
+  // with the keys of a CA rotation (lib/trust.ts): the new ones before they sign, the old ones until they are dropped
+  const rotated = caSpecs(inv).map((c) => c.name as string).concat(inv.profile === 'modern' ? ['sa'] : []).flatMap((n) => [`${n}.next.key`, `${n}.prev.key`]);
+  return ['ca.key', ...leafSpecs(inv).map((s) => `${s.name}.key`), 'tokens.csv', ...(inv.profile === 'modern' ? ['sa.key'] : []), ...rotated];
 }
 
 /** `0644` when others may read or write the file (any group or other bit), undefined when owner-only or absent. */
@@ -420,7 +423,8 @@ export function planPki(inv: Inventory, now = new Date()): Plan {
   // By construction, not only by validation: no two parts of a plan may write one file (a minion named `ca` would
   // replace the CA, `sa` the service-account key). Every item's files and their `.new` names are checked against each
   // other and against the files kubetls keeps beside them.
-  const owners = new Map<string, string>(['openssl.cnf', ...caSpecs(inv).map((c) => `${c.name}.srl`), 'admin.kubeconfig', '.renew-pending.json', '.last-renew', '.kubetls.lock'].map((f) => [f, 'kubetls']));
+  const rotation = [...caSpecs(inv).map((c) => c.name as string), 'sa'].flatMap((n) => ['next', 'prev'].flatMap((side) => [`${n}.${side}.key`, `${n}.${side}.${n === 'sa' ? 'pub' : 'crt'}`]));
+  const owners = new Map<string, string>(['openssl.cnf', ...caSpecs(inv).map((c) => `${c.name}.srl`), 'admin.kubeconfig', '.renew-pending.json', '.last-renew', '.kubetls.lock', '.rotate-ca.json', ...rotation].map((f) => [f, 'kubetls']));
   for (const item of items) {
     for (const f of item.files.flatMap((x) => [x, `${x}.new`])) {
       const first = owners.get(f.toLowerCase());
@@ -567,11 +571,11 @@ export function adminKubeconfigText(inv: Inventory): string | undefined {
   const host = isIP(api.address) === 6 ? `[${api.address}]` : api.address;
   return kubeconfig({
     cluster: inv.cluster, server: `https://${host}:${api.port}`, tlsServerName: api.name,
-    ca: readFileSync(f('ca.crt')), cert: readFileSync(f('admin.crt')), key: readFileSync(f('admin.key')),
+    ca: deployedBytes(inv, 'ca.crt'), cert: readFileSync(f('admin.crt')), key: readFileSync(f('admin.key')),
     user: 'kubernetes-admin', context: `kubernetes-admin@${inv.cluster}`,
   });
 }
-function writeAdminKubeconfig(inv: Inventory, dryRun?: boolean): boolean {
+export function writeAdminKubeconfig(inv: Inventory, dryRun?: boolean): boolean {
   const text = adminKubeconfigText(inv);
   const file = path.join(inv.pki.dir, 'admin.kubeconfig');
   if (text === undefined || (existsSync(file) && readFileSync(file, 'utf8') === text)) return false;
@@ -691,7 +695,7 @@ function tightenDir(dir: string, judged: Stats): void {
   }
 }
 /** What kubetls itself keeps in pki.dir: <name>.key/.csr/.crt, sa.pub, ca.srl, openssl.cnf, tokens.csv, `.new` leftovers, its state files. */
-const PKI_FILE = /^(?:[a-z0-9-]+\.(?:key|csr|crt|pub|srl|cnf|csv|kubeconfig)|\.renew-pending\.json|\.last-renew|\.kubetls\.lock|\.token-retiring)(?:\.new)?$/;
+const PKI_FILE = /^(?:[a-z0-9-]+(?:\.next|\.prev)?\.(?:key|csr|crt|pub|srl|cnf|csv|kubeconfig)|\.renew-pending\.json|\.last-renew|\.kubetls\.lock|\.token-retiring|\.rotate-ca\.json)(?:\.new)?$/;
 
 /**
  * Write a file atomically: a `.new` file created with its final mode (O_EXCL, so never through an old file or a link),

@@ -101,7 +101,7 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   }
   if (plan.ca.status === 'missing') throw new PkiError(`no CA in ${inv.pki.dir}: run scripts/master.ts first (renew never creates a CA)`);
   const caDue = plan.ca.status !== 'ok';
-  if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Plan a CA rotation now: every certificate and kubeconfig depends on it.`);
+  if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Rotate it now, without downtime: npx zx scripts/renew.ts --rotate-ca cluster (every certificate and kubeconfig depends on it).`);
   const due = plan.items.filter((i) => i.kind !== 'ca' && i.action !== 'keep');
   if (due.some((i) => i.kind === 'token')) {
     // a second rotation before the first one ends would drop the token some hosts still use

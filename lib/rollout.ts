@@ -23,6 +23,7 @@ import { log, shown } from './log.ts';
 import { faultPoint } from './fault.ts';
 import { readServed } from './status.ts';
 import { parseCert, readCert } from './pki.ts';
+import { clientTrust, deployedBytes, knownCas, pemCerts } from './trust.ts';
 import { table } from './table.ts';
 import { backupStamp, connect, dryRemote, type FileState, type Remote, type Written } from './remote.ts';
 
@@ -141,7 +142,7 @@ export async function etcdAnswers(inv: Inventory): Promise<boolean> {
   const pki = (f: string) => path.join(inv.pki.dir, f);
   let cred: { ca: Buffer; cert: Buffer; key: Buffer };
   try {
-    cred = { ca: readFileSync(pki('etcd-ca.crt')), cert: readFileSync(pki('apiserver-etcd-client.crt')), key: readFileSync(pki('apiserver-etcd-client.key')) };
+    cred = { ca: clientTrust(inv, 'etcd-ca'), cert: readFileSync(pki('apiserver-etcd-client.crt')), key: readFileSync(pki('apiserver-etcd-client.key')) };
   } catch {
     return false; // no etcd PKI yet: no cluster can be running with it
   }
@@ -233,7 +234,8 @@ export function kubeconfigContent(inv: Inventory, k: KubeconfigPlacement, host: 
   const pki = (f: string) => readLocal(path.join(inv.pki.dir, f));
   const token = k.token ? pki('tokens.csv').toString('utf8').split(',')[0] : undefined;
   return Buffer.from(kubeconfig({
-    cluster: inv.cluster, server: k.local ? urlOf(masterTarget(inv, host)) : urlOf(apiTarget(inv)), ca: pki('ca.crt'), cert: pki(`${k.cert}.crt`), key: pki(`${k.cert}.key`), token,
+    // certificate-authority-data: during a CA rotation, the trust bundle of its phase (lib/trust.ts)
+    cluster: inv.cluster, server: k.local ? urlOf(masterTarget(inv, host)) : urlOf(apiTarget(inv)), ca: deployedLocal(inv, 'ca.crt'), cert: pki(`${k.cert}.crt`), key: pki(`${k.cert}.key`), token,
     ...(k.user === 'kubelet' ? {} : { user: k.user, context: `${k.user}@${inv.cluster}` }),
   }));
 }
@@ -379,8 +381,11 @@ async function checkSameCa(inv: Inventory, r: Remote, caFile: string, st: FileSt
   try {
     const remote = st.kind === 'file' ? await r.read(`${inv.pki.remoteDir}/${caFile}`) : undefined;
     if (remote) {
+      // the same certificate written differently, or (during a CA rotation) a bundle of the old and the new CA only
+      const known = knownCas(inv, caFile);
+      const held = pemCerts(remote).map((x) => x.fingerprint256);
+      if (held.length && held.every((f) => known.includes(f))) return;
       const c = parseCert(remote);
-      if (c.fingerprint === parseCert(local).fingerprint) return; // the same certificate, written differently
       theirs = `CA '${c.subject.cn}' (SHA-256 ${c.fingerprint.slice(0, 23)}…, not after ${c.notAfter.toISOString().slice(0, 10)})`;
     }
   } catch { /* not a certificate: say so below */ }
@@ -416,7 +421,7 @@ function gateFor(inv: Inventory, r: Remote): (unit: string) => Promise<void> {
 /** Wait (bounded) until a kubelet serves exactly the local kubelet-<name>.crt, verified against ca.crt for its name. */
 async function waitKubeletServing(inv: Inventory, host: Host, timeoutMs = 20_000): Promise<void> {
   const want = readCert(path.join(inv.pki.dir, `kubelet-${host.name}.crt`))?.fingerprint;
-  const ca = readFileSync(path.join(inv.pki.dir, 'ca.crt'));
+  const ca = clientTrust(inv);
   const end = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
@@ -437,7 +442,7 @@ async function waitKubeletServing(inv: Inventory, host: Host, timeoutMs = 20_000
 
 const desired = (inv: Inventory, p: FilePlacement): Desired => {
   const local = path.join(inv.pki.dir, p.file);
-  return { path: remotePath(inv, p.path), content: () => readLocal(local), mode: p.mode, label: shown(local) };
+  return { path: remotePath(inv, p.path), content: () => deployedLocal(inv, p.file), mode: p.mode, label: shown(local) };
 };
 const desiredKubeconfig = (inv: Inventory, k: KubeconfigPlacement, host: Host): Desired => ({
   path: remotePath(inv, k.path), content: () => kubeconfigContent(inv, k, host), mode: k.mode,
@@ -553,6 +558,16 @@ function readLocal(file: string): Buffer {
   }
 }
 
+/** What a host receives for a local PKI file (a trust bundle during a CA rotation), named in the error when it cannot be read. */
+function deployedLocal(inv: Inventory, file: string): Buffer {
+  try {
+    return deployedBytes(inv, file);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException; // the file that could not be read: this one, or the other half of its bundle
+    throw new Error(`${shown(err.path ?? path.join(inv.pki.dir, file))}: ${err.code === 'ENOENT' ? 'missing: run scripts/master.ts first' : err.message}`);
+  }
+}
+
 /** The writes a killed run recorded in rollback.list before it replaced anything (see converge): path → backup or none. */
 async function earlierWrites(r: Remote): Promise<Written[]> {
   // only what is still there to put back: a backup the killed run never got to make is skipped
@@ -633,7 +648,7 @@ export function servedCert(inv: Inventory, t: ApiTarget = masterTarget(inv, inv.
   return new Promise((resolve, reject) => {
     const s = tls.connect({
       host: t.address, port: t.port, servername: t.name,
-      ca: readFileSync(path.join(inv.pki.dir, 'ca.crt')), rejectUnauthorized: true, timeout: timeoutMs,
+      ca: clientTrust(inv), rejectUnauthorized: true, timeout: timeoutMs,
     }, () => {
       const c = s.getPeerCertificate();
       s.destroy();
@@ -678,7 +693,7 @@ export async function waitReady(inv: Inventory, t: ApiTarget = masterTarget(inv,
     try {
       const { status, body } = await httpsGet({
         host: t.address, port: t.port, servername: t.name, path: '/readyz',
-        ca: readFileSync(pki('ca.crt')), cert: readFileSync(pki('admin.crt')), key: readFileSync(pki('admin.key')),
+        ca: clientTrust(inv), cert: readFileSync(pki('admin.crt')), key: readFileSync(pki('admin.key')),
       });
       if (status === 200) return;
       last = `${status}: ${body.split('\n').filter((l) => l.startsWith('[-]')).join(', ') || body.trim().slice(0, 200)}`;

@@ -7,7 +7,7 @@
  * Prometheus textfile, with that row's ok=0) is still written, so monitoring never keeps a stale "ok".
  */
 import { createHash, createPublicKey } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { KUBECONFIG_PATH } from '../config/files.ts';
@@ -22,6 +22,7 @@ import {
 import type { Remote } from './remote.ts';
 import { kubeconfigsFor, pkiFilesFor } from './rollout.ts';
 import { KUBELET_PORT } from '../config/profiles.ts';
+import { clientTrust, deployedBytes, PHASE_TEXT, readRotation } from './trust.ts';
 
 export interface StatusRow {
   name: string; // ca.crt, server.crt, kubeminion1.crt, tokens.csv, sa.key, kubeconfig
@@ -110,7 +111,22 @@ export function localStatus(inv: Inventory, now = new Date()): StatusRow[] {
     rows.push(unreadable('tokens.csv', at('tokens.csv'), e));
   }
   if (inv.profile === 'modern') rows.push(saRow(inv));
+  const rot = rotationRow(inv);
+  if (rot) rows.push(rot);
   return rows;
+}
+
+/** A CA rotation that is running (or damaged): its phase, so that an operator sees where a killed run stopped. */
+function rotationRow(inv: Inventory): StatusRow | undefined {
+  const where = shown(path.join(inv.pki.dir, '.rotate-ca.json'));
+  try {
+    const r = readRotation(inv);
+    if (!r || r.phase === 'done') return undefined;
+    return { name: 'ca rotation', where, ...blank, subject: `${r.what} (${r.targets.join(', ')})`,
+      status: `renew due: CA rotation ${PHASE_TEXT[r.phase]}, started ${r.started.slice(0, 16)}Z; finish it with renew.ts --rotate-ca ${r.what}` };
+  } catch (e) {
+    return { name: 'ca rotation', where, ...blank, status: `unreadable: ${(e as Error).message}` };
+  }
 }
 
 /** The modern profile's service-account key pair: never rotated by kubetls, so status is where damage shows. */
@@ -144,7 +160,8 @@ export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()):
     try { info = local.endsWith('.crt') ? readCert(local) : undefined; } catch (e) { localError = unreadable(path.basename(local), where, e).status; }
     const base = { name: path.basename(local), where, subject: info ? dn(info) : '-', sans: info?.sans.join(',') || '-', issuer: info?.issuer ?? '-' };
     if (!st) { rows.push({ ...base, status: 'missing' }); continue; }
-    const same = existsSync(local) && st.sha256 === sha(readFileSync(local));
+    let same = false;
+    try { same = st.sha256 === sha(deployedBytes(inv, path.basename(local))); } catch { /* missing locally: not the same */ }
     rows.push({ ...base, notAfter: info?.notAfter.toISOString(), daysLeft: info ? daysTo(info.notAfter, now) : undefined,
       status: !same ? 'drift: differs from the local PKI' : localError ?? 'ok' });
   }
@@ -209,7 +226,7 @@ export async function servedStatus(inv: Inventory, now = new Date(), master: Hos
   const base = { name: 'server.crt', where: `${a.includes(':') ? `[${a}]` : a}:${t.port} (served)`, served: 'apiserver' };
   const caFile = path.join(inv.pki.dir, 'ca.crt');
   let ca: Buffer | undefined;
-  try { if (readCert(caFile)) ca = readFileSync(caFile); } catch { /* its own row says unreadable; then nothing is trusted */ }
+  try { if (readCert(caFile)) ca = clientTrust(inv); } catch { /* its own row says unreadable; then nothing is trusted */ }
   let got: Served;
   try {
     got = await readServed(a, t.port, t.name, ca);
@@ -236,7 +253,7 @@ export async function servedKubelets(inv: Inventory, now = new Date()): Promise<
   if (inv.profile !== 'modern') return [];
   const caFile = path.join(inv.pki.dir, 'ca.crt');
   let ca: Buffer | undefined;
-  try { if (readCert(caFile)) ca = readFileSync(caFile); } catch { /* its own row says unreadable */ }
+  try { if (readCert(caFile)) ca = clientTrust(inv); } catch { /* its own row says unreadable */ }
   return Promise.all(inv.minions.map(async (m): Promise<StatusRow> => {
     const a = m.address.includes(':') ? `[${m.address}]` : m.address;
     const base = { name: `kubelet-${m.name}.crt`, where: `${a}:${KUBELET_PORT} (served)`, served: 'kubelet' };

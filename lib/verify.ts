@@ -17,6 +17,7 @@ import { getVar } from './envfile.ts';
 import type { Remote } from './remote.ts';
 import { ETCD_CLIENT_PORT, KUBELET_PORT } from '../config/profiles.ts';
 import { readServed } from './status.ts';
+import { clientTrust, deployedBytes } from './trust.ts';
 
 export interface Result { check: string; target: string; ok: boolean; detail: string }
 
@@ -32,7 +33,7 @@ export function apiRequest(inv: Inventory, method: 'GET' | 'POST', urlPath: stri
     const payload = body ? JSON.stringify(body) : undefined;
     const req = https.request({
       host: t.address, port: t.port, servername: t.name, method, path: urlPath,
-      ca: readFileSync(path.join(inv.pki.dir, 'ca.crt')), cert: cred.cert, key: cred.key, rejectUnauthorized: true, agent: false,
+      ca: clientTrust(inv), cert: cred.cert, key: cred.key, rejectUnauthorized: true, agent: false,
       headers: {
         host: `${t.name}:${t.port}`, accept: 'application/json',
         ...(cred.token ? { authorization: `Bearer ${cred.token}` } : {}),
@@ -143,7 +144,7 @@ export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[
   for (const [local, remote] of files) {
     const target = `${r.host.name}:${remote}`;
     const st = state.get(remote);
-    const want = sha(readFileSync(local));
+    const want = sha(deployedBytes(inv, path.basename(local))); // a trust bundle during a CA rotation
     if (!st) { out.push({ check: 'deployed', target, ok: false, detail: 'missing' }); continue; }
     if (st.sha256 !== want) { out.push({ check: 'deployed', target, ok: false, detail: 'differs from the local PKI' }); continue; }
     let detail = `= ${shown(local)}, ${st.owner}:${st.group} ${st.mode.toString(8).padStart(4, '0')}`;
@@ -241,7 +242,7 @@ export async function modernChecks(inv: Inventory, minions: Host[]): Promise<Res
       return `${who.username} [${who.groups.join(', ')}]`;
     }));
   }
-  const ca = readFileSync(pki('ca.crt'));
+  const ca = clientTrust(inv);
   for (const m of minions) {
     results.push(await attempt('kubelet serves', m.name, async () => {
       const got = await readServed(m.address, KUBELET_PORT, m.name, ca);

@@ -6,6 +6,7 @@
 import { common, ExitError, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
+import { refuseDuringRotation } from '../lib/rotate.ts';
 import { recordRollout } from '../lib/renew.ts';
 import { log } from '../lib/log.ts';
 import { applyPki, planPki, summary, tightenModes } from '../lib/pki.ts';
@@ -43,13 +44,14 @@ await main(async () => {
   if (inv.example) log.warn(`${inv.file} is the example inventory shipped with kubetls: its PKI is a demo CA. For a real cluster copy it outside the checkout (e.g. /etc/kubetls/cluster.yaml), remove its first line, and pass --inventory PATH or set KUBETLS_INVENTORY`);
   const dryRun = f['dry-run'];
   if (!dryRun) acquireLock(inv, 'master.ts'); // one writer at a time: renew.ts from cron may be running
+  refuseDuringRotation(inv, 'master.ts'); // its phases decide what each host holds until it ends
   tightenModes(inv, dryRun); // a key or token others can read is set back to 0600, with a warning
 
   const plan = planPki(inv);
   log.phase(`PKI in ${inv.pki.dir} (${inv.profile} profile)`);
-  if (plan.ca.status === 'expired') throw new ExitError(`${plan.ca.reasons.join('; ')}: refusing to sign with an expired CA (nothing was written). Plan a CA rotation.`, 1);
+  if (plan.ca.status === 'expired') throw new ExitError(`${plan.ca.reasons.join('; ')}: refusing to sign with an expired CA (nothing was written). Rotate it: npx zx scripts/renew.ts --rotate-ca cluster.`, 1);
   await applyPki(inv, plan, { dryRun });
-  if (plan.ca.status !== 'ok' && plan.ca.status !== 'missing') log.warn(`${plan.ca.reasons.join('; ')}: kubetls never renews the CA by itself; plan a CA rotation now`);
+  if (plan.ca.status !== 'ok' && plan.ca.status !== 'missing') log.warn(`${plan.ca.reasons.join('; ')}: kubetls never renews the CA by itself; rotate it now: npx zx scripts/renew.ts --rotate-ca cluster`);
   for (const o of plan.orphans) log.warn(`${o} belongs to no host of the inventory: kept (delete it by hand if the minion is gone)`);
   const rows = summary(inv, plan, dryRun);
   log.print(table(['FILE', 'SUBJECT', 'SANS', 'NOT AFTER', 'ACTION'], rows.map((r) => [r.file, r.subject, r.sans, r.notAfter, r.action])));

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
 import { loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
+import { refuseDuringRotation } from '../lib/rotate.ts';
 import { recordRollout } from '../lib/renew.ts';
 import { log } from '../lib/log.ts';
 import { forHosts, minionSteps, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
@@ -37,6 +38,7 @@ await main(async () => {
   const inv = loadInventory(f.inventory);
   const o = { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'], replaceCa: f['replace-ca'] };
   if (!o.dryRun) acquireLock(inv, 'minions.ts'); // one writer at a time: renew.ts from cron may be running
+  refuseDuringRotation(inv, 'minions.ts'); // its phases decide what each host holds until it ends
   const minions = selectHosts(inv.minions, only);
   const missing = minions.map((m) => `${m.name}.crt`).concat('ca.crt', 'tokens.csv').filter((n) => !existsSync(path.join(inv.pki.dir, n)));
   if (missing.length && !o.dryRun) throw new Error(`${missing.join(', ')} missing in ${inv.pki.dir}: run scripts/master.ts first`);

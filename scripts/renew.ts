@@ -2,6 +2,7 @@
 /**
  * Made for cron: renew what is due, roll it out to exactly the hosts it touches, health-gated, rolled back on failure.
  *   npx zx scripts/renew.ts [--inventory cluster.yaml] [--quiet] [--dry-run] [--json] [--only HOST,…] [--cert NAME,… [--force]]
+ *   npx zx scripts/renew.ts --rotate-ca cluster|etcd|front-proxy|service-account|all [--force]   (lib/rotate.ts)
  * Exit 0: nothing due, or renewed and verified · 1: something failed, or the CA is inside its window · 75: locked.
  */
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
@@ -11,6 +12,8 @@ import { configureLog, holdLog, releaseLog } from '../lib/log.ts';
 import { selectHosts } from '../lib/rollout.ts';
 import { tightenModes } from '../lib/pki.ts';
 import { recordSuccess, renew } from '../lib/renew.ts';
+import { refuseDuringRotation, rotateCa } from '../lib/rotate.ts';
+import { ROTATE_NAMES } from '../lib/trust.ts';
 
 const USAGE = `
 usage: npx zx scripts/renew.ts [options]
@@ -21,7 +24,12 @@ certificates are served and accepted, and rolls a host back if they are not.
 
   --quiet            print nothing unless something was renewed or failed (cron mails only then)
   --cert NAME[,NAME] only these certificates (file base names: server, kubeminion1, apiserver-etcd-client, tokens …)
-  --force            with --cert: renew them now even when they are not due (kubeadm certs renew)
+  --force            with --cert: renew them now even when they are not due (kubeadm certs renew);
+                     with --rotate-ca: rotate again although the same rotation finished before
+  --rotate-ca NAME   replace a CA without a refused request: cluster (ca), etcd (etcd-ca), front-proxy
+                     (front-proxy-ca), service-account (sa.key) or all. In five phases recorded in pki.dir: new CA,
+                     trust bundles (old + new) everywhere, every leaf reissued and rolled out, verified with the new
+                     CA only, old CA dropped. Run it again after a failure or a kill: it resumes. Modern profile.
 ${helpFor('inventory', 'dry-run', 'only', 'json', 'concurrency', 'accept-new-host-keys')}
 
   --only limits the run to what reaches those hosts; other hosts a renewed file reaches are finished by the next run.
@@ -39,11 +47,16 @@ await main(async () => {
     json: common.json,
     cert: { type: 'string' },
     force: { type: 'boolean', default: false },
+    'rotate-ca': { type: 'string' },
   }, USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   const only = onlyFlag(f.only, USAGE);
   const certs = onlyFlag(f.cert, USAGE.replace('--only', '--cert'));
-  if (f.force && !certs) usageError('--force goes with --cert NAME[,NAME]', USAGE);
+  const rotate = f['rotate-ca'];
+  if (f.force && !certs && rotate === undefined) usageError('--force goes with --cert NAME[,NAME] or --rotate-ca NAME', USAGE);
+  // a rotation is every host or none: a phase ends only when every host reached it
+  if (rotate !== undefined && (only || certs)) usageError(`--rotate-ca cannot be combined with ${only ? '--only' : '--cert'}: every host takes part in every phase`, USAGE);
+  if (rotate !== undefined && !(rotate in ROTATE_NAMES)) usageError(`--rotate-ca expects one of ${Object.keys(ROTATE_NAMES).join(', ')}, found '${rotate}'`, USAGE);
   if (f.json) configureLog({ sink: (line) => process.stderr.write(`${line}\n`) });
   const inv = loadInventory(f.inventory);
   if (only) selectHosts(allHosts(inv), only); // unknown host: exit 2
@@ -53,8 +66,12 @@ await main(async () => {
   try {
     if (!f['dry-run']) acquireLock(inv, 'renew.ts');
     fixedModes = tightenModes(inv, f['dry-run']); // a key or token others can read is set back to 0600; cron mails it
-    result = await renew(inv, { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'] },
-      { certs: certs?.split(','), force: f.force, only: only?.split(',') });
+    const o = { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'] };
+    if (rotate !== undefined) result = await rotateCa(inv, o, { what: rotate, force: f.force });
+    else {
+      refuseDuringRotation(inv, 'renew.ts');
+      result = await renew(inv, o, { certs: certs?.split(','), force: f.force, only: only?.split(',') });
+    }
   } catch (e) {
     if (f.quiet) releaseLog(true);
     throw e;

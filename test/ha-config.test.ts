@@ -65,6 +65,13 @@ test('each master binds its own address; behind a balancer the apiserver drains 
   t.notRegex(masterEnv('modern', flagContext(single)).find((e) => e.path === '/etc/kubernetes/apiserver')!.vars.KUBE_API_ARGS!, /shutdown-delay/);
 });
 
+test('a modern apiserver, with a balancer or without, answers 429 while it drains and exits then, instead of closing its port and waiting out its request timeout; legacy 1.4 has no such flag', (t) => {
+  const args = (inv: ReturnType<typeof loadInventory>) => masterEnv(inv.profile, flagContext(inv)).find((e) => e.path === '/etc/kubernetes/apiserver')!.vars.KUBE_API_ARGS!;
+  t.regex(args(loadInventory(writeInventory(HA))), / --shutdown-send-retry-after=true\b/);
+  t.regex(args(loadInventory(writeInventory({ profile: 'modern' }))), / --shutdown-send-retry-after=true\b/);
+  t.notRegex(args(loadInventory(writeInventory({ profile: 'legacy' }))), /shutdown-send-retry-after/);
+});
+
 test('kubelets, kube-proxy and the admin kubeconfig name the endpoint; each master\'s controller-manager and scheduler name that master', async (t) => {
   const inv = await built;
   t.deepEqual(apiTarget(inv), { name: 'api.example', address: '10.0.0.100', port: 8443, drainSeconds: 7 });

@@ -14,6 +14,7 @@ import { readKubeconfig } from '../lib/kubeconfig.ts';
 import { useLab } from './helpers/lab.ts';
 import { remoteFile, restarts, sha256 } from './helpers/e2e.ts';
 import { runScript } from './helpers/run.ts';
+import { pollEvery } from './helpers/poll.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'modern', masters: 3 });
 const MASTERS = ['kubemaster', 'kubemaster2', 'kubemaster3'];
@@ -27,29 +28,14 @@ function poll(lab: Lab) {
   const pki = (f: string) => readFileSync(join(lab.pkiDir, f));
   const opts = { host: lab.lb!.address, port: 6443, servername: lab.lb!.name, path: '/version', ca: pki('ca.crt'),
     cert: pki('kubeminion1.crt'), key: pki('kubeminion1.key'), agent: false as const, timeout: 5000 };
-  const counts = { ok: 0, failed: 0, errors: [] as string[] };
-  let stopped = false;
-  const end = Date.now() + 10 * 60_000;
-  const loop = (async () => {
-    while (!stopped && Date.now() < end) {
-      const t0 = Date.now();
-      const error = await new Promise<string | undefined>((resolve) => {
-        const req = https.get(opts, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode === 200 ? undefined : `HTTP ${res.statusCode}`));
-        });
-        req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
-        req.on('error', (e) => resolve(e.message));
-      });
-      if (error === undefined) counts.ok++;
-      else {
-        counts.failed++;
-        if (counts.errors.length < 5) counts.errors.push(`${new Date().toISOString()} ${error}`);
-      }
-      await sleep(Math.max(0, 100 - (Date.now() - t0)));
-    }
-  })();
-  return { stop: async () => { stopped = true; await loop; return counts; } };
+  return pollEvery(() => new Promise<string | undefined>((resolve) => {
+    const req = https.get(opts, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200 ? undefined : `HTTP ${res.statusCode}`));
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer in 5 s')));
+    req.on('error', (e) => resolve(e.message));
+  }));
 }
 
 /** Journal positions of every master now, for restarts() after a run. */
@@ -148,7 +134,7 @@ test.serial('renew --cert etcd-server --force rolls etcd one master at a time: 0
 });
 
 test.serial('renew --cert server --force killed (kill -9) after the second master, then run again: the second run restarts only the third; 0 failed requests through haproxy all along, never two apiservers down', async (t) => {
-  t.timeout(9 * 60_000); // three real apiserver restarts: each waits about a minute for its connections to drain
+  t.timeout(9 * 60_000); // three real apiserver restarts, each gated (about 10 s each since --shutdown-send-retry-after; 70 s before)
   const lab = await labP;
   const from = marks(lab);
   const since = new Date().toISOString();

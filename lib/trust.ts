@@ -1,0 +1,140 @@
+/**
+ * What a CA rotation (lib/rotate.ts) changes in the bytes kubetls deploys and in what its own clients trust. Outside a
+ * rotation every function here is the identity: a host gets the local file as it is, and the local clients trust the
+ * local CA.
+ *
+ * The local files of a rotation, beside the current ones in pki.dir:
+ *   <ca>.next.crt, <ca>.next.key, sa.next.key, sa.next.pub   phase 1 to 2: the new CA, made, not yet signing
+ *   <ca>.prev.crt, <ca>.prev.key, sa.prev.key, sa.prev.pub   phase 3 to 5: the old one, trusted, no longer signing
+ * and `.rotate-ca.json`, the phase. What a host receives for a trust point (ca.crt, etcd-ca.crt, front-proxy-ca.crt,
+ * sa.pub, and every kubeconfig's certificate-authority-data) is the current file followed by the other one: the
+ * signer first, because the controller-manager signs with `--cluster-signing-cert-file=ca.crt` and takes the file's
+ * first certificate as the one its `ca.key` belongs to.
+ *
+ * This module reads files only (no openssl, no network), so that pki.ts and rollout.ts can use it without a cycle.
+ */
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Inventory } from './inventory.ts';
+
+/** What a rotation can replace: the three CAs of the modern profile and the service-account key pair. */
+export type RotTarget = 'ca' | 'etcd-ca' | 'front-proxy-ca' | 'sa';
+/** `--rotate-ca` names, as the issue and the README say them, and the targets each one rotates. */
+export const ROTATE_NAMES: Record<string, RotTarget[]> = {
+  cluster: ['ca'], etcd: ['etcd-ca'], 'front-proxy': ['front-proxy-ca'], 'service-account': ['sa'],
+  all: ['ca', 'etcd-ca', 'front-proxy-ca', 'sa'],
+};
+
+/**
+ * The phases, in order (recorded in `.rotate-ca.json` before each one starts, so a killed run resumes there):
+ *   new     1  the new CAs are made beside the old ones (<ca>.next.*)
+ *   bundle  2  every trust point gets old + new, every reader restarted once, one host at a time
+ *   swap    3a the new CA becomes <ca>.crt (the old one kept as <ca>.prev.*), every leaf reissued under it
+ *   leaves  3b the new leaves rolled out (trust points now new + old)
+ *   verify  4  every identity checked with the new chain only
+ *   drop    5  the old CA taken out of every trust point; its key deleted here and on the masters
+ *   done       finished (kept as a record: the same rotation asked again is nothing to do)
+ */
+export type Phase = 'new' | 'bundle' | 'swap' | 'leaves' | 'verify' | 'drop' | 'done';
+export const PHASES: Phase[] = ['new', 'bundle', 'swap', 'leaves', 'verify', 'drop', 'done'];
+export const PHASE_TEXT: Record<Phase, string> = {
+  new: 'phase 1 of 5: new CA', bundle: 'phase 2 of 5: trust bundles (old + new)', swap: 'phase 3 of 5: reissuing leaves',
+  leaves: 'phase 3 of 5: rolling out the new leaves', verify: 'phase 4 of 5: verifying with the new CA only',
+  drop: 'phase 5 of 5: dropping the old CA', done: 'finished',
+};
+
+export interface Rotation {
+  /** the --rotate-ca name it was started with (cluster, etcd, front-proxy, service-account, all) */
+  what: string;
+  targets: RotTarget[];
+  phase: Phase;
+  started: string;
+  finished?: string;
+  /** SHA-256 fingerprints (CAs) or public-key hashes (sa) of the old and the new one, for `status` and the checks */
+  old: Partial<Record<RotTarget, string>>;
+  next: Partial<Record<RotTarget, string>>;
+}
+
+export const rotationFile = (inv: Inventory) => path.join(inv.pki.dir, '.rotate-ca.json');
+
+/** The recorded rotation, running or finished; undefined when none was ever started. A damaged record is an error. */
+export function readRotation(inv: Inventory): Rotation | undefined {
+  const file = rotationFile(inv);
+  if (!existsSync(file)) return undefined;
+  let r: Rotation;
+  try { r = JSON.parse(readFileSync(file, 'utf8')) as Rotation; } catch (e) {
+    throw new Error(`${file}: not a rotation record (${(e as Error).message}); restore it from a backup of pki.dir: a CA rotation's phase cannot be guessed`);
+  }
+  const known = Object.values(ROTATE_NAMES).flat();
+  if (!r || !PHASES.includes(r.phase) || !Array.isArray(r.targets) || !r.targets.length || r.targets.some((t) => !known.includes(t)) || !(r.what in ROTATE_NAMES)) {
+    throw new Error(`${file}: not a rotation record (phase ${JSON.stringify(r?.phase)}); restore it from a backup of pki.dir: a CA rotation's phase cannot be guessed`);
+  }
+  return r;
+}
+
+/** The rotation that is running (any phase but done), if any. */
+export function runningRotation(inv: Inventory): Rotation | undefined {
+  const r = readRotation(inv);
+  return r && r.phase !== 'done' ? r : undefined;
+}
+
+/** The public file of a target in pki.dir: ca.crt, etcd-ca.crt, front-proxy-ca.crt, sa.pub. */
+export const publicFile = (t: RotTarget) => (t === 'sa' ? 'sa.pub' : `${t}.crt`);
+/** <name>.next.<ext> / <name>.prev.<ext> beside <name>.<ext>. */
+export const sideFile = (file: string, side: 'next' | 'prev') => file.replace(/\.([a-z]+)$/, `.${side}.$1`);
+const targetOf = (file: string): RotTarget | undefined => (Object.values(ROTATE_NAMES).flat() as RotTarget[]).find((t) => publicFile(t) === file);
+
+/**
+ * Which other file a trust point carries beside the current one in this phase: the new CA while the old one still
+ * signs (2), the old one while the new one signs (3–4), none before the hosts may know the new one (1) and after the
+ * old one is dropped (5).
+ */
+function otherSide(r: Rotation | undefined, t: RotTarget, forClients: boolean): 'next' | 'prev' | undefined {
+  if (!r || !r.targets.includes(t)) return undefined;
+  if (r.phase === 'bundle') return 'next';
+  if (r.phase === 'swap' || r.phase === 'leaves') return 'prev';
+  // verify: the hosts still hold both, but kubetls's own checks trust the new CA only (that is the phase's point)
+  if (r.phase === 'verify') return forClients ? undefined : 'prev';
+  return undefined;
+}
+
+function bundle(inv: Inventory, file: string, side: 'next' | 'prev' | undefined): Buffer {
+  const own = readFileSync(path.join(inv.pki.dir, file));
+  if (!side) return own;
+  const other = readFileSync(path.join(inv.pki.dir, sideFile(file, side)));
+  return Buffer.concat([own, own.at(-1) === 0x0a ? Buffer.alloc(0) : Buffer.from('\n'), other]);
+}
+
+/**
+ * The bytes a host receives for the local PKI file `file` (a base name): during a rotation a trust point is the
+ * bundle of its phase, anything else is the file as it is.
+ */
+export function deployedBytes(inv: Inventory, file: string): Buffer {
+  const t = targetOf(file);
+  return bundle(inv, file, t ? otherSide(runningRotation(inv), t, false) : undefined);
+}
+
+/**
+ * What kubetls's own TLS clients (health gates, verify, status) trust for a CA: the bundle while servers may present a
+ * certificate of either CA (phases 2 and 3), the current CA alone otherwise.
+ */
+export function clientTrust(inv: Inventory, ca: 'ca' | 'etcd-ca' | 'front-proxy-ca' = 'ca'): Buffer {
+  return bundle(inv, publicFile(ca), otherSide(runningRotation(inv), ca, true));
+}
+
+/** The certificates of a PEM bundle (a file of several CERTIFICATE blocks). */
+export function pemCerts(b: Buffer | string): X509Certificate[] {
+  const text = b.toString();
+  return [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map((m) => new X509Certificate(m[0]));
+}
+
+/**
+ * The CA certificates a host may hold for `caFile` without having been built from another PKI: the local one, and
+ * during a rotation of it the other side too (next or prev), whichever phase the host was last brought to.
+ */
+export function knownCas(inv: Inventory, caFile: string): string[] {
+  const dir = inv.pki.dir;
+  const out = [caFile, sideFile(caFile, 'next'), sideFile(caFile, 'prev')].filter((f) => f === caFile || (runningRotation(inv) && existsSync(path.join(dir, f))));
+  return out.flatMap((f) => { try { return pemCerts(readFileSync(path.join(dir, f))).map((c) => c.fingerprint256); } catch { return []; } });
+}

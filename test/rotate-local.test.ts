@@ -1,0 +1,118 @@
+// CA rotation, the parts that need no cluster: what a host receives for each trust point in each phase
+// (lib/trust.ts), what kubetls's own clients trust, which CAs a host may hold, and the refusals before anything runs.
+// The rotation itself, on the real cluster, is test/rotate.test.ts.
+import test from 'ava';
+import { execa } from 'execa';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadInventory, type Inventory } from '../lib/inventory.ts';
+import { refuseDuringRotation } from '../lib/rotate.ts';
+import { clientTrust, deployedBytes, knownCas, pemCerts, readRotation, type Phase } from '../lib/trust.ts';
+import { writeInventory } from './helpers/inventory.ts';
+import { runScript } from './helpers/run.ts';
+
+/** A small self-signed CA certificate (EC P-256: fast), as PEM. */
+async function selfSigned(dir: string, cn: string): Promise<string> {
+  const key = path.join(dir, `${cn}.key.tmp`);
+  const crt = path.join(dir, `${cn}.crt.tmp`);
+  await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', `/CN=${cn}`, '-days', '2', '-out', crt]);
+  return readFileSync(crt, 'utf8');
+}
+
+/** A modern inventory whose pki.dir holds ca.crt, ca.next.crt, ca.prev.crt, etcd-ca.crt and sa.pub / sa.next.pub. */
+async function pkiWithSides(): Promise<{ inv: Inventory; cur: string; next: string; prev: string; etcd: string }> {
+  const inv = loadInventory(writeInventory({ profile: 'modern' }));
+  mkdirSync(inv.pki.dir, { recursive: true, mode: 0o700 });
+  const put = (f: string, s: string) => writeFileSync(path.join(inv.pki.dir, f), s, { mode: 0o600 });
+  const [cur, next, prev, etcd] = await Promise.all(['cur', 'next', 'prev', 'etcd'].map((n) => selfSigned(inv.pki.dir, n)));
+  put('ca.crt', cur!); put('ca.next.crt', next!); put('ca.prev.crt', prev!); put('etcd-ca.crt', etcd!);
+  put('sa.pub', 'SA-CURRENT\n'); put('sa.next.pub', 'SA-NEXT\n'); put('sa.prev.pub', 'SA-PREV\n');
+  return { inv, cur: cur!, next: next!, prev: prev!, etcd: etcd! };
+}
+const record = (inv: Inventory, phase: Phase, what = 'cluster', targets = ['ca']) => writeFileSync(path.join(inv.pki.dir, '.rotate-ca.json'),
+  JSON.stringify({ what, targets, phase, started: '2026-12-05T00:00:00.000Z', old: {}, next: {} }));
+const text = (b: Buffer) => b.toString();
+
+test('outside a rotation every trust point is deployed and trusted as the local file is', async (t) => {
+  const { inv, cur } = await pkiWithSides();
+  t.is(text(deployedBytes(inv, 'ca.crt')), cur);
+  t.is(text(clientTrust(inv)), cur);
+  t.is(text(deployedBytes(inv, 'sa.pub')), 'SA-CURRENT\n');
+  t.deepEqual(knownCas(inv, 'ca.crt'), pemCerts(cur).map((c) => c.fingerprint256), 'the next and prev files count only during a rotation');
+});
+
+test('each phase deploys its bundle, the signing CA first: old + new in phase 2, new + old in 3 and 4, the new one alone from phase 5; kubetls\'s own clients trust the new one alone from phase 4', async (t) => {
+  const { inv, cur, next, prev } = await pkiWithSides();
+  const want: Record<Phase, [deployed: string, client: string]> = {
+    new: [cur, cur], bundle: [cur + next, cur + next], swap: [cur + prev, cur + prev], leaves: [cur + prev, cur + prev],
+    verify: [cur + prev, cur], drop: [cur, cur], done: [cur, cur],
+  };
+  for (const [phase, [deployed, client]] of Object.entries(want) as [Phase, [string, string]][]) {
+    record(inv, phase);
+    t.is(text(deployedBytes(inv, 'ca.crt')), deployed, `${phase}: deployed`);
+    t.is(text(clientTrust(inv)), client, `${phase}: kubetls's clients`);
+  }
+  // the controller-manager signs with the first certificate of --cluster-signing-cert-file: the one ca.key belongs to
+  record(inv, 'bundle');
+  t.is(pemCerts(deployedBytes(inv, 'ca.crt'))[0]!.fingerprint256, pemCerts(cur)[0]!.fingerprint256);
+});
+
+test('a CA that is not being rotated is deployed alone during another\'s rotation; the service-account key is bundled like a CA', async (t) => {
+  const { inv, etcd } = await pkiWithSides();
+  record(inv, 'bundle', 'cluster', ['ca']);
+  t.is(text(deployedBytes(inv, 'etcd-ca.crt')), etcd);
+  t.is(text(deployedBytes(inv, 'sa.pub')), 'SA-CURRENT\n');
+  record(inv, 'bundle', 'service-account', ['sa']);
+  t.is(text(deployedBytes(inv, 'sa.pub')), 'SA-CURRENT\nSA-NEXT\n');
+  t.is(text(deployedBytes(inv, 'ca.crt')).match(/BEGIN CERTIFICATE/g)!.length, 1);
+  record(inv, 'leaves', 'service-account', ['sa']);
+  t.is(text(deployedBytes(inv, 'sa.pub')), 'SA-CURRENT\nSA-PREV\n');
+});
+
+test('during a rotation a host may hold the old or the new CA, or both; a foreign CA, alone or in a bundle, is not among them', async (t) => {
+  const { inv, cur, next, prev } = await pkiWithSides();
+  record(inv, 'leaves');
+  const known = knownCas(inv, 'ca.crt');
+  for (const pem of [cur, next, prev]) t.true(known.includes(pemCerts(pem)[0]!.fingerprint256));
+  const foreign = pemCerts(await selfSigned(inv.pki.dir, 'foreign'))[0]!.fingerprint256;
+  t.false(known.includes(foreign));
+  const bundle = pemCerts(cur + await selfSigned(inv.pki.dir, 'foreign2')).map((c) => c.fingerprint256);
+  t.false(bundle.every((f) => known.includes(f)), 'a bundle with one stranger in it is refused');
+});
+
+test('a damaged rotation record is refused, never guessed; master.ts, minions.ts and a plain renew.ts refuse to run while a rotation runs', async (t) => {
+  const { inv } = await pkiWithSides();
+  writeFileSync(path.join(inv.pki.dir, '.rotate-ca.json'), '{"phase": "sideways"');
+  t.throws(() => readRotation(inv), { message: /not a rotation record .*restore it from a backup/ });
+  record(inv, 'bogus' as Phase);
+  t.throws(() => readRotation(inv), { message: /not a rotation record/ });
+  record(inv, 'leaves', 'all', ['ca', 'etcd-ca', 'front-proxy-ca', 'sa']);
+  t.throws(() => refuseDuringRotation(inv, 'master.ts'), { message: /a CA rotation of all is running \(phase 3 of 5: rolling out the new leaves.*master\.ts would undo part of it.*--rotate-ca all/ });
+  record(inv, 'done', 'all', ['ca']);
+  t.notThrows(() => refuseDuringRotation(inv, 'master.ts'), 'a finished rotation is only a record');
+  record(inv, 'bundle');
+  for (const script of ['master', 'minions', 'renew']) {
+    const r = await runScript(script, ['--inventory', inv.file, '--dry-run']);
+    t.is(r.code, 2, `${script}: ${r.all}`);
+    t.regex(r.all, /a CA rotation of cluster is running \(phase 2 of 5/, script);
+  }
+});
+
+test('renew --rotate-ca refuses a name it does not know, --only and --cert beside it, and the legacy profile, before touching anything', async (t) => {
+  const modern = writeInventory({ profile: 'modern' });
+  const bad = await runScript('renew', ['--inventory', modern, '--rotate-ca', 'everything']);
+  t.is(bad.code, 2);
+  t.regex(bad.all, /--rotate-ca expects one of cluster, etcd, front-proxy, service-account, all, found 'everything'/);
+  for (const extra of [['--only', 'kubemaster'], ['--cert', 'server']]) {
+    const r = await runScript('renew', ['--inventory', modern, '--rotate-ca', 'all', ...extra]);
+    t.is(r.code, 2);
+    t.regex(r.all, /--rotate-ca cannot be combined with/);
+  }
+  const legacy = await runScript('renew', ['--inventory', writeInventory({ profile: 'legacy' }), '--rotate-ca', 'cluster']);
+  t.is(legacy.code, 2);
+  t.regex(legacy.all, /--rotate-ca needs the modern profile/);
+  // no PKI yet: a rotation replaces a CA, it never makes the first one
+  const none = await runScript('renew', ['--inventory', modern, '--rotate-ca', 'cluster']);
+  t.is(none.code, 2, none.all);
+  t.regex(none.all, /no ca\.crt in .*run scripts\/master\.ts first/);
+});
