@@ -107,6 +107,17 @@ export async function rotateCa(inv: Inventory, o: RolloutOptions, sel: RotateSel
     return { code: 1, happened: true, outcomes, renewed: [] };
   };
 
+  // phases 2, 3 and 5 on the hosts: admin.kubeconfig and every host get the phase's files; the hosts that failed,
+  // as "H1, H2 do" / "H1 does" for the message, or undefined when every host is done
+  const rollOut = async (phase: Phase): Promise<string | undefined> => {
+    writeAdminKubeconfig(inv);
+    // the comparison the tests make (KUBETLS_FAULT=rotate-skip-bundle): what happens without phase 2
+    const res = phase === 'bundle' && faultIs('rotate-skip-bundle') ? [] : await deployAll(inv, o, phase);
+    outcomes.push(...res);
+    const failed = res.filter((x) => x.failed).map((x) => x.host);
+    return failed.length ? `${failed.join(', ')} do${failed.length === 1 ? 'es' : ''}` : undefined;
+  };
+
   while (rot.phase !== 'done') {
     log.phase(PHASE_TEXT[rot.phase]);
     switch (rot.phase) {
@@ -115,12 +126,8 @@ export async function rotateCa(inv: Inventory, o: RolloutOptions, sel: RotateSel
         advance('bundle');
         break;
       case 'bundle': {
-        writeAdminKubeconfig(inv);
-        // the comparison the tests make (KUBETLS_FAULT=rotate-skip-bundle): what happens without this phase
-        const res = faultIs('rotate-skip-bundle') ? [] : await deployAll(inv, o, 'bundle');
-        outcomes.push(...res);
-        const failed = res.filter((x) => x.failed).map((x) => x.host);
-        if (failed.length) return stopped('bundle', `${failed.join(', ')} do${failed.length === 1 ? 'es' : ''} not trust the new CA yet, so it signs nothing until every host does`);
+        const away = await rollOut('bundle');
+        if (away) return stopped('bundle', `${away} not trust the new CA yet, so it signs nothing until every host does`);
         advance('swap');
         break;
       }
@@ -130,11 +137,8 @@ export async function rotateCa(inv: Inventory, o: RolloutOptions, sel: RotateSel
         advance('leaves');
         break;
       case 'leaves': {
-        writeAdminKubeconfig(inv);
-        const res = await deployAll(inv, o, 'leaves');
-        outcomes.push(...res);
-        const failed = res.filter((x) => x.failed).map((x) => x.host);
-        if (failed.length) return stopped('leaves', `${failed.join(', ')} do${failed.length === 1 ? 'es' : ''} not hold the new certificates yet; the old CA stays trusted everywhere until they do`);
+        const away = await rollOut('leaves');
+        if (away) return stopped('leaves', `${away} not hold the new certificates yet; the old CA stays trusted everywhere until they do`);
         advance('verify');
         break;
       }
@@ -145,13 +149,11 @@ export async function rotateCa(inv: Inventory, o: RolloutOptions, sel: RotateSel
         break;
       }
       case 'drop': {
-        writeAdminKubeconfig(inv);
-        const res = await deployAll(inv, o, 'drop');
-        outcomes.push(...res);
-        const failed = res.filter((x) => x.failed).map((x) => x.host);
-        if (failed.length) return stopped('drop', `${failed.join(', ')} still trust the old CA`);
-        outcomes.push(...await forgetOldKeys(inv, o, rot));
-        if (outcomes.some((x) => x.failed)) return stopped('drop', 'the backups of the old keys could not be deleted on every master');
+        const away = await rollOut('drop');
+        if (away) return stopped('drop', `${away} not hold the new CA alone yet`);
+        const forgot = await forgetOldKeys(inv, o, rot);
+        outcomes.push(...forgot);
+        if (forgot.some((x) => x.failed)) return stopped('drop', 'the backups of the old keys could not be deleted on every master');
         for (const t of rot.targets) for (const f of [keyFile(t), publicFile(t)]) rmLogged(path.join(inv.pki.dir, sideFile(f, 'prev')));
         advance('done');
         break;
