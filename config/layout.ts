@@ -10,8 +10,11 @@
 import type { Profile } from '../lib/inventory.ts';
 import { envFile, KUBECONFIG_PATH, kubeconfig as kubeconfigMode, masterPki, minionPki, type FileMode } from './files.ts';
 
-/** A local PKI file (base name in pki.dir) copied to `path`. */
-export interface FilePlacement { file: string; path: string; mode: FileMode }
+/**
+ * A local PKI file (base name in pki.dir) copied to `path`. During a CA rotation a CA certificate is sent as a trust
+ * bundle (old + new, lib/trust.ts), unless `alone`: then it is the local file itself, always one certificate.
+ */
+export interface FilePlacement { file: string; path: string; mode: FileMode; alone?: boolean }
 /**
  * A kubeconfig built from local files: the cluster CA, the client certificate `<cert>.crt`/`.key`, and for the
  * kubelet the bearer token too (the recipe's step 14). `user` is the kubeconfig's user entry name.
@@ -36,7 +39,11 @@ export function masterFiles(profile: Profile): FilePlacement[] {
   const m = (file: string, mode = masterPki, name = file): FilePlacement => ({ file, path: `{remote}/${name}`, mode });
   const recipe = ['ca.crt', 'ca.key', 'server.crt', 'server.key', 'tokens.csv'].map((f) => m(f));
   if (profile === 'legacy') return recipe;
-  return [...recipe, m('sa.key'), m('sa.pub'),
+  // the controller-manager's signer: the certificate ca.key belongs to, alone. The real kube-controller-manager
+  // refuses a bundle there ("expected 1 certificate, found 2", pkg/controller/certificates/signer/ca_provider.go),
+  // and ca.crt is one during a CA rotation
+  const signer: FilePlacement = { file: 'ca.crt', path: '{remote}/ca-signer.crt', mode: masterPki, alone: true };
+  return [...recipe, signer, m('sa.key'), m('sa.pub'),
     m('apiserver-kubelet-client.crt'), m('apiserver-kubelet-client.key'),
     m('apiserver-etcd-client.crt'), m('apiserver-etcd-client.key'),
     m('front-proxy-ca.crt'), m('front-proxy-client.crt'), m('front-proxy-client.key'),

@@ -119,8 +119,9 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
           `--root-ca-file=${r}/ca.crt`,
           // legacy signs service-account tokens with the server key, as the recipe does; modern with sa.key
           `--service-account-private-key-file=${r}/${legacy ? 'server.key' : 'sa.key'}`,
-          // modern: signs the nodes' CSRs with the cluster CA (kubeadm's choice), one service account per controller
-          !legacy && `--cluster-signing-cert-file=${r}/ca.crt --cluster-signing-key-file=${r}/ca.key --use-service-account-credentials=true`,
+          // modern: signs the nodes' CSRs with the cluster CA (kubeadm's choice), one service account per controller;
+          // ca-signer.crt is ca.crt, never a bundle (config/layout.ts masterFiles)
+          !legacy && `--cluster-signing-cert-file=${r}/ca-signer.crt --cluster-signing-key-file=${r}/ca.key --use-service-account-credentials=true`,
           '--node-monitor-grace-period=20s',
           legacy && '--pod-eviction-timeout=20s',
         ),
@@ -233,7 +234,7 @@ export function unitsFor(profile: Profile, role: UnitRole): UnitReads[] {
       { unit: 'kube-apiserver', reads: [cfg, '/etc/kubernetes/apiserver', ...['ca.crt', 'server.crt', 'server.key', 'tokens.csv', 'sa.key', 'sa.pub',
         'etcd-ca.crt', 'apiserver-etcd-client.crt', 'apiserver-etcd-client.key', 'apiserver-kubelet-client.crt', 'apiserver-kubelet-client.key',
         'front-proxy-ca.crt', 'front-proxy-client.crt', 'front-proxy-client.key'].map((f) => `${R}/${f}`)] },
-      { unit: 'kube-controller-manager', reads: [cfg, '/etc/kubernetes/controller-manager', `${R}/controller-manager.conf`, `${R}/ca.crt`, `${R}/ca.key`, `${R}/sa.key`] },
+      { unit: 'kube-controller-manager', reads: [cfg, '/etc/kubernetes/controller-manager', `${R}/controller-manager.conf`, `${R}/ca.crt`, `${R}/ca-signer.crt`, `${R}/ca.key`, `${R}/sa.key`] },
       { unit: 'kube-scheduler', reads: [cfg, '/etc/kubernetes/scheduler', `${R}/scheduler.conf`] },
     ];
   }

@@ -23,7 +23,7 @@ import { log, shown } from './log.ts';
 import { faultPoint } from './fault.ts';
 import { readServed } from './status.ts';
 import { parseCert, readCert } from './pki.ts';
-import { clientTrust, deployedBytes, knownCas, pemCerts } from './trust.ts';
+import { clientTrust, deployedBytes, holdsOnlyKnownCas } from './trust.ts';
 import { table } from './table.ts';
 import { backupStamp, connect, dryRemote, type FileState, type Remote, type Written } from './remote.ts';
 
@@ -197,10 +197,14 @@ export function kubeconfigsFor(inv: Inventory, host: Host): KubeconfigPlacement[
   return host.role === 'master' ? masterKubeconfigs(inv.profile) : host.role === 'minion' ? minionKubeconfigs(inv.profile, host.name) : [];
 }
 
-/** The local files a host receives as they are: [local path, remote path] (status.ts and verify.ts compare them). */
-export function pkiFilesFor(inv: Inventory, host: Host): [string, string][] {
-  return placementsFor(inv, host).map((p) => [path.join(inv.pki.dir, p.file), remotePath(inv, p.path)]);
+/**
+ * The local files a host receives: [local path, remote path, the bytes it should hold] (status.ts and verify.ts
+ * compare them): the file itself, or during a CA rotation the trust bundle of its phase (lib/trust.ts).
+ */
+export function pkiFilesFor(inv: Inventory, host: Host): [string, string, () => Buffer][] {
+  return placementsFor(inv, host).map((p) => [path.join(inv.pki.dir, p.file), remotePath(inv, p.path), placedBytes(inv, p)]);
 }
+const placedBytes = (inv: Inventory, p: FilePlacement) => () => (p.alone ? readLocal(path.join(inv.pki.dir, p.file)) : deployedLocal(inv, p.file));
 
 /** The local PKI files a host's files are made from (base names): what renew.ts reissued reaches exactly these hosts. */
 export function localInputs(inv: Inventory, host: Host): Set<string> {
@@ -382,9 +386,7 @@ async function checkSameCa(inv: Inventory, r: Remote, caFile: string, st: FileSt
     const remote = st.kind === 'file' ? await r.read(`${inv.pki.remoteDir}/${caFile}`) : undefined;
     if (remote) {
       // the same certificate written differently, or (during a CA rotation) a bundle of the old and the new CA only
-      const known = knownCas(inv, caFile);
-      const held = pemCerts(remote).map((x) => x.fingerprint256);
-      if (held.length && held.every((f) => known.includes(f))) return;
+      if (holdsOnlyKnownCas(inv, caFile, remote)) return;
       const c = parseCert(remote);
       theirs = `CA '${c.subject.cn}' (SHA-256 ${c.fingerprint.slice(0, 23)}…, not after ${c.notAfter.toISOString().slice(0, 10)})`;
     }
@@ -442,7 +444,7 @@ async function waitKubeletServing(inv: Inventory, host: Host, timeoutMs = 20_000
 
 const desired = (inv: Inventory, p: FilePlacement): Desired => {
   const local = path.join(inv.pki.dir, p.file);
-  return { path: remotePath(inv, p.path), content: () => deployedLocal(inv, p.file), mode: p.mode, label: shown(local) };
+  return { path: remotePath(inv, p.path), content: placedBytes(inv, p), mode: p.mode, label: shown(local) };
 };
 const desiredKubeconfig = (inv: Inventory, k: KubeconfigPlacement, host: Host): Desired => ({
   path: remotePath(inv, k.path), content: () => kubeconfigContent(inv, k, host), mode: k.mode,

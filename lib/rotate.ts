@@ -33,9 +33,16 @@ import { deployedChecks, apiChecks, modernChecks, type Result } from './verify.t
 import {
   etcdSteps, forHosts, masterSteps, minionSteps, pkiFilesFor, pkiToMinion, rollControl, summarize, withRollback, type HostOutcome, type RolloutOptions,
 } from './rollout.ts';
-import { knownCas, pemCerts, PHASE_TEXT, PHASES, publicFile, readRotation, ROTATE_NAMES, rotationFile, sideFile, type Phase, type Rotation, type RotTarget } from './trust.ts';
+import { holdsOnlyKnownCas, PHASE_TEXT, PHASES, publicFile, readRotation, ROTATE_NAMES, rotationFile, sideFile, type Phase, type Rotation, type RotTarget } from './trust.ts';
 
-export interface RotateSelection { what: string; force?: boolean }
+export interface RotateSelection { what: string; force?: boolean; dropNow?: boolean }
+
+/**
+ * How long phase 5 keeps the old service-account public key after phase 3 made every apiserver sign with the new one:
+ * the kubelet renews a pod's projected token at 80 % of its life (1 h by default), so after an hour no pod holds a
+ * token of the old key any more. A CA needs no such wait: a pod's kube-root-ca.crt is the bundle from phase 2 on.
+ */
+export const SA_GRACE_MS = 60 * 60_000;
 
 /** The private key of a target in pki.dir. */
 const keyFile = (t: RotTarget) => `${t}.key`;
@@ -49,6 +56,10 @@ function identity(inv: Inventory, t: RotTarget, side?: 'next' | 'prev'): string 
 function writeRotation(inv: Inventory, r: Rotation): void {
   writeAtomic(rotationFile(inv), `${JSON.stringify(r, null, 2)}\n`, localModes.secret);
 }
+
+/** What to do with a CA that expired: a rotation cannot help any more (master.ts says the same). */
+export const EXPIRED = (ca: string) => `${ca}.crt has expired: nothing it signed verifies any more, so a rotation (which keeps a working cluster working) cannot run. `
+  + `Move ${ca}.crt and ${ca}.key away and run scripts/master.ts --replace-ca: a new CA, every certificate reissued, every unit restarted, as at install.`;
 
 /** master.ts, minions.ts and a plain renew.ts refuse to run while a rotation runs: each would undo part of a phase. */
 export function refuseDuringRotation(inv: Inventory, script: string): void {
@@ -139,6 +150,7 @@ export async function rotateCa(inv: Inventory, o: RolloutOptions, sel: RotateSel
       case 'leaves': {
         const away = await rollOut('leaves');
         if (away) return stopped('leaves', `${away} not hold the new certificates yet; the old CA stays trusted everywhere until they do`);
+        rot.leavesDone = new Date().toISOString(); // every apiserver signs tokens with the new sa.key from here on
         advance('verify');
         break;
       }
@@ -149,6 +161,15 @@ export async function rotateCa(inv: Inventory, o: RolloutOptions, sel: RotateSel
         break;
       }
       case 'drop': {
+        if (rot.targets.includes('sa') && !rot.dropFrom) {
+          const until = Date.parse(rot.leavesDone ?? rot.started) + SA_GRACE_MS;
+          if (Date.now() < until && !sel.dropNow) {
+            log.warn(`phase 5 waits until ${new Date(until).toISOString().slice(0, 16)}Z: by then every pod's service-account token signed by the old sa.key has been renewed (the kubelet renews one at 80 % of its 1 h life). Run the same command again then; --drop-now drops the old key at once (tokens not yet renewed then get 401)`);
+            return { code: 75, happened: true, outcomes, renewed: [] };
+          }
+          rot.dropFrom = new Date().toISOString(); // a run killed from here on does not wait again
+          writeRotation(inv, rot);
+        }
         const away = await rollOut('drop');
         if (away) return stopped('drop', `${away} not hold the new CA alone yet`);
         const forgot = await forgetOldKeys(inv, o, rot);
@@ -175,6 +196,9 @@ async function preflight(inv: Inventory, o: RolloutOptions, targets: RotTarget[]
   const plan = planPki(inv); // an unreadable PKI file throws here, naming it
   for (const c of caSpecs(inv)) {
     if (plan.cas[c.name]?.status === 'missing') throw new ExitError(`no ${c.name}.crt in ${shown(inv.pki.dir)}: run scripts/master.ts first (a rotation replaces a CA, it never makes the first one)`, 2);
+    // a rotation keeps a working cluster working: its gates check every server against old + new, and nothing of an
+    // expired CA verifies any more
+    if (targets.includes(c.name) && plan.cas[c.name]?.status === 'expired') throw new ExitError(`${EXPIRED(c.name)}`, 2);
   }
   if (targets.includes('sa') && !existsSync(path.join(inv.pki.dir, 'sa.key'))) throw new ExitError(`no sa.key in ${shown(inv.pki.dir)}: run scripts/master.ts first`, 2);
   const pending = path.join(inv.pki.dir, '.renew-pending.json');
@@ -194,10 +218,7 @@ async function preflight(inv: Inventory, o: RolloutOptions, targets: RotTarget[]
       if (!caFiles.has(base)) continue;
       const held = await r.read(remote);
       if (!held) continue; // not installed yet: phase 2 installs it
-      const known = knownCas(inv, base);
-      let fps: string[] = [];
-      try { fps = pemCerts(held).map((c) => c.fingerprint256); } catch { /* not certificates */ }
-      if (!fps.length || !fps.every((f) => known.includes(f))) foreign.push(`${r.host.name}:${remote}`);
+      if (!holdsOnlyKnownCas(inv, base, held)) foreign.push(`${r.host.name}:${remote}`);
     }
   });
   if (foreign.length) {
@@ -222,8 +243,9 @@ async function makeNext(inv: Inventory, rot: Rotation): Promise<void> {
     if (t === 'sa') await openssl.pubout({ key: `${key}.new`, out: `${pub}.new` });
     else {
       // the old CA's name with the time appended (as k3s names a rotated CA): in a bundle the two are told apart by name
+      // (cut to fit: a CN is at most 64 characters, and a master's name may be 63)
       const cn = caSpecs(inv).find((c) => c.name === t)!.cn;
-      await openssl.reqX509({ key: `${key}.new`, subj: openssl.subj(`${cn}@${stamp}`), days: inv.pki.caDays, out: `${pub}.new`, config: cnf });
+      await openssl.reqX509({ key: `${key}.new`, subj: openssl.subj(`${cn.slice(0, 64 - stamp.length - 1)}@${stamp}`), days: inv.pki.caDays, out: `${pub}.new`, config: cnf });
     }
     for (const f of [key, pub]) { log.cmd(['mv', `${f}.new`, f]); renameSync(`${f}.new`, f); }
     rot.next[t] = identity(inv, t, 'next');

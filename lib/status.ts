@@ -22,7 +22,7 @@ import {
 import type { Remote } from './remote.ts';
 import { kubeconfigsFor, pkiFilesFor } from './rollout.ts';
 import { KUBELET_PORT } from '../config/profiles.ts';
-import { clientTrust, deployedBytes, PHASE_TEXT, readRotation } from './trust.ts';
+import { clientTrust, PHASE_TEXT, readRotation } from './trust.ts';
 
 export interface StatusRow {
   name: string; // ca.crt, server.crt, kubeminion1.crt, tokens.csv, sa.key, kubeconfig
@@ -152,7 +152,7 @@ export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()):
   const rows: StatusRow[] = [];
   const files = pkiFilesFor(inv, r.host).filter(([l]) => l.endsWith('.crt') || l.endsWith('.csv'));
   const state = await r.inspect(files.map(([, remote]) => remote));
-  for (const [local, remote] of files) {
+  for (const [local, remote, bytes] of files) {
     const st = state.get(remote);
     const where = `${r.host.name}:${remote}`;
     let info: CertInfo | undefined;
@@ -161,7 +161,7 @@ export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()):
     const base = { name: path.basename(local), where, subject: info ? dn(info) : '-', sans: info?.sans.join(',') || '-', issuer: info?.issuer ?? '-' };
     if (!st) { rows.push({ ...base, status: 'missing' }); continue; }
     let same = false;
-    try { same = st.sha256 === sha(deployedBytes(inv, path.basename(local))); } catch { /* missing locally: not the same */ }
+    try { same = st.sha256 === sha(bytes()); } catch { /* missing locally: not the same */ }
     rows.push({ ...base, notAfter: info?.notAfter.toISOString(), daysLeft: info ? daysTo(info.notAfter, now) : undefined,
       status: !same ? 'drift: differs from the local PKI' : localError ?? 'ok' });
   }

@@ -8,8 +8,8 @@
  *   <ca>.prev.crt, <ca>.prev.key, sa.prev.key, sa.prev.pub   phase 3 to 5: the old one, trusted, no longer signing
  * and `.rotate-ca.json`, the phase. What a host receives for a trust point (ca.crt, etcd-ca.crt, front-proxy-ca.crt,
  * sa.pub, and every kubeconfig's certificate-authority-data) is the current file followed by the other one: the
- * signer first, because the controller-manager signs with `--cluster-signing-cert-file=ca.crt` and takes the file's
- * first certificate as the one its `ca.key` belongs to.
+ * signer first. The controller-manager's signer is not a trust point: it gets ca.crt alone as ca-signer.crt
+ * (config/layout.ts), since the real binary refuses a bundle there.
  *
  * This module reads files only (no openssl, no network), so that pki.ts and rollout.ts can use it without a cycle.
  */
@@ -54,6 +54,9 @@ export interface Rotation {
   /** SHA-256 fingerprints (CAs) or public-key hashes (sa) of the old and the new one, for `status` and the checks */
   old: Partial<Record<RotTarget, string>>;
   next: Partial<Record<RotTarget, string>>;
+  /** when phase 3 ended (every apiserver signs tokens with the new sa.key), and when phase 5 began dropping */
+  leavesDone?: string;
+  dropFrom?: string;
 }
 
 export const rotationFile = (inv: Inventory) => path.join(inv.pki.dir, '.rotate-ca.json');
@@ -137,4 +140,15 @@ export function knownCas(inv: Inventory, caFile: string): string[] {
   const dir = inv.pki.dir;
   const out = [caFile, sideFile(caFile, 'next'), sideFile(caFile, 'prev')].filter((f) => f === caFile || (runningRotation(inv) && existsSync(path.join(dir, f))));
   return out.flatMap((f) => { try { return pemCerts(readFileSync(path.join(dir, f))).map((c) => c.fingerprint256); } catch { return []; } });
+}
+
+/**
+ * Whether what a host holds for `caFile` (its bytes) is the local PKI's: at least one certificate, and every one of
+ * them known (knownCas). One stranger in a bundle, or bytes that are no certificate, is another PKI.
+ */
+export function holdsOnlyKnownCas(inv: Inventory, caFile: string, held: Buffer): boolean {
+  let fps: string[];
+  try { fps = pemCerts(held).map((c) => c.fingerprint256); } catch { return false; }
+  const known = knownCas(inv, caFile);
+  return fps.length > 0 && fps.every((f) => known.includes(f));
 }

@@ -17,7 +17,7 @@ import { getVar } from './envfile.ts';
 import type { Remote } from './remote.ts';
 import { ETCD_CLIENT_PORT, KUBELET_PORT } from '../config/profiles.ts';
 import { readServed } from './status.ts';
-import { clientTrust, deployedBytes } from './trust.ts';
+import { clientTrust } from './trust.ts';
 
 export interface Result { check: string; target: string; ok: boolean; detail: string }
 
@@ -141,10 +141,10 @@ export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[
   const specs = leafSpecs(inv);
   const files = pkiFilesFor(inv, r.host);
   const state = await r.inspect(files.map(([, remote]) => remote));
-  for (const [local, remote] of files) {
+  for (const [local, remote, bytes] of files) {
     const target = `${r.host.name}:${remote}`;
     const st = state.get(remote);
-    const want = sha(deployedBytes(inv, path.basename(local))); // a trust bundle during a CA rotation
+    const want = sha(bytes()); // a trust bundle during a CA rotation
     if (!st) { out.push({ check: 'deployed', target, ok: false, detail: 'missing' }); continue; }
     if (st.sha256 !== want) { out.push({ check: 'deployed', target, ok: false, detail: 'differs from the local PKI' }); continue; }
     let detail = `= ${shown(local)}, ${st.owner}:${st.group} ${st.mode.toString(8).padStart(4, '0')}`;

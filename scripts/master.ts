@@ -6,7 +6,7 @@
 import { common, ExitError, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
 import { acquireLock } from '../lib/lock.ts';
-import { refuseDuringRotation } from '../lib/rotate.ts';
+import { EXPIRED, refuseDuringRotation } from '../lib/rotate.ts';
 import { recordRollout } from '../lib/renew.ts';
 import { log } from '../lib/log.ts';
 import { applyPki, planPki, summary, tightenModes } from '../lib/pki.ts';
@@ -49,7 +49,7 @@ await main(async () => {
 
   const plan = planPki(inv);
   log.phase(`PKI in ${inv.pki.dir} (${inv.profile} profile)`);
-  if (plan.ca.status === 'expired') throw new ExitError(`${plan.ca.reasons.join('; ')}: refusing to sign with an expired CA (nothing was written). Rotate it: npx zx scripts/renew.ts --rotate-ca cluster.`, 1);
+  if (plan.ca.status === 'expired') throw new ExitError(`${plan.ca.reasons.join('; ')}: refusing to sign with an expired CA (nothing was written). ${EXPIRED('ca')}`, 1);
   await applyPki(inv, plan, { dryRun });
   if (plan.ca.status !== 'ok' && plan.ca.status !== 'missing') log.warn(`${plan.ca.reasons.join('; ')}: kubetls never renews the CA by itself; rotate it now: npx zx scripts/renew.ts --rotate-ca cluster`);
   for (const o of plan.orphans) log.warn(`${o} belongs to no host of the inventory: kept (delete it by hand if the minion is gone)`);

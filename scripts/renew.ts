@@ -2,8 +2,9 @@
 /**
  * Made for cron: renew what is due, roll it out to exactly the hosts it touches, health-gated, rolled back on failure.
  *   npx zx scripts/renew.ts [--inventory cluster.yaml] [--quiet] [--dry-run] [--json] [--only HOST,…] [--cert NAME,… [--force]]
- *   npx zx scripts/renew.ts --rotate-ca cluster|etcd|front-proxy|service-account|all [--force]   (lib/rotate.ts)
- * Exit 0: nothing due, or renewed and verified · 1: something failed, or the CA is inside its window · 75: locked.
+ *   npx zx scripts/renew.ts --rotate-ca cluster|etcd|front-proxy|service-account|all [--force] [--drop-now]   (lib/rotate.ts)
+ * Exit 0: nothing due, or renewed and verified · 1: something failed, or the CA is inside its window · 75: locked, or a
+ * CA rotation waits before its phase 5 (run it again later).
  */
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
 import { allHosts, loadInventory } from '../lib/inventory.ts';
@@ -30,6 +31,9 @@ certificates are served and accepted, and rolls a host back if they are not.
                      (front-proxy-ca), service-account (sa.key) or all. In five phases recorded in pki.dir: new CA,
                      trust bundles (old + new) everywhere, every leaf reissued and rolled out, verified with the new
                      CA only, old CA dropped. Run it again after a failure or a kill: it resumes. Modern profile.
+                     With the service-account key, phase 5 waits an hour after phase 3 (exit 75 until then: run
+                     again later) so that every pod's token is renewed with the new key first.
+  --drop-now         with --rotate-ca: drop the old service-account key without that wait
 ${helpFor('inventory', 'dry-run', 'only', 'json', 'concurrency', 'accept-new-host-keys')}
 
   --only limits the run to what reaches those hosts; other hosts a renewed file reaches are finished by the next run.
@@ -48,6 +52,7 @@ await main(async () => {
     cert: { type: 'string' },
     force: { type: 'boolean', default: false },
     'rotate-ca': { type: 'string' },
+    'drop-now': { type: 'boolean', default: false },
   }, USAGE);
   const concurrency = intFlag(f.concurrency, '--concurrency', 16, USAGE);
   const only = onlyFlag(f.only, USAGE);
@@ -56,6 +61,7 @@ await main(async () => {
   if (f.force && !certs && rotate === undefined) usageError('--force goes with --cert NAME[,NAME] or --rotate-ca NAME', USAGE);
   // a rotation is every host or none: a phase ends only when every host reached it
   if (rotate !== undefined && (only || certs)) usageError(`--rotate-ca cannot be combined with ${only ? '--only' : '--cert'}: every host takes part in every phase`, USAGE);
+  if (f['drop-now'] && rotate === undefined) usageError('--drop-now goes with --rotate-ca NAME', USAGE);
   if (rotate !== undefined && !(rotate in ROTATE_NAMES)) usageError(`--rotate-ca expects one of ${Object.keys(ROTATE_NAMES).join(', ')}, found '${rotate}'`, USAGE);
   if (f.json) configureLog({ sink: (line) => process.stderr.write(`${line}\n`) });
   const inv = loadInventory(f.inventory);
@@ -67,7 +73,7 @@ await main(async () => {
     if (!f['dry-run']) acquireLock(inv, 'renew.ts');
     fixedModes = tightenModes(inv, f['dry-run']); // a key or token others can read is set back to 0600; cron mails it
     const o = { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'] };
-    if (rotate !== undefined) result = await rotateCa(inv, o, { what: rotate, force: f.force });
+    if (rotate !== undefined) result = await rotateCa(inv, o, { what: rotate, force: f.force, dropNow: f['drop-now'] });
     else {
       refuseDuringRotation(inv, 'renew.ts');
       result = await renew(inv, o, { certs: certs?.split(','), force: f.force, only: only?.split(',') });

@@ -3,11 +3,14 @@
 // The rotation itself, on the real cluster, is test/rotate.test.ts.
 import test from 'ava';
 import { execa } from 'execa';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadInventory, type Inventory } from '../lib/inventory.ts';
 import { refuseDuringRotation } from '../lib/rotate.ts';
-import { clientTrust, deployedBytes, knownCas, pemCerts, readRotation, type Phase } from '../lib/trust.ts';
+import { clientTrust, deployedBytes, holdsOnlyKnownCas, knownCas, pemCerts, readRotation, type Phase } from '../lib/trust.ts';
+import { flagContext, pkiFilesFor } from '../lib/rollout.ts';
+import { masterEnv, unitsFor } from '../config/profiles.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
@@ -52,9 +55,23 @@ test('each phase deploys its bundle, the signing CA first: old + new in phase 2,
     t.is(text(deployedBytes(inv, 'ca.crt')), deployed, `${phase}: deployed`);
     t.is(text(clientTrust(inv)), client, `${phase}: kubetls's clients`);
   }
-  // the controller-manager signs with the first certificate of --cluster-signing-cert-file: the one ca.key belongs to
+  // the bundle's first certificate is the one ca.key belongs to (the signer), in every phase that has two
   record(inv, 'bundle');
   t.is(pemCerts(deployedBytes(inv, 'ca.crt'))[0]!.fingerprint256, pemCerts(cur)[0]!.fingerprint256);
+});
+
+test('the controller-manager\'s signer is ca.crt alone in every phase: the real binary refuses a bundle in --cluster-signing-cert-file ("expected 1 certificate, found 2")', async (t) => {
+  const { inv, cur } = await pkiWithSides();
+  const signer = pkiFilesFor(inv, inv.master).find(([, remote]) => remote.endsWith('/ca-signer.crt'));
+  t.truthy(signer, 'the master receives ca-signer.crt');
+  for (const phase of ['bundle', 'swap', 'leaves', 'verify'] as Phase[]) {
+    record(inv, phase);
+    t.is(signer![2]().toString(), cur, phase);
+    t.is(pemCerts(pkiFilesFor(inv, inv.master).find(([, remote]) => remote.endsWith('/ca.crt'))![2]()).length, 2, `${phase}: ca.crt is the bundle`);
+  }
+  const cm = masterEnv('modern', flagContext(inv)).find((e) => e.path === '/etc/kubernetes/controller-manager')!.vars.KUBE_CONTROLLER_MANAGER_ARGS!;
+  t.regex(cm, /--cluster-signing-cert-file=\/srv\/kubernetes\/ca-signer\.crt --cluster-signing-key-file=\/srv\/kubernetes\/ca\.key/);
+  t.true(unitsFor('modern', 'master').find((u) => u.unit === 'kube-controller-manager')!.reads.includes('{remote}/ca-signer.crt'), 'a new signer restarts it');
 });
 
 test('a CA that is not being rotated is deployed alone during another\'s rotation; the service-account key is bundled like a CA', async (t) => {
@@ -74,10 +91,13 @@ test('during a rotation a host may hold the old or the new CA, or both; a foreig
   record(inv, 'leaves');
   const known = knownCas(inv, 'ca.crt');
   for (const pem of [cur, next, prev]) t.true(known.includes(pemCerts(pem)[0]!.fingerprint256));
-  const foreign = pemCerts(await selfSigned(inv.pki.dir, 'foreign'))[0]!.fingerprint256;
-  t.false(known.includes(foreign));
-  const bundle = pemCerts(cur + await selfSigned(inv.pki.dir, 'foreign2')).map((c) => c.fingerprint256);
-  t.false(bundle.every((f) => known.includes(f)), 'a bundle with one stranger in it is refused');
+  const foreign = await selfSigned(inv.pki.dir, 'foreign');
+  t.false(known.includes(pemCerts(foreign)[0]!.fingerprint256));
+  // what checkSameCa (every install) and the rotation's preflight ask of a host's CA file
+  for (const ok of [cur, cur + next, cur + prev, next + cur]) t.true(holdsOnlyKnownCas(inv, 'ca.crt', Buffer.from(ok)));
+  for (const bad of [foreign, cur + foreign, foreign + cur, '', 'not a certificate']) t.false(holdsOnlyKnownCas(inv, 'ca.crt', Buffer.from(bad)), JSON.stringify(bad.slice(0, 40)));
+  record(inv, 'done');
+  t.false(holdsOnlyKnownCas(inv, 'ca.crt', Buffer.from(cur + prev)), 'outside a rotation the old CA is a stranger');
 });
 
 test('a damaged rotation record is refused, never guessed; master.ts, minions.ts and a plain renew.ts refuse to run while a rotation runs', async (t) => {
@@ -115,4 +135,50 @@ test('renew --rotate-ca refuses a name it does not know, --only and --cert besid
   const none = await runScript('renew', ['--inventory', modern, '--rotate-ca', 'cluster']);
   t.is(none.code, 2, none.all);
   t.regex(none.all, /no ca\.crt in .*run scripts\/master\.ts first/);
+});
+
+test('a rotation refuses to start, before any SSH, without sa.key, with hosts owed a renewal, during a token rotation, beside stray .next/.prev files, or with an expired CA; a swap whose CA is neither the old nor the new one stops', async (t) => {
+  const file = writeInventory({ profile: 'modern' });
+  const inv = loadInventory(file);
+  const built = await runScript('master', ['--inventory', file, '--pki-only']);
+  t.is(built.code, 0, built.all);
+  const p = (f: string) => path.join(inv.pki.dir, f);
+  const rotate = () => runScript('renew', ['--inventory', file, '--rotate-ca', 'all']);
+  const refused = async (why: RegExp, undo: () => void) => {
+    const r = await rotate();
+    t.is(r.code, 2, r.all);
+    t.regex(r.all, why);
+    t.false(existsSync(p('.rotate-ca.json')), 'nothing recorded');
+    undo();
+  };
+  renameSync(p('sa.key'), p('sa.key.away'));
+  await refused(/no sa\.key in .*run scripts\/master\.ts first/, () => renameSync(p('sa.key.away'), p('sa.key')));
+  writeFileSync(p('.renew-pending.json'), '["kubeminion1"]\n');
+  await refused(/kubeminion1 still owe an earlier renewal .*run renew\.ts first/, () => rmSync(p('.renew-pending.json')));
+  const tokens = readFileSync(p('tokens.csv'), 'utf8');
+  const line = tokens.split('\n')[0]!;
+  const old = `${'x'.repeat(32)}${line.slice(32)}`;
+  writeFileSync(p('tokens.csv'), `${line}\n${old}\n`);
+  writeFileSync(p('.token-retiring'), `${createHash('sha256').update('x'.repeat(32)).digest('hex')}\n`);
+  await refused(/a token rotation is still running/, () => { writeFileSync(p('tokens.csv'), tokens); rmSync(p('.token-retiring')); });
+  writeFileSync(p('etcd-ca.next.key'), 'stray\n', { mode: 0o600 });
+  await refused(/etcd-ca\.next\.key is there but no rotation is recorded/, () => rmSync(p('etcd-ca.next.key')));
+  // an expired CA: a rotation cannot keep a dead cluster working (master.ts --replace-ca after moving it away)
+  // (made with `openssl ca -selfsign`, the only openssl command that takes a start date; its key is the CA's own)
+  const ca = path.join(path.dirname(inv.pki.dir), 'expired');
+  mkdirSync(ca);
+  writeFileSync(path.join(ca, 'ca.cnf'), '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=p\nx509_extensions=v3\n'
+    + '[p]\ncommonName=supplied\n[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n');
+  writeFileSync(path.join(ca, 'index.txt'), '');
+  writeFileSync(path.join(ca, 'serial'), '01\n');
+  const o = (args: string[]) => execa('openssl', args, { cwd: ca });
+  await o(['req', '-new', '-key', p('front-proxy-ca.key'), '-subj', '/CN=front-proxy-ca', '-out', 'ca.csr']);
+  await o(['ca', '-batch', '-notext', '-config', 'ca.cnf', '-selfsign', '-keyfile', p('front-proxy-ca.key'), '-in', 'ca.csr', '-out', p('front-proxy-ca.crt'), '-startdate', '20200101000000Z', '-enddate', '20200201000000Z']);
+  await refused(/front-proxy-ca\.crt has expired: .*master\.ts --replace-ca/, () => undefined);
+  // a rotation recorded in phase 3a whose ca.crt is neither the CA it started from nor the one it made
+  writeFileSync(p('.rotate-ca.json'), JSON.stringify({ what: 'cluster', targets: ['ca'], phase: 'swap', started: '2026-12-05T00:00:00.000Z', old: { ca: 'AA:BB' }, next: { ca: 'CC:DD' } }));
+  const swap = await runScript('renew', ['--inventory', file, '--rotate-ca', 'cluster']);
+  t.not(swap.code, 0);
+  t.regex(swap.all, /ca\.crt is neither the CA this rotation started from nor its copy: restore pki\.dir from a backup/);
+  t.false(existsSync(p('ca.prev.crt')), 'nothing copied');
 });

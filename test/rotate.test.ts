@@ -99,6 +99,30 @@ async function opensslVerify(dir: string, ca: string, leaf: string): Promise<{ o
   return { ok: r.exitCode === 0 && /: OK$/m.test(r.stdout), output: `${r.stdout}${r.stderr}`.trim() };
 }
 
+/**
+ * A certificate the real controller-manager signs now: a CSR for the kube-apiserver-client signer, approved with the
+ * admin kubeconfig; its signer is the --cluster-signing-cert-file / --cluster-signing-key-file pair, so this fails
+ * when the controller-manager cannot run its signer (a bundle there: "expected 1 certificate, found 2").
+ */
+async function signedByControllerManager(lab: Lab, dir: string, name: string): Promise<string> {
+  const admin = join(lab.pkiDir, 'admin.kubeconfig');
+  const key = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  await execa('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-subj', `/CN=${name}`, '-out', csr]);
+  const doc = { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name },
+    spec: { request: readFileSync(csr).toString('base64'), signerName: 'kubernetes.io/kube-apiserver-client', usages: ['client auth'], expirationSeconds: 600 } };
+  const k = (args: string[], input?: string) => execa('kubectl', ['--kubeconfig', admin, ...args], { reject: false, timeout: 30_000, input });
+  const made = await k(['create', '-f', '-'], JSON.stringify(doc));
+  if (made.exitCode !== 0) throw new Error(`kubectl create csr: ${made.stderr}`);
+  await k(['certificate', 'approve', name]);
+  for (let i = 0; i < 90; i++) {
+    const got = await k(['get', 'csr', name, '-o', 'jsonpath={.status.certificate}']);
+    if (got.exitCode === 0 && got.stdout.trim()) return Buffer.from(got.stdout.trim(), 'base64').toString();
+    await sleep(1000);
+  }
+  throw new Error(`the controller-manager did not sign ${name} in 90 s`);
+}
+
 test.serial('the cluster comes up; a rotation is refused from a PKI folder the cluster does not trust, before anything is made', async (t) => {
   const lab = await labP;
   must(t, await runScript('master', ['--inventory', lab.inventoryPath]));
@@ -141,8 +165,8 @@ test.serial('renew --rotate-ca all, killed (kill -9) at every phase boundary and
     const since = new Date();
     const clients = pollers(lab);
     const said: string[] = [];
-    const run = async (fault?: string) => {
-      const r = await runScript('renew', ['--inventory', lab.inventoryPath, '--rotate-ca', 'all'], fault ? { KUBETLS_FAULT: fault } : {});
+    const run = async (fault?: string, extra: string[] = []) => {
+      const r = await runScript('renew', ['--inventory', lab.inventoryPath, '--rotate-ca', 'all', ...extra], fault ? { KUBETLS_FAULT: fault } : {});
       said.push(r.all);
       return r;
     };
@@ -191,6 +215,9 @@ test.serial('renew --rotate-ca all, killed (kill -9) at every phase boundary and
       t.not((await run('rotate-swap')).code, 0);
       t.is(rotation(lab).phase, 'swap');
       t.is(pemCerts(lab.readFile('kubeminion1', '/srv/kubernetes/ca.crt')).length, 2, 'the minion trusts old + new');
+      // every host holds the bundles, and the real controller-manager still signs, with the old CA (ca.key's)
+      const during = await signedByControllerManager(lab, tmp, 'rotation-probe-bundle');
+      t.true((await opensslVerify(tmp, old['ca.crt']!.toString(), during)).ok, 'signed by the old CA in phase 2');
       t.not((await run('rotate-swap-1')).code, 0);
       t.not((await run('rotate-leaves')).code, 0);
       t.is(rotation(lab).phase, 'leaves');
@@ -206,8 +233,15 @@ test.serial('renew --rotate-ca all, killed (kill -9) at every phase boundary and
       t.is(rotation(lab).phase, 'verify');
       t.not((await run('rotate-drop')).code, 0);
       t.is(rotation(lab).phase, 'drop');
+      // phase 5 keeps the old service-account key for an hour after phase 3 (pods' tokens are renewed by then):
+      // it stops, says until when, and exits 75; --drop-now goes on (the lab runs no pod)
+      const waits = await run();
+      must(t, waits, 75);
+      t.regex(waits.all, /phase 5 waits until \d{4}-\d\d-\d\dT\d\d:\d\dZ: by then every pod's service-account token .*--drop-now/);
+      t.is(rotation(lab).phase, 'drop');
+      t.is(pemCerts(lab.readFile('kubemaster', '/srv/kubernetes/ca.crt')).length, 2, 'nothing dropped yet');
 
-      const last = await run();
+      const last = await run(undefined, ['--drop-now']);
       must(t, last);
       t.regex(last.all, /rotation of all finished: every host trusts the new ca, etcd-ca, front-proxy-ca, sa only/);
       t.is(rotation(lab).phase, 'done');
@@ -275,6 +309,10 @@ test.serial('renew --rotate-ca all, killed (kill -9) at every phase boundary and
     });
     t.regex(await etcd(old['apiserver-etcd-client.crt']!, old['apiserver-etcd-client.key']!), /^error: .*(certificate|alert|socket hang up|ECONNRESET)/i, 'old etcd client pair');
     t.is(await etcd(readFileSync(pki('apiserver-etcd-client.crt')), readFileSync(pki('apiserver-etcd-client.key'))), 'HTTP 200');
+    // the real controller-manager signs with the new CA, and never refused its signer file on any master
+    const after = await signedByControllerManager(lab, tmp, 'rotation-probe-done');
+    t.true((await opensslVerify(tmp, newCa.ca, after)).ok, 'signed by the new CA');
+    for (const m of MASTERS) t.notRegex(lab.unitLog(m, 'kube-controller-manager'), /expected 1 certificate/, m);
 
     // the real kubelet and kube-proxy kept talking to the apiserver: no TLS or authentication error in their logs,
     // and the node's lease was renewed after the rotation ended
