@@ -129,7 +129,7 @@ function rotationRow(inv: Inventory): StatusRow | undefined {
   }
 }
 
-/** The modern profile's service-account key pair: never rotated by kubetls, so status is where damage shows. */
+/** The modern profile's service-account key pair (replaced only by renew.ts --rotate-ca service-account): status is where damage shows. */
 function saRow(inv: Inventory): StatusRow {
   const key = path.join(inv.pki.dir, 'sa.key');
   const pub = path.join(inv.pki.dir, 'sa.pub');

@@ -118,7 +118,7 @@ test('a damaged rotation record is refused, never guessed; master.ts, minions.ts
   }
 });
 
-test('renew --rotate-ca refuses a name it does not know, --only and --cert beside it, and the legacy profile, before touching anything', async (t) => {
+test('renew --rotate-ca refuses a name it does not know, --only and --cert beside it, --drop-now without it, and the legacy profile, before touching anything', async (t) => {
   const modern = writeInventory({ profile: 'modern' });
   const bad = await runScript('renew', ['--inventory', modern, '--rotate-ca', 'everything']);
   t.is(bad.code, 2);
@@ -128,6 +128,9 @@ test('renew --rotate-ca refuses a name it does not know, --only and --cert besid
     t.is(r.code, 2);
     t.regex(r.all, /--rotate-ca cannot be combined with/);
   }
+  const drop = await runScript('renew', ['--inventory', modern, '--drop-now']);
+  t.is(drop.code, 2);
+  t.regex(drop.all, /--drop-now goes with --rotate-ca NAME/);
   const legacy = await runScript('renew', ['--inventory', writeInventory({ profile: 'legacy' }), '--rotate-ca', 'cluster']);
   t.is(legacy.code, 2);
   t.regex(legacy.all, /--rotate-ca needs the modern profile/);
