@@ -164,7 +164,7 @@ test.serial('renew --cert server --force killed (kill -9) after the second maste
     counts = await client.stop();
   }
   t.is(counts.failed, 0, counts.errors.join('\n'));
-  t.true(counts.ok > 500, `${counts.ok} requests`);
+  t.true(counts.ok > 200, `${counts.ok} requests`); // about 50 s of polling at 10 per second (the roll is short since --shutdown-send-retry-after)
   for (const m of MASTERS) t.is(restarts(lab, m, from[m])['kube-apiserver'], 1, m);
   t.deepEqual(overlapping(lab, 'kube-apiserver', since), []);
   t.false(existsSync(join(lab.pkiDir, '.renew-pending.json')));

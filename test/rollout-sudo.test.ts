@@ -48,7 +48,7 @@ test.serial('the modern profile writes no removed flag and uses the SA key pair'
   const api = lab.readFile('kubemaster', '/etc/kubernetes/apiserver');
   t.notRegex(api, /--kubelet-https/);
   t.regex(api, /--service-account-issuer=https:\/\/kubernetes\.default\.svc\.kubic\.local --service-account-key-file=\/srv\/kubernetes\/sa\.pub --service-account-signing-key-file=\/srv\/kubernetes\/sa\.key/);
-  t.regex(lab.readFile('kubemaster', '/etc/kubernetes/controller-manager'), /--service-account-private-key-file=\/srv\/kubernetes\/sa\.key --cluster-signing-cert-file=\/srv\/kubernetes\/ca\.crt --cluster-signing-key-file=\/srv\/kubernetes\/ca\.key --use-service-account-credentials=true --node-monitor-grace-period=20s"$/m);
+  t.regex(lab.readFile('kubemaster', '/etc/kubernetes/controller-manager'), /--service-account-private-key-file=\/srv\/kubernetes\/sa\.key --cluster-signing-cert-file=\/srv\/kubernetes\/ca-signer\.crt --cluster-signing-key-file=\/srv\/kubernetes\/ca\.key --use-service-account-credentials=true --node-monitor-grace-period=20s"$/m);
   const kubelet = lab.readFile('kubeminion2', '/etc/kubernetes/kubelet');
   t.regex(kubelet, /^KUBELET_API_SERVER=""$/m);
   t.notRegex(kubelet, /--enable_server|--api-servers/);
