@@ -22,8 +22,8 @@ import { apiChecks } from './verify.ts';
 export interface RenewResult { code: number; happened: boolean; outcomes: HostOutcome[]; renewed: string[] }
 
 /** Hosts that still need the renewed files (a failed or interrupted run): rolled out again by the next run. */
-const pendingFile = (inv: Inventory) => path.join(inv.pki.dir, '.renew-pending.json');
-function readPending(inv: Inventory, dryRun?: boolean): string[] {
+export const pendingFile = (inv: Inventory) => path.join(inv.pki.dir, '.renew-pending.json');
+export function readPending(inv: Inventory, dryRun?: boolean): string[] {
   let hosts: string[];
   try { hosts = JSON.parse(readFileSync(pendingFile(inv), 'utf8')) as string[]; } catch { return []; }
   // a host removed from the inventory since can never be finished: forget it (once, loudly) instead of failing forever

@@ -28,7 +28,7 @@ import { allHosts, etcdHosts, type Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
 import * as openssl from './openssl.ts';
 import { applyPki, caSpecs, leafSpecs, planPki, readKey, retiringToken, writeAdminKubeconfig, writeAtomic, type CaName } from './pki.ts';
-import type { RenewResult } from './renew.ts';
+import { pendingFile, readPending, type RenewResult } from './renew.ts';
 import { deployedChecks, apiChecks, modernChecks, type Result } from './verify.ts';
 import {
   etcdSteps, forHosts, masterSteps, minionSteps, pkiFilesFor, pkiToMinion, rollControl, summarize, withRollback, type HostOutcome, type RolloutOptions,
@@ -201,10 +201,8 @@ async function preflight(inv: Inventory, o: RolloutOptions, targets: RotTarget[]
     if (targets.includes(c.name) && plan.cas[c.name]?.status === 'expired') throw new ExitError(`${EXPIRED(c.name)}`, 2);
   }
   if (targets.includes('sa') && !existsSync(path.join(inv.pki.dir, 'sa.key'))) throw new ExitError(`no sa.key in ${shown(inv.pki.dir)}: run scripts/master.ts first`, 2);
-  const pending = path.join(inv.pki.dir, '.renew-pending.json');
-  let owed: string[] = [];
-  try { owed = JSON.parse(readFileSync(pending, 'utf8')) as string[]; } catch { /* none */ }
-  if (owed.length) throw new ExitError(`${owed.join(', ')} still owe an earlier renewal (${shown(pending)}): run renew.ts first, then rotate`, 2);
+  const owed = readPending(inv, o.dryRun);
+  if (owed.length) throw new ExitError(`${owed.join(', ')} still owe an earlier renewal (${shown(pendingFile(inv))}): run renew.ts first, then rotate`, 2);
   if (retiringToken(inv) !== undefined) throw new ExitError('a token rotation is still running: run renew.ts to finish it, then rotate', 2);
   for (const f of targets.flatMap((t) => [sideFile(keyFile(t), 'next'), sideFile(publicFile(t), 'next'), sideFile(keyFile(t), 'prev'), sideFile(publicFile(t), 'prev')])) {
     if (existsSync(path.join(inv.pki.dir, f))) throw new ExitError(`${shown(path.join(inv.pki.dir, f))} is there but no rotation is recorded: move it away (it is not kubetls's to reuse or delete)`, 2);

@@ -138,7 +138,8 @@ export function pemCerts(b: Buffer | string): X509Certificate[] {
  */
 export function knownCas(inv: Inventory, caFile: string): string[] {
   const dir = inv.pki.dir;
-  const out = [caFile, sideFile(caFile, 'next'), sideFile(caFile, 'prev')].filter((f) => f === caFile || (runningRotation(inv) && existsSync(path.join(dir, f))));
+  const sides = runningRotation(inv) ? [sideFile(caFile, 'next'), sideFile(caFile, 'prev')].filter((f) => existsSync(path.join(dir, f))) : [];
+  const out = [caFile, ...sides];
   return out.flatMap((f) => { try { return pemCerts(readFileSync(path.join(dir, f))).map((c) => c.fingerprint256); } catch { return []; } });
 }
 
