@@ -1,12 +1,12 @@
 // How long the lab takes: up and down of 1 master + K minions (default 50), then one SSH round trip to every host, and
 // the hosts' memory once booted (every process of every host's cgroups, VmRSS summed), with no Kubernetes unit
-// started: the price of the hosts themselves. Every host boots the real systemd (lib/lab/nspawn.ts).
+// started: the price of the hosts themselves. Every host boots the real systemd (lab/nspawn.ts).
 //   node --import=tsx bench/lab.ts [K] [--profile legacy|modern]
-// No target: the figures are reported (lib/lab/README.md keeps them); the run fails only when a host did not answer.
+// No target: the figures are reported (lab/README.md keeps them); the run fails only when a host did not answer.
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
-import { cgroupPids, cgroupsOf, netCgroupOf } from '../lib/lab/nspawn.ts';
-import { labDown, labUp } from '../lib/lab/index.ts';
+import { cgroupPids, cgroupsOf, netCgroupOf } from '../lab/nspawn.ts';
+import { labDown, labUp } from '../lab/index.ts';
 
 const args = process.argv.slice(2);
 const profile = args[args.indexOf('--profile') + 1] === 'modern' && args.includes('--profile') ? 'modern' : 'legacy';

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The recipe's PKI (SEED.md steps 2-5 and 12) verbatim, for 1 master + N minions, in the current folder.
+# The recipe's PKI (docs/recipe.md steps 2-5 and 12) verbatim, for 1 master + N minions, in the current folder.
 # Used by bench/run.ts as the baseline:  bash bench/recipe-pki.sh N
 set -euo pipefail
 n=$1

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The recipe's remote half (SEED.md steps 7-11 and 13-18), as an operator runs it today: one `ssh`/`scp` per command,
+# The recipe's remote half (docs/recipe.md steps 7-11 and 13-18), as an operator runs it today: one `ssh`/`scp` per command,
 # one host after the other, against a lab (legacy profile) whose PKI folder already holds the files (same files as
 # kubetls's). Used by bench/run.ts as the baseline; loopback lab hosts only.
 #   bash bench/recipe-remote.sh LABDIR PKIDIR kubemaster kubeminion1 kubeminion2 …

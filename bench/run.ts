@@ -1,4 +1,4 @@
-// npm run bench: kubetls side by side with the recipe's own commands (issue 11), in one invocation, and
+// npm run bench: kubetls side by side with the recipe's own commands, in one invocation, and
 // bench/RESULTS.md written from what it measured. The machine is small and noisy: read the ratios and the medians.
 //
 //   BENCH_MINIONS=50 BENCH_RUNS=3 BENCH_SCALE=10,25,50 npm run bench      (the defaults)
@@ -17,8 +17,8 @@ import { execa, type Options } from 'execa';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { labDown, labUnavailable, labUp, type Lab } from '../lib/lab/index.ts';
-import { writeInventory } from '../test/helpers/inventory.ts';
+import { labDown, labUnavailable, labUp, type Lab } from '../lab/index.ts';
+import { stringify } from 'yaml';
 
 const N = Number(process.env.BENCH_MINIONS ?? 50);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -56,12 +56,26 @@ function opensslShim(dir: string, log: string): string {
   return bin;
 }
 
+/** The recipe's cluster (1 master + n minions, RSA 2048, CA 4096), as bench/recipe-pki.sh makes it, in `dir`/cluster.yaml. */
+function recipeInventory(dir: string, n: number): string {
+  const file = path.join(dir, 'cluster.yaml');
+  writeFileSync(file, stringify({
+    cluster: 'debian-cluster', profile: 'legacy',
+    pki: { dir: 'pki', remote_dir: '/srv/kubernetes', key: 'rsa', ca_bits: 4096, bits: 2048, ca_days: 3650, days: 365, renew_before_days: 30 },
+    apiserver: { cn: 'kubernetes.default.svc', dns: ['kubernetes.default.svc', 'kubemaster'], ip: ['10.24.0.1'], port: 6443 },
+    cluster_dns: '10.24.0.10', cluster_domain: 'kubic.local',
+    master: { name: 'kubemaster', address: 'kubemaster' },
+    minions: Array.from({ length: n }, (_, i) => `kubeminion${i + 1}`),
+  }));
+  return file;
+}
+
 async function pkiRun(): Promise<{ recipe: Sample; kubetls: Sample; openssl: number }> {
   const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-bench-pki-'));
   try {
     mkdirSync(path.join(dir, 'recipe'));
     const recipe = await timed(['bash', path.join(repo, 'bench/recipe-pki.sh'), String(N)], { cwd: path.join(dir, 'recipe') });
-    const inv = writeInventory({ pki: { ca_bits: 4096 }, minions: Array.from({ length: N }, (_, i) => `kubeminion${i + 1}`) }, dir);
+    const inv = recipeInventory(dir, N);
     const log = path.join(dir, 'openssl-cpu');
     const bin = opensslShim(dir, log);
     const k = await timed([...kubetls, 'master', '--pki-only', '--inventory', inv], { env: { PATH: `${bin}:${process.env.PATH}` } });
@@ -166,7 +180,7 @@ const scaleRows = scale.map(({ k, s }, i) => {
   const per = prev ? `${f2((s.cpu - prev.s.cpu) / (k - prev.k))} s CPU, ${f2((s.wall - prev.s.wall) / (k - prev.k))} s wall` : '-';
   return [`1 + ${k}`, `${f2(s.wall)} s`, `${f2(s.cpu)} s`, `${s.rssMiB.toFixed(0)} MiB`, per];
 });
-const report = `# Benchmarks (issue 11)
+const report = `# Benchmarks
 
 Written by \`npm run bench\` (bench/run.ts) on ${started.toISOString().slice(0, 16)}Z, commit ${commit}.
 Machine: ${CORES} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}, ${openssl}; load average ${f2(load0)} at the

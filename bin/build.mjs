@@ -1,12 +1,12 @@
 /**
- * Start-up cost (issue 11). The commands an operator and cron run (master, minions, verify, status, renew) run from
+ * Start-up cost. The commands an operator and cron run (master, minions, verify, status, renew) run from
  * one precompiled JavaScript file each instead of compiling TypeScript through tsx on every start and resolving a few
  * hundred module files: a cron run with nothing to do costs about a fifth of the CPU.
  *
  * - esbuild (the compiler tsx itself runs on) bundles scripts/<command>.ts with lib/, config/ and the pure-JavaScript
  *   dependencies; ssh2 and ssh2-sftp-client stay outside (ssh2 loads an optional native addon at run time).
  * - The bundles live in dist/, one folder below the package root like scripts/ and lib/, so the few paths our code
- *   takes from import.meta.url (package.json, scripts/) still resolve. The lab (lib/lab) is never bundled: it finds
+ *   takes from import.meta.url (package.json, scripts/) still resolve. The lab (lab/) is never bundled: it finds
  *   its scripts (rootfs.sh, kube/build.sh) and the stand-ins next to its own source, and lab/demo are not commands a cron job runs.
  * - Content-addressed: a bundle is dist/<command>-<H>.mjs, H the sha256 of every file it was built from (esbuild's
  *   metafile: our sources by content, each bundled dependency by its package.json) plus our package.json, as they

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 const COMMANDS = {
-  master: 'build the PKI and install it on the master and the minions (SEED.md steps 1-13)',
+  master: 'build the PKI and install it on the master and the minions (docs/recipe.md steps 1-13)',
   minions: 'kubeconfigs, flags and restarts on the minions (steps 14-18)',
   verify: 'check the cluster with real TLS clients (steps 19-20, without -k)',
   status: 'what expires when, and what drifted (--remote, --json, --prometheus FILE)',

@@ -1,9 +1,9 @@
 /**
  * Owners and modes of every file kubetls writes, local and remote.
  *
- * SEED.md step 7 (`chown -R kube:nogroup /srv/kubernetes; chmod 600 /srv/kubernetes/*`) on the master: the apiserver,
+ * docs/recipe.md step 7 (`chown -R kube:nogroup /srv/kubernetes; chmod 600 /srv/kubernetes/*`) on the master: the apiserver,
  * controller-manager and scheduler run as `kube` and must read these files; nobody else needs to.
- * SEED.md step 13 (`chown -R root:root; chmod 600`) on the minions: kubelet and kube-proxy run as root.
+ * docs/recipe.md step 13 (`chown -R root:root; chmod 600`) on the minions: kubelet and kube-proxy run as root.
  * Modes are numbers here (0o600); in cluster.yaml they would be strings, because YAML reads 0600 as decimal 600.
  */
 export interface FileMode {
@@ -29,7 +29,7 @@ export const kubeconfig: FileMode = { owner: 'root', group: 'root', mode: 0o600 
 export const envFile: FileMode = { owner: 'root', group: 'root', mode: 0o644 };
 
 /**
- * The remote folders we create, if missing. Every folder root writes into belongs to root (lib/remote.ts dirProblem):
+ * The remote folders we create, if missing. Every folder root writes into belongs to root (lib/remote/survey.ts dirProblem):
  * the recipe's `chown -R kube:nogroup /srv/kubernetes` also gave `kube` the folder, and with it the power to plant a
  * symlink where root writes next. The files stay `kube:nogroup 0600`; the master's folder is `root:root 0755` so that
  * `kube` can reach them (it lists only names), a minion's `root:root 0700` (only root reads there).
@@ -45,5 +45,10 @@ export const envDir: FileMode = { owner: 'root', group: 'root', mode: 0o755 };
 
 /** Where the kubelet kubeconfig lives on every minion (step 14). */
 export const KUBECONFIG_PATH = '/var/lib/kubelet/kubeconfig';
+/**
+ * Where a host remembers a restart it still owes (`restart.<unit>`, lib/rollout/converge.ts recordRestarts) and the
+ * backups a rollback would put back (`rollback.list`): root's alone (stateDir).
+ */
+export const PENDING_DIR = '/var/lib/kubetls';
 /** How many `<file>.bak-<UTC timestamp>` copies remote writes keep per file. */
 export const BACKUPS_KEPT = 3;

@@ -12,7 +12,7 @@ import { envFile, KUBECONFIG_PATH, kubeconfig as kubeconfigMode, masterPki, mini
 
 /**
  * A local PKI file (base name in pki.dir) copied to `path`. During a CA rotation a CA certificate is sent as a trust
- * bundle (old + new, lib/trust.ts), unless `alone`: then it is the local file itself, always one certificate.
+ * bundle (old + new, lib/pki/trust.ts), unless `alone`: then it is the local file itself, always one certificate.
  */
 export interface FilePlacement { file: string; path: string; mode: FileMode; alone?: boolean }
 /**

@@ -1,7 +1,7 @@
 /**
  * The flags each profile writes into /etc/kubernetes/*, and which service reads which file.
  *
- * `legacy` is SEED.md steps 9, 10, 15, 16 and 17 word for word (Kubernetes 1.4). `modern` is the same cluster for
+ * `legacy` is docs/recipe.md steps 9, 10, 15, 16 and 17 word for word (Kubernetes 1.4). `modern` is the same cluster for
  * Kubernetes >= 1.28, where the recipe's flags make the binaries exit:
  *  - `--kubelet-https` was removed from kube-apiserver in 1.22 and `--api-servers` from the kubelet in 1.8:
  *    both give "unknown flag".
@@ -104,7 +104,7 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
           // then it answers what is still arriving with 429 + Retry-After (client-go retries those) until its requests
           // in flight are done, and exits 2 s later. Without it the apiserver closes its port at once and then waits
           // its whole 60 s request timeout for open watches ("Failed to shutdown server: context deadline exceeded"):
-          // a restart measured 67 s without it, 9 s with it (lib/lab/README.md). Every renewal restarts it.
+          // a restart measured 67 s without it, 9 s with it (lab/README.md). Every renewal restarts it.
           !legacy && '--shutdown-send-retry-after=true',
         ),
       },
@@ -244,7 +244,7 @@ export function unitsFor(profile: Profile, role: UnitRole): UnitReads[] {
   ];
 }
 
-/** The identity each credential must be given by the apiserver (verify.ts, SEED.md steps 19–20). */
+/** The identity each credential must be given by the apiserver (verify.ts, docs/recipe.md steps 19–20). */
 export function minionIdentity(profile: Profile, name: string): { cn: string; o?: string } {
   return profile === 'legacy' ? { cn: name } : { cn: `system:node:${name}`, o: 'system:nodes' };
 }

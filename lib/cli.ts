@@ -3,10 +3,10 @@
  * known errors into one clear line and an exit code, and never print a stack trace to an operator.
  *   exit 0 ok · 1 something failed · 2 bad flags or bad inventory · 75 another run holds the lock (EX_TEMPFAIL)
  */
-import path from 'node:path';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { InventoryError, oneLine } from './inventory.ts';
+import { InventoryError, oneLine } from './inventory/errors.ts';
 import { log, mask } from './log.ts';
 
 export class UsageError extends Error {}
@@ -86,7 +86,7 @@ export function usageError(message: string, usage: string): never {
 /**
  * `--only NAME[,NAME]`, checked before anything else happens: an empty list (`--only ,`) or an empty name is a bad
  * flag (exit 2), never "no host" or "every host". Whether each name is a host of the inventory is checked by
- * lib/rollout.ts (selectHosts), which scripts call before any work.
+ * lib/remote/hosts.ts (selectHosts), which scripts call before any work.
  */
 export function onlyFlag(v: string | undefined, usage: string): string | undefined {
   if (v === undefined) return undefined;

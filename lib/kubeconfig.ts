@@ -1,5 +1,5 @@
 /**
- * The kubelet kubeconfig of SEED.md step 14, written as the YAML that these four commands produce:
+ * The kubelet kubeconfig of docs/recipe.md step 14, written as the YAML that these four commands produce:
  *   kubectl config --kubeconfig=K set-cluster CLUSTER --server=https://MASTER:6443 --certificate-authority=ca.crt --embed-certs=true
  *   kubectl config --kubeconfig=K set-credentials kubelet --client-certificate=M.crt --client-key=M.key --embed-certs=true --token=TOKEN
  *   kubectl config --kubeconfig=K set-context kubelet-context --cluster=CLUSTER --user=kubelet

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Inventory } from './inventory.ts';
 import { log } from './log.ts';
-import { apiRequest, type Credential } from './verify.ts';
+import { apiRequest, type Credential } from './probe.ts';
 
 export const KUBELET_API_BINDING = 'kubetls:apiserver-kubelet-client';
 export const KUBELET_API_ROLE = 'system:kubelet-api-admin';

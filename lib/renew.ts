@@ -7,57 +7,31 @@
  *   verify  — the recipe's checks against the new certificates
  * The CA is never renewed here: inside its window every run says so and exits 1.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { local as localModes } from '../config/files.ts';
-import { allHosts, etcdHosts, type Host, type Inventory } from './inventory.ts';
 import { ExitError } from './cli.ts';
 import { faultPoint } from './fault.ts';
+import { allHosts, etcdHosts, type Host, type Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
-import { applyPki, PkiError, planPki, readCert, readTokenFile, retiringMarker, retiringToken, tokensCsv, untilDue, writeAtomic, type Plan, type PlanItem } from './pki.ts';
-import { etcdSteps, forHosts, localInputs, rollControl, masterSteps, wherePlaced, minionSteps, pkiToMinion, servedMismatch, summarize, withRollback, type HostOutcome, type RolloutOptions } from './rollout.ts';
-import { lastRenewFile } from './status.ts';
+import { applyPki } from './pki/apply.ts';
+import { untilDue } from './pki/check.ts';
+import { type Plan, type PlanItem, planPki } from './pki/plan.ts';
+import { PkiError, readCert } from './pki/read.ts';
+import { dropRetiringToken, retiringToken } from './pki/token.ts';
+import { forHosts, type HostOutcome, type RolloutOptions, summarize } from './remote/hosts.ts';
+import { withRollback } from './rollout/converge.ts';
+import { localInputs, wherePlaced } from './rollout/desired.ts';
+import { servedMismatch } from './rollout/gates.ts';
+import { rollControl } from './rollout/roll.ts';
+import { etcdSteps, masterSteps, minionSteps, pkiToMinion } from './rollout/steps.ts';
+import { readPending, writePending } from './state.ts';
 import { apiChecks } from './verify.ts';
 
 export interface RenewResult { code: number; happened: boolean; outcomes: HostOutcome[]; renewed: string[] }
-
-/** Hosts that still need the renewed files (a failed or interrupted run): rolled out again by the next run. */
-export const pendingFile = (inv: Inventory) => path.join(inv.pki.dir, '.renew-pending.json');
-export function readPending(inv: Inventory, dryRun?: boolean): string[] {
-  let hosts: string[];
-  try { hosts = JSON.parse(readFileSync(pendingFile(inv), 'utf8')) as string[]; } catch { return []; }
-  // a host removed from the inventory since can never be finished: forget it (once, loudly) instead of failing forever
-  const known = new Set(allHosts(inv).map((h) => h.name));
-  const gone = hosts.filter((h) => !known.has(h));
-  const kept = hosts.filter((h) => known.has(h));
-  if (gone.length) {
-    log.warn(`${shown(pendingFile(inv))}: ${gone.join(', ')} no longer in the inventory: forgotten`);
-    if (!dryRun) writePending(inv, kept);
-  }
-  return kept;
-}
-function writePending(inv: Inventory, hosts: string[]): void {
-  if (hosts.length) writeAtomic(pendingFile(inv), `${JSON.stringify([...new Set(hosts)].sort())}\n`, localModes.secret);
-  else rmSync(pendingFile(inv), { force: true });
-}
 
 /** Which hosts a renewed item must reach: those whose files are made from one of its files (config/layout.ts). */
 function hostsTouched(inv: Inventory, items: PlanItem[]): Set<string> {
   const files = new Set(items.flatMap((i) => i.files));
   return new Set(allHosts(inv).filter((h) => [...localInputs(inv, h)].some((f) => files.has(f))).map((h) => h.name));
-}
-
-/**
- * master.ts and minions.ts: a host they failed on is owed the current files, which cron's renew.ts then finishes; a
- * host they brought up to date is no longer owed anything.
- */
-export function recordRollout(inv: Inventory, outcomes: HostOutcome[], dryRun: boolean | undefined, completes: (host: string) => boolean): void {
-  if (dryRun || !existsSync(inv.pki.dir)) return;
-  const failed = outcomes.filter((x) => x.failed).map((x) => x.host);
-  // master.ts completes the master and etcd hosts; a minion is complete only after minions.ts (its kubeconfig)
-  const done = new Set(outcomes.filter((x) => !x.failed && completes(x.host)).map((x) => x.host));
-  const next = [...readPending(inv, dryRun).filter((h) => !done.has(h)), ...failed];
-  writePending(inv, next);
 }
 
 /** `nothing to renew; next due: server.crt in 287 d` — the leaf that becomes due first. */
@@ -192,15 +166,13 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
 /** The last step of a token rotation: tokens.csv keeps only the current token, on the master (apiserver restarted, gated). */
 async function retireOldToken(inv: Inventory, o: RolloutOptions): Promise<HostOutcome[]> {
   log.phase('retire the old token');
-  const current = readTokenFile(inv)!;
   if (o.dryRun) {
     log.info(`would rewrite ${shown(path.join(inv.pki.dir, 'tokens.csv'))} without the old token and install it, restarting kube-apiserver`, inv.masters.map((m) => m.name).join(', '));
     return [];
   }
   const owed = new Set(inv.masters.map((m) => m.name));
   writePending(inv, [...owed]); // a run killed from here on finishes it next time (the masters are due)
-  writeAtomic(path.join(inv.pki.dir, 'tokens.csv'), tokensCsv(current.currentLine, undefined, current.others), localModes.secret);
-  rmSync(retiringMarker(inv), { force: true });
+  dropRetiringToken(inv);
   const outcomes = await rollControl(inv, inv.masters, o, (r, step, out) => withRollback(inv, r, out, o, () => masterSteps(inv, r, step, out, o)),
     (h) => { owed.delete(h); writePending(inv, [...owed]); });
   writePending(inv, outcomes.filter((x) => x.failed).map((x) => x.host));
@@ -223,9 +195,4 @@ async function servedIsStale(inv: Inventory, master: Host): Promise<boolean> {
   const m = await servedMismatch(inv, master);
   if (m) log.info(`${master.address}:${inv.apiserver.port} serves server.crt serial ${m.served}, the local one is ${m.local}: ${master.name} is due`, master.name);
   return m !== undefined;
-}
-
-/** After a run that finished without error: the time that --prometheus reports. */
-export function recordSuccess(inv: Inventory): void {
-  if (existsSync(inv.pki.dir)) writeAtomic(lastRenewFile(inv), `${new Date().toISOString()}\n`, localModes.public);
 }

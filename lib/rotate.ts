@@ -1,12 +1,12 @@
 /**
  * CA rotation (`renew.ts --rotate-ca cluster|etcd|front-proxy|service-account|all`): a new CA, and the
  * service-account key pair, put in place without a refused request, in five phases recorded in pki.dir
- * (`.rotate-ca.json`, lib/trust.ts) so that a run killed anywhere resumes where it stopped:
+ * (`.rotate-ca.json`, lib/state.ts) so that a run killed anywhere resumes where it stopped:
  *
  *   1 new     the new CA beside the old one (<ca>.next.*); nothing leaves this machine
  *   2 bundle  every trust point holds old + new (ca.crt, etcd-ca.crt, front-proxy-ca.crt, sa.pub, every kubeconfig's
  *             certificate-authority-data, admin.kubeconfig); each reader restarted once, the control plane one host
- *             at a time (lib/rollout.ts rollControl), then the minions. A host that cannot be reached blocks phase 3.
+ *             at a time (lib/rollout/roll.ts rollControl), then the minions. A host that cannot be reached blocks phase 3.
  *   3 swap    the new CA becomes <ca>.crt (the old kept as <ca>.prev.*) and every leaf of it is reissued;
  *     leaves  then rolled out like a renewal (trust points now new + old). Every client already trusts both, so no
  *             order of servers and clients can refuse a request.
@@ -21,19 +21,28 @@
 import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { type CaName, caSpecs, leafSpecs } from '../config/certs.ts';
 import { local as localModes } from '../config/files.ts';
+import { opensslConfig } from '../config/openssl.ts';
+import { writeAtomic } from './atomic.ts';
 import { ExitError } from './cli.ts';
 import { faultIs, faultPoint } from './fault.ts';
 import { allHosts, etcdHosts, type Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
-import * as openssl from './openssl.ts';
-import { applyPki, caSpecs, leafSpecs, planPki, readKey, retiringToken, writeAdminKubeconfig, writeAtomic, type CaName } from './pki.ts';
-import { pendingFile, readPending, type RenewResult } from './renew.ts';
-import { deployedChecks, apiChecks, modernChecks, type Result } from './verify.ts';
-import {
-  etcdSteps, forHosts, masterSteps, minionSteps, pkiFilesFor, pkiToMinion, rollControl, summarize, withRollback, type HostOutcome, type RolloutOptions,
-} from './rollout.ts';
-import { holdsOnlyKnownCas, PHASE_TEXT, PHASES, publicFile, readRotation, ROTATE_NAMES, rotationFile, sideFile, type Phase, type Rotation, type RotTarget } from './trust.ts';
+import { applyPki, writeAdminKubeconfig } from './pki/apply.ts';
+import * as openssl from './pki/openssl.ts';
+import { planPki } from './pki/plan.ts';
+import { readKey } from './pki/read.ts';
+import { retiringToken } from './pki/token.ts';
+import { holdsOnlyKnownCas, publicFile, sideFile } from './pki/trust.ts';
+import { forHosts, type HostOutcome, type RolloutOptions, summarize } from './remote/hosts.ts';
+import type { RenewResult } from './renew.ts';
+import { withRollback } from './rollout/converge.ts';
+import { pkiFilesFor } from './rollout/desired.ts';
+import { rollControl } from './rollout/roll.ts';
+import { etcdSteps, masterSteps, minionSteps, pkiToMinion } from './rollout/steps.ts';
+import { EXPIRED, pendingFile, PHASE_TEXT, PHASES, readPending, readRotation, ROTATE_NAMES, writeRotation, type Phase, type Rotation, type RotTarget } from './state.ts';
+import { apiChecks, deployedChecks, modernChecks, type Result } from './verify.ts';
 
 export interface RotateSelection { what: string; force?: boolean; dropNow?: boolean }
 
@@ -51,23 +60,6 @@ function identity(inv: Inventory, t: RotTarget, side?: 'next' | 'prev'): string 
   const file = path.join(inv.pki.dir, side ? sideFile(publicFile(t), side) : publicFile(t));
   if (t !== 'sa') return new X509Certificate(readFileSync(file)).fingerprint256;
   return createHash('sha256').update(createPublicKey(readFileSync(file)).export({ type: 'spki', format: 'der' })).digest('hex');
-}
-
-function writeRotation(inv: Inventory, r: Rotation): void {
-  writeAtomic(rotationFile(inv), `${JSON.stringify(r, null, 2)}\n`, localModes.secret);
-}
-
-/** What to do with a CA that expired: a rotation cannot help any more (master.ts says the same). */
-export const EXPIRED = (ca: string) => `${ca}.crt has expired: nothing it signed verifies any more, so a rotation (which keeps a working cluster working) cannot run. `
-  + `Move ${ca}.crt and ${ca}.key away and run scripts/master.ts --replace-ca: a new CA, every certificate reissued, every unit restarted, as at install.`;
-
-/** master.ts, minions.ts and a plain renew.ts refuse to run while a rotation runs: each would undo part of a phase. */
-export function refuseDuringRotation(inv: Inventory, script: string): void {
-  const r = readRotation(inv);
-  if (r && r.phase !== 'done') {
-    throw new ExitError(`a CA rotation of ${r.what} is running (${PHASE_TEXT[r.phase]}, started ${r.started}): ${script} would undo part of it. `
-      + `Finish it first: npx zx scripts/renew.ts --rotate-ca ${r.what}`, 2);
-  }
 }
 
 /** `renew.ts --rotate-ca NAME`: start a rotation or resume the one recorded, and carry it to the end. */
@@ -230,7 +222,7 @@ async function preflight(inv: Inventory, o: RolloutOptions, targets: RotTarget[]
 async function makeNext(inv: Inventory, rot: Rotation): Promise<void> {
   const p = (f: string) => path.join(inv.pki.dir, f);
   const cnf = p('openssl.cnf');
-  if (!existsSync(cnf)) writeAtomic(cnf, openssl.opensslConfig(inv), localModes.public);
+  if (!existsSync(cnf)) writeAtomic(cnf, opensslConfig(inv), localModes.public);
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   for (const t of rot.targets) {
     const key = p(sideFile(keyFile(t), 'next'));
@@ -286,7 +278,7 @@ function swap(inv: Inventory, rot: Rotation): void {
 
 /**
  * Phases 2, 3 and 5 on the cluster: what master.ts and minions.ts would install given the phase's bundles
- * (lib/trust.ts deployedBytes), the control plane one host at a time, then the minions. A failed control-plane host
+ * (lib/pki/trust.ts deployedBytes), the control plane one host at a time, then the minions. A failed control-plane host
  * keeps the minions as they are.
  */
 async function deployAll(inv: Inventory, o: RolloutOptions, phase: Phase): Promise<HostOutcome[]> {
@@ -309,7 +301,7 @@ async function deployAll(inv: Inventory, o: RolloutOptions, phase: Phase): Promi
 /**
  * Phase 4: the local leaves of every rotated CA verify against the new CA alone (the real openssl); every host holds
  * exactly the local files; every server (each apiserver, each etcd member, each kubelet) and every identity is checked
- * by clients that trust the new CA only (lib/trust.ts clientTrust in this phase).
+ * by clients that trust the new CA only (lib/pki/trust.ts clientTrust in this phase).
  */
 async function verifyNewChain(inv: Inventory, o: RolloutOptions, rot: Rotation): Promise<Result[]> {
   const out: Result[] = [];
@@ -329,7 +321,7 @@ async function verifyNewChain(inv: Inventory, o: RolloutOptions, rot: Rotation):
 
 /**
  * Phase 5, remote: the masters received the old ca.key / sa.key once, and every install kept the file it replaced
- * as `<file>.bak-<time>` (lib/remote.ts). Those backups hold the old keys: deleted, on every master.
+ * as `<file>.bak-<time>` (lib/remote/install.ts). Those backups hold the old keys: deleted, on every master.
  */
 async function forgetOldKeys(inv: Inventory, o: RolloutOptions, rot: Rotation): Promise<HostOutcome[]> {
   const names = rot.targets.filter((t) => t === 'ca' || t === 'sa').map((t) => `${keyFile(t)}.bak-*`);

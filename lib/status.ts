@@ -9,20 +9,23 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import tls from 'node:tls';
+import { caSpecs, leafSpecs } from '../config/certs.ts';
 import { KUBECONFIG_PATH } from '../config/files.ts';
+import { KUBELET_PORT } from '../config/profiles.ts';
+import { writeAtomic } from './atomic.ts';
 import { ExitError } from './cli.ts';
-import { allHosts, masterTarget, type Host, type Inventory } from './inventory.ts';
+import { allHosts, type Host, type Inventory, masterTarget } from './inventory.ts';
 import { readKubeconfig } from './kubeconfig.ts';
 import { shown } from './log.ts';
-import {
-  caSpecs, checkCa, checkLeaf, insecureMode, leafSpecs, parseCert, readCert, readKey, readPublicKey, readToken, UnreadableError, untilDue, writeAtomic,
-  type CertInfo, type Check,
-} from './pki.ts';
-import type { Remote } from './remote.ts';
-import { kubeconfigsFor, pkiFilesFor } from './rollout.ts';
-import { KUBELET_PORT } from '../config/profiles.ts';
-import { clientTrust, PHASE_TEXT, readRotation } from './trust.ts';
+import { type Check, checkCa, checkLeaf, untilDue } from './pki/check.ts';
+import { insecureMode } from './pki/dir.ts';
+import { type CertInfo, parseCert, readCert, readKey, readPublicKey, UnreadableError } from './pki/read.ts';
+import { readToken } from './pki/token.ts';
+import { clientTrust } from './pki/trust.ts';
+import { readServed, type Served } from './probe.ts';
+import type { Remote } from './remote/remote.ts';
+import { kubeconfigsFor, pkiFilesFor } from './rollout/desired.ts';
+import { PHASE_TEXT, readRotation } from './state.ts';
 
 export interface StatusRow {
   name: string; // ca.crt, server.crt, kubeminion1.crt, tokens.csv, sa.key, kubeconfig
@@ -189,27 +192,6 @@ export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()):
   return rows;
 }
 
-export interface Served { info: CertInfo; authorized: boolean; error?: string }
-
-/**
- * The certificate a TLS port serves, read from the handshake whatever it is: expired, from another CA or for another
- * name, because those are exactly what status must report (the trust verdict is returned beside it, the connection
- * is closed before anything is sent). Verified against `ca` for `servername`, as the kubelets do.
- */
-export function readServed(host: string, port: number, servername: string, ca: Buffer | undefined, timeoutMs = 5000): Promise<Served> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host, port, servername, ca, rejectUnauthorized: false, timeout: timeoutMs }, () => {
-      const raw = s.getPeerCertificate().raw;
-      const authorized = s.authorized;
-      const error = s.authorizationError ? String(s.authorizationError) : undefined;
-      s.destroy();
-      try { resolve({ info: parseCert(raw, `${host}:${port} (served)`), authorized, error }); } catch (e) { reject(e); }
-    });
-    s.on('timeout', () => { s.destroy(); reject(new Error(`${host}:${port}: no TLS answer in ${timeoutMs} ms`)); });
-    s.on('error', reject);
-  });
-}
-
 /**
  * The certificate 6443 serves: its own subject and expiry, from the wire (not the local file, which may have been
  * renewed while the apiserver still serves the old one), judged against the local ca.crt and server.crt. One row per
@@ -268,14 +250,6 @@ export async function servedKubelets(inv: Inventory, now = new Date()): Promise<
       : untilDue(inv, i.notAfter, now) <= 0 ? 'renew due' : 'ok';
     return { ...base, subject: dn(i), sans: i.sans.join(','), issuer: i.issuer, notAfter: i.notAfter.toISOString(), daysLeft: daysTo(i.notAfter, now), status };
   }));
-}
-
-/** Where renew.ts records the time of its last successful run (for --prometheus). */
-export const lastRenewFile = (inv: Inventory) => path.join(inv.pki.dir, '.last-renew');
-
-export function lastRenew(inv: Inventory): Date | undefined {
-  const f = lastRenewFile(inv);
-  return existsSync(f) ? statSync(f).mtime : undefined;
 }
 
 /**

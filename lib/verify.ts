@@ -1,60 +1,27 @@
 /**
- * SEED.md steps 19–20, without `-k`: the apiserver is verified against ca.crt for the master's name, each credential
+ * docs/recipe.md steps 19–20, without `-k`: the apiserver is verified against ca.crt for the master's name, each credential
  * must be accepted, and must be given the identity it was made for (a 200 from /version alone proves nothing: a real
  * apiserver serves it anonymously). Plus: what is deployed on each host is what the local PKI holds.
  */
 import { createHash } from 'node:crypto';
-import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
-import https from 'node:https';
 import path from 'node:path';
+import { execa } from 'execa';
+import { leafSpecs } from '../config/certs.ts';
 import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
-import { apiTarget, masterTarget, urlOf, type ApiTarget, type Host, type Inventory } from './inventory.ts';
-import { log, shown } from './log.ts';
-import { checkLeaf, leafSpecs, readCert, readToken } from './pki.ts';
-import { envFor, httpsGet, kubeconfigContent, kubeconfigsFor, pkiFilesFor, servedCert } from './rollout.ts';
-import { getVar } from './envfile.ts';
-import type { Remote } from './remote.ts';
 import { ETCD_CLIENT_PORT, KUBELET_PORT } from '../config/profiles.ts';
-import { readServed } from './status.ts';
-import { clientTrust } from './trust.ts';
+import { getVar } from './envfile.ts';
+import { apiTarget, type ApiTarget, type Host, type Inventory, masterTarget, urlOf } from './inventory.ts';
+import { log, shown } from './log.ts';
+import { checkLeaf } from './pki/check.ts';
+import { readCert } from './pki/read.ts';
+import { readToken } from './pki/token.ts';
+import { clientTrust } from './pki/trust.ts';
+import { apiRequest, httpsGet, readServed, servedCert, type Credential } from './probe.ts';
+import type { Remote } from './remote/remote.ts';
+import { envFor, kubeconfigContent, kubeconfigsFor, pkiFilesFor } from './rollout/desired.ts';
 
 export interface Result { check: string; target: string; ok: boolean; detail: string }
-
-export interface Credential { cert?: Buffer; key?: Buffer; token?: string }
-
-/**
- * One HTTPS request to the apiserver as clients reach it (the balancer, or the one master; or `t`), its certificate
- * verified against ca.crt for the target's name.
- */
-export function apiRequest(inv: Inventory, method: 'GET' | 'POST', urlPath: string, cred: Credential, body?: object, timeoutMs = 5000,
-  t: ApiTarget = apiTarget(inv)): Promise<{ status: number; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    const payload = body ? JSON.stringify(body) : undefined;
-    const req = https.request({
-      host: t.address, port: t.port, servername: t.name, method, path: urlPath,
-      ca: clientTrust(inv), cert: cred.cert, key: cred.key, rejectUnauthorized: true, agent: false,
-      headers: {
-        host: `${t.name}:${t.port}`, accept: 'application/json',
-        ...(cred.token ? { authorization: `Bearer ${cred.token}` } : {}),
-        ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-      },
-      timeout: timeoutMs,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let json: unknown = text;
-        try { json = JSON.parse(text); } catch { /* not JSON: keep the text */ }
-        resolve({ status: res.statusCode ?? 0, json });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
 
 const REVIEW = '/apis/authentication.k8s.io/v1/selfsubjectreviews';
 
@@ -183,7 +150,7 @@ export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[
   return out;
 }
 
-// ---- the modern control plane (issue 9), with real clients where there is one ---------------------------------------
+// ---- the modern control plane, with real clients where there is one ---------------------------------------
 
 /** The self-subject review identity each component's credential must get, as the default RBAC expects it. */
 const COMPONENTS: [cert: string, user: string, groups: string[]][] = [

@@ -1,13 +1,15 @@
 #!/usr/bin/env -S npx zx
 /**
- * `npm run demo`: the whole recipe on a lab of real OpenSSH hosts on this machine (1 master + 3 minions on 127.x
- * loopback addresses): lab up → master.ts → minions.ts → verify.ts → status.ts --remote → lab down.
+ * `npm run demo`: the whole recipe on a lab of real systemd hosts with real OpenSSH on this machine (1 master + 3
+ * minions on 127.x loopback addresses): prepare the lab's parts (once, cached) → lab up → master.ts → minions.ts →
+ * verify.ts → status.ts --remote → lab down. Exit 2 with one line when this machine cannot run the lab.
  *   npm run demo [-- --keep] [--profile legacy|modern] [--masters 3]
  */
-import { execa } from 'execa';
 import path from 'node:path';
-import { main, parseFlags, usageError } from '../lib/cli.ts';
-import { labDown, labUnavailable, labUp } from '../lib/lab/index.ts';
+import { execa } from 'execa';
+import { labDown, labUnavailable, labUp } from '../lab/index.ts';
+import { PrepareError, prepareLab } from '../lab/prepare.ts';
+import { ExitError, main, parseFlags, usageError } from '../lib/cli.ts';
 import { log } from '../lib/log.ts';
 
 const USAGE = `
@@ -29,8 +31,14 @@ await main(async () => {
   }, USAGE);
   if (!/^\d+$/.test(f.masters)) usageError(`--masters expects a whole number, found '${f.masters}'`, USAGE);
   if (f.profile !== 'legacy' && f.profile !== 'modern') usageError(`--profile expects legacy or modern, found '${f.profile}'`, USAGE);
+  try {
+    await prepareLab({ kube: f.profile === 'modern' });
+  } catch (e) {
+    if (e instanceof PrepareError) throw new ExitError(`lab: ${e.message}`, 2);
+    throw e;
+  }
   const why = labUnavailable();
-  if (why) throw new Error(why);
+  if (why) throw new ExitError(why, 2);
   const masters = Number(f.masters);
   const name = `demo-${f.profile}${masters > 1 ? '-ha' : ''}`;
   await labDown(name).catch(() => undefined);

@@ -5,12 +5,15 @@
 //   (modern: the real Kubernetes v1.37.2 binaries; legacy: stand-ins of the 1.4 programs; both under real systemd)
 //   npx zx scripts/lab.ts status [--name lab] [--out DIR]
 //   npx zx scripts/lab.ts down   [--name lab] [--out DIR]
-// Needs root, namespaces and systemd-nspawn (lib/lab/README.md); without them it says so in one line and exits 1.
+//   npx zx scripts/lab.ts prepare [--profile legacy|modern]   (what npm run demo and npm test run first: the system
+//                                packages, the inotify limits, the Debian tree; modern: the Kubernetes build. Cached.)
+// Needs root, namespaces and systemd-nspawn (lab/README.md); without them it says so in one line and exits 1 (prepare: 2).
 import { parseArgs } from 'node:util';
+import { LabError, labDown, labStatus, labUnavailable, labUp, resolveLabDir } from '../lab/index.ts';
+import { PrepareError, prepareLab } from '../lab/prepare.ts';
 import { scriptArgs, usageError, VERSION } from '../lib/cli.ts';
-import { LabError, labDown, labStatus, labUnavailable, labUp, resolveLabDir } from '../lib/lab/index.ts';
 
-const USAGE = 'usage: lab.ts up|down|status [--name NAME] [--minions K] [--out DIR] [--profile legacy|modern] [--etcd-members N] [--masters N]';
+const USAGE = 'usage: lab.ts up|down|status|prepare [--name NAME] [--minions K] [--out DIR] [--profile legacy|modern] [--etcd-members N] [--masters N]';
 // strict like every other script: an unknown flag, a missing or extra command, a bad value is exit 2 with the usage
 let parsed: ReturnType<typeof parse>;
 function parse() {
@@ -38,11 +41,22 @@ function fail(msg: string): never {
   process.exit(1);
 }
 
-if (!command || extra.length || !['up', 'down', 'status'].includes(command)) usageError(command ? `unknown command '${[command, ...extra].join(' ')}'` : 'no command', USAGE);
+if (!command || extra.length || !['up', 'down', 'status', 'prepare'].includes(command)) usageError(command ? `unknown command '${[command, ...extra].join(' ')}'` : 'no command', USAGE);
 if (argv.profile !== undefined && argv.profile !== 'legacy' && argv.profile !== 'modern') usageError(`--profile expects legacy or modern, found '${argv.profile}'`, USAGE);
 const minions = count(argv.minions, '--minions', 3);
 const etcdMembers = count(argv['etcd-members'], '--etcd-members', 1);
 const masters = count(argv.masters, '--masters', 1);
+if (command === 'prepare') {
+  try {
+    const done = await prepareLab({ kube: argv.profile === 'modern' });
+    console.error(`lab: ready${done.length ? ` (${done.join('; ')})` : ''}`);
+    process.exit(0);
+  } catch (e) {
+    if (!(e instanceof PrepareError)) throw e;
+    console.error(`lab: ${e.message}`);
+    process.exit(2);
+  }
+}
 const why = labUnavailable();
 if (why) fail(why);
 

@@ -1,17 +1,22 @@
 #!/usr/bin/env -S npx zx
 /**
- * SEED.md steps 1–13: build or refresh the PKI, then put it on the master and the minions.
+ * docs/recipe.md steps 1–13: build or refresh the PKI, then put it on the master and the minions.
  *   npx zx scripts/master.ts [--inventory cluster.yaml] [--pki-only] [--dry-run] [--only NAME[,NAME]] [--concurrency N]
  */
 import { common, ExitError, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
-import { allHosts, loadInventory } from '../lib/inventory.ts';
+import { allHosts } from '../lib/inventory.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
 import { acquireLock } from '../lib/lock.ts';
-import { EXPIRED, refuseDuringRotation } from '../lib/rotate.ts';
-import { recordRollout } from '../lib/renew.ts';
 import { log } from '../lib/log.ts';
-import { applyPki, planPki, summary, tightenModes } from '../lib/pki.ts';
+import { applyPki } from '../lib/pki/apply.ts';
+import { tightenModes } from '../lib/pki/dir.ts';
+import { planPki, summary } from '../lib/pki/plan.ts';
 import { ensureKubeletApiBinding, KUBELET_API_BINDING } from '../lib/rbac.ts';
-import { etcdSteps, forHosts, masterSteps, pkiToMinion, rollControl, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
+import { forHosts, selectHosts, summarize } from '../lib/remote/hosts.ts';
+import { withRollback } from '../lib/rollout/converge.ts';
+import { rollControl } from '../lib/rollout/roll.ts';
+import { etcdSteps, masterSteps, pkiToMinion } from '../lib/rollout/steps.ts';
+import { EXPIRED, recordRollout, refuseDuringRotation } from '../lib/state.ts';
 import { table } from '../lib/table.ts';
 
 const USAGE = `
@@ -66,7 +71,7 @@ await main(async () => {
   if (control.length) {
     const masters = control.filter((h) => h.role === 'master').map((h) => h.name);
     const members = control.filter((h) => h.role === 'etcd').map((h) => h.name);
-    log.phase(`master${masters.length > 1 ? 's' : ''} ${masters.join(', ') || '-'}: SEED.md steps 7, 9–11${members.length ? ` (and etcd on ${members.join(', ')})` : ''}`);
+    log.phase(`master${masters.length > 1 ? 's' : ''} ${masters.join(', ') || '-'}: recipe steps 7, 9–11${members.length ? ` (and etcd on ${members.join(', ')})` : ''}`);
     // a master whose apiserver does not come back with the new files gets its old files and services back
     outcomes.push(...await rollControl(inv, control, o, (r, step, out) => withRollback(inv, r, out, o,
       () => (r.host.role === 'master' ? masterSteps(inv, r, step, out, o) : etcdSteps(inv, r, step, out, o)))));
@@ -93,7 +98,7 @@ await main(async () => {
   if (minions.length && outcomes.some((x) => x.failed)) {
     log.warn(`not touching ${minions.map((m) => m.name).join(', ')}: the control plane failed, so they keep what they have; rerun once it is fixed`);
   } else if (minions.length) {
-    log.phase(`minions: SEED.md step 13 (${minions.length} host(s), ${concurrency} at once)`);
+    log.phase(`minions: recipe step 13 (${minions.length} host(s), ${concurrency} at once)`);
     outcomes.push(...await forHosts(inv, minions, o, (r, step, out) => withRollback(inv, r, out, o, () => pkiToMinion(inv, r, step, out, o))));
   }
   recordRollout(inv, outcomes, dryRun, (h) => !inv.minions.some((m) => m.name === h)); // a host that failed is owed the files: cron's renew.ts finishes it

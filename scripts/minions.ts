@@ -1,18 +1,19 @@
 #!/usr/bin/env -S npx zx
 /**
- * SEED.md steps 14–18 on every minion: kubelet kubeconfig, /etc/kubernetes/{config,kubelet,proxy}, restart kubelet and
+ * docs/recipe.md steps 14–18 on every minion: kubelet kubeconfig, /etc/kubernetes/{config,kubelet,proxy}, restart kubelet and
  * kube-proxy when (and only when) their inputs changed, then wait until both are active.
  *   npx zx scripts/minions.ts [--inventory cluster.yaml] [--dry-run] [--only NAME[,NAME]] [--concurrency N]
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
-import { loadInventory } from '../lib/inventory.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
 import { acquireLock } from '../lib/lock.ts';
-import { refuseDuringRotation } from '../lib/rotate.ts';
-import { recordRollout } from '../lib/renew.ts';
 import { log } from '../lib/log.ts';
-import { forHosts, minionSteps, selectHosts, summarize, withRollback } from '../lib/rollout.ts';
+import { forHosts, selectHosts, summarize } from '../lib/remote/hosts.ts';
+import { withRollback } from '../lib/rollout/converge.ts';
+import { minionSteps } from '../lib/rollout/steps.ts';
+import { recordRollout, refuseDuringRotation } from '../lib/state.ts';
 
 const USAGE = `
 usage: npx zx scripts/minions.ts [options]
@@ -42,7 +43,7 @@ await main(async () => {
   const minions = selectHosts(inv.minions, only);
   const missing = minions.map((m) => `${m.name}.crt`).concat('ca.crt', 'tokens.csv').filter((n) => !existsSync(path.join(inv.pki.dir, n)));
   if (missing.length && !o.dryRun) throw new Error(`${missing.join(', ')} missing in ${inv.pki.dir}: run scripts/master.ts first`);
-  log.phase(`minions: SEED.md steps 14–18 (${minions.length} host(s), ${concurrency} at once)`);
+  log.phase(`minions: recipe steps 14–18 (${minions.length} host(s), ${concurrency} at once)`);
   const outcomes = await forHosts(inv, minions, o, (r, step, out) => withRollback(inv, r, out, o, () => minionSteps(inv, r, step, out, o)));
   recordRollout(inv, outcomes, o.dryRun, () => true); // a host that failed is owed the files: cron's renew.ts finishes it
   const { text, code } = summarize(outcomes, o.dryRun);

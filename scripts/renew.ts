@@ -7,14 +7,15 @@
  * CA rotation waits before its phase 5 (run it again later).
  */
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
-import { allHosts, loadInventory } from '../lib/inventory.ts';
+import { allHosts } from '../lib/inventory.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { configureLog, holdLog, releaseLog } from '../lib/log.ts';
-import { selectHosts } from '../lib/rollout.ts';
-import { tightenModes } from '../lib/pki.ts';
-import { recordSuccess, renew } from '../lib/renew.ts';
-import { refuseDuringRotation, rotateCa } from '../lib/rotate.ts';
-import { ROTATE_NAMES } from '../lib/trust.ts';
+import { tightenModes } from '../lib/pki/dir.ts';
+import { selectHosts } from '../lib/remote/hosts.ts';
+import { renew } from '../lib/renew.ts';
+import { rotateCa } from '../lib/rotate.ts';
+import { recordSuccess, refuseDuringRotation, ROTATE_NAMES } from '../lib/state.ts';
 
 const USAGE = `
 usage: npx zx scripts/renew.ts [options]

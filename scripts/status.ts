@@ -5,12 +5,14 @@
  * Exit 0 when everything is ok, 1 when anything is due, expired, drifted or missing.
  */
 import path from 'node:path';
+import { caSpecs } from '../config/certs.ts';
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
-import { allHosts, loadInventory, type Inventory } from '../lib/inventory.ts';
+import { allHosts, type Inventory } from '../lib/inventory.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
 import { configureLog, log, shown } from '../lib/log.ts';
-import { forHosts, selectHosts } from '../lib/rollout.ts';
-import { lastRenew, localStatus, prometheus, remoteStatus, servedKubelets, servedRows, writePrometheus, type StatusRow } from '../lib/status.ts';
-import { caSpecs } from '../lib/pki.ts';
+import { forHosts, selectHosts } from '../lib/remote/hosts.ts';
+import { lastRenew } from '../lib/state.ts';
+import { localStatus, prometheus, remoteStatus, servedKubelets, servedRows, type StatusRow, writePrometheus } from '../lib/status.ts';
 import { fitTable, table } from '../lib/table.ts';
 
 const USAGE = `
@@ -62,7 +64,7 @@ await main(async () => {
  * kubeadm's `certs check-expiration` layout: the certificates, then the CAs in a table of their own; --wide adds the
  * subject and the SANs.
  *
- * Under 120 columns whatever the paths (issue 10): pki.dir and pki.remote_dir are printed once, under the table, and
+ * Under 120 columns whatever the paths: pki.dir and pki.remote_dir are printed once, under the table, and
  * never in a row. CERTIFICATE is the file's name in its folder (pki.dir; on a host pki.remote_dir, or the full path of
  * a file kept elsewhere such as /var/lib/kubelet/kubeconfig) and WHERE is `local`, the host, or the address that
  * served it: the name and the host are what `renew --cert`/`--only` and `ssh` take, so that is what a row keeps. Only

@@ -1,15 +1,16 @@
 #!/usr/bin/env -S npx zx
 /**
- * SEED.md steps 19–20 without `-k`: each minion's certificate and the token against https://MASTER:PORT, verified
+ * docs/recipe.md steps 19–20 without `-k`: each minion's certificate and the token against https://MASTER:PORT, verified
  * against ca.crt; who the apiserver says they are; the served certificate; what is deployed on each host.
  *   npx zx scripts/verify.ts [--inventory cluster.yaml] [--only NAME[,NAME]] [--json] [--concurrency N]
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { common, ExitError, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
-import { allHosts, loadInventory } from '../lib/inventory.ts';
+import { allHosts } from '../lib/inventory.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
 import { configureLog, log } from '../lib/log.ts';
-import { forHosts, selectHosts } from '../lib/rollout.ts';
+import { forHosts, selectHosts } from '../lib/remote/hosts.ts';
 import { table } from '../lib/table.ts';
 import { apiChecks, deployedChecks, modernChecks, type Result } from '../lib/verify.ts';
 

@@ -1,5 +1,5 @@
 /**
- * Issue 12, "tests that bite", the half that needs the lab (root): each test gives a real OpenSSH host the bad case a
+ * "Tests that bite", the half that needs the lab (root): each test gives a real OpenSSH host the bad case a
  * check exists to refuse or repair, and asserts what ends up on the host. Each was seen failing with the deliberate
  * bug of its title (see test/MUTATION.md). The tests share one lab and run in order.
  */

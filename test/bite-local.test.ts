@@ -1,5 +1,5 @@
 /**
- * Issue 12, "tests that bite", the half that needs no lab: each test feeds a check whose job is to say no the bad
+ * "Tests that bite", the half that needs no lab: each test feeds a check whose job is to say no the bad
  * case, and asserts the property itself with a real client where one exists (the openssl CLI for certificates, a TLS
  * server on 127.0.0.1 for verify, an SSH server on 127.0.0.1 for host keys and sudo). Each was seen failing with the
  * deliberate bug of its title (see test/MUTATION.md).
@@ -15,14 +15,17 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
 import { ExitError } from '../lib/cli.ts';
-import { InventoryError, loadInventory, type Inventory } from '../lib/inventory.ts';
-import { add, check, knownTypes, lookupName } from '../lib/knownhosts.ts';
+import type { Inventory } from '../lib/inventory.ts';
+import { remoteStatus, servedStatus } from '../lib/status.ts';
+import { apiChecks, deployedChecks } from '../lib/verify.ts';
+import { InventoryError } from '../lib/inventory/errors.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { connect, type ConnectOptions } from '../lib/remote/connect.ts';
+import { add, check, knownTypes, lookupName } from '../lib/remote/knownhosts.ts';
+import type { FileState, Remote } from '../lib/remote/remote.ts';
 import { kubeconfig } from '../lib/kubeconfig.ts';
 import { acquireLock, lockPath } from '../lib/lock.ts';
 import { configureLog } from '../lib/log.ts';
-import { connect, type ConnectOptions, type FileState, type Remote } from '../lib/remote.ts';
-import { remoteStatus, servedStatus } from '../lib/status.ts';
-import { apiChecks, deployedChecks } from '../lib/verify.ts';
 import { repoRoot, tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
@@ -544,7 +547,7 @@ const canUnshare = process.getuid?.() === 0 && execaSync('unshare', ['--user', '
 async function lockAsUnprivileged(file: string): Promise<string> {
   const code = [
     `const { acquireLock } = await import(${JSON.stringify(path.join(repoRoot, 'lib/lock.ts'))});`,
-    `const { loadInventory } = await import(${JSON.stringify(path.join(repoRoot, 'lib/inventory.ts'))});`,
+    `const { loadInventory } = await import(${JSON.stringify(path.join(repoRoot, 'lib/inventory/load.ts'))});`,
     `try { acquireLock(loadInventory(${JSON.stringify(file)}), 'child'); console.log('took'); }`,
     "catch (e) { console.log(e.code === 75 ? `refused 75: ${e.message}` : `error: ${e.message}`); }",
   ].join('\n');

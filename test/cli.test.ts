@@ -1,5 +1,5 @@
 /**
- * The operator's side of every script (issue 10, first part): --version, KUBETLS_INVENTORY, the example inventory's
+ * The operator's side of every script: --version, KUBETLS_INVENTORY, the example inventory's
  * warning, NO_COLOR on a terminal, and verify before any PKI exists.
  */
 import test from 'ava';

@@ -91,7 +91,7 @@ test('bytes that are not UTF-8 in other lines, NULs and a missing final newline 
   const { bytes, changed } = setVarsBuffer(before, { KUBE_API_ARGS: '--a=1' });
   t.true(changed);
   t.deepEqual(bytes, Buffer.concat([head, Buffer.from('KUBE_API_ARGS="--a=1"\n'), other, Buffer.from('TAIL=1', 'latin1')]));
-  // the string API can no longer carry those bytes; that is why rollout.ts must use setVarsBuffer
+  // the string API can no longer carry those bytes; that is why lib/rollout/converge.ts must use setVarsBuffer
   t.notDeepEqual(Buffer.from(setVars(before.toString('utf8'), { KUBE_API_ARGS: '--a=1' }).text), bytes);
   // appended to a file without a final newline: one is added first, in the file's style
   t.deepEqual(setVarsBuffer(Buffer.from('A=1\r\nB=2'), { C: '3' }).bytes.toString('latin1'), 'A=1\r\nB=2\r\nC="3"\r\n');
@@ -115,7 +115,7 @@ test('any other lines survive byte for byte around our assignment (property)', (
   t.pass();
 });
 
-// ---- issue 12: the parser's other rules, each fed the case that needs it (systemd's src/basic/env-file.c) ----------
+// ---- the parser's other rules, each fed the case that needs it (systemd's src/basic/env-file.c) ----------
 
 test('a `;` line is a comment, and `export NAME=` or blanks around the name still assign NAME, so no duplicate is appended', (t) => {
   t.is(setVar(';KUBE_API_ARGS="old"\nKUBE_API_ARGS="a"\n', 'KUBE_API_ARGS', 'x').text, ';KUBE_API_ARGS="old"\nKUBE_API_ARGS="x"\n');

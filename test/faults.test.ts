@@ -1,5 +1,5 @@
 /**
- * Fault injection (issue 8): kubetls killed with SIGKILL at every step boundary of master.ts, minions.ts and renew.ts
+ * Fault injection: kubetls killed with SIGKILL at every step boundary of master.ts, minions.ts and renew.ts
  * (KUBETLS_FAULT, see lib/fault.ts), and the SSH connection dropped mid-transfer. After each: no file on the host is
  * empty, half-written or anything but the old or the new version; the next run converges (the served certificate
  * equals the local one, every restart owed is done); the run after that does nothing.

@@ -1,4 +1,4 @@
-// HA (issue 19): three masters, each running stacked etcd and the real v1.37.2 control plane under real systemd,
+// HA: three masters, each running stacked etcd and the real v1.37.2 control plane under real systemd,
 // behind Debian's real haproxy on a host of its own (kubelb, TCP mode, /readyz checks over TLS). Every claim of a
 // rolling renewal is measured here: a client polling through the balancer counts its failed requests, and the real
 // journals of the masters say when each unit was down.
@@ -8,8 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Lab } from '../lib/lab/index.ts';
-import { parseCert } from '../lib/pki.ts';
+import type { Lab } from '../lab/index.ts';
+import { parseCert } from '../lib/pki/read.ts';
 import { readKubeconfig } from '../lib/kubeconfig.ts';
 import { useLab } from './helpers/lab.ts';
 import { remoteFile, restarts, sha256 } from './helpers/e2e.ts';
@@ -57,8 +57,9 @@ async function balancerView(lab: Lab): Promise<Record<string, string>> {
 }
 
 const servedBy = async (lab: Lab, host: string) => {
-  const { servedCert } = await import('../lib/rollout.ts');
-  const { loadInventory, masterTarget } = await import('../lib/inventory.ts');
+  const { servedCert } = await import('../lib/probe.ts');
+  const { loadInventory } = await import('../lib/inventory/load.ts');
+  const { masterTarget } = await import('../lib/inventory.ts');
   const inv = loadInventory(lab.inventoryPath);
   return (await servedCert(inv, masterTarget(inv, inv.masters.find((m) => m.name === host)!))).serial;
 };
@@ -251,8 +252,8 @@ test.serial('a running cluster is never restarted all at once: etcd unreachable 
   // as a firewall between the operator and port 2379 would: the probe from here fails (no etcd client files to
   // present), while each master holds etcd data, which rollControl asks over SSH
   const lab = await labP;
-  const { loadInventory } = await import('../lib/inventory.ts');
-  const { rollControl } = await import('../lib/rollout.ts');
+  const { loadInventory } = await import('../lib/inventory/load.ts');
+  const { rollControl } = await import('../lib/rollout/roll.ts');
   const inv = loadInventory(lab.inventoryPath);
   const key = join(lab.pkiDir, 'apiserver-etcd-client.key');
   const { renameSync } = await import('node:fs');

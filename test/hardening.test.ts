@@ -1,5 +1,5 @@
 /**
- * Issue 8's attacker and fault cases on a legacy lab, as root over real SSH: links planted by `kube`, folders others
+ * The attacker and fault cases on a legacy lab, as root over real SSH: links planted by `kube`, folders others
  * can write to, a full disk, a read-only target, a restart lost between install and restart, a missing local pki/,
  * an apiserver that does not come back. Each test says what the run must refuse or keep; the tests share one lab and
  * run in order, each leaving the cluster converged for the next.

@@ -1,7 +1,7 @@
 /**
- * Host certificates end to end (issue 10): the lab master's real sshd serves a certificate (HostCertificate) made
+ * Host certificates end to end: the lab master's real sshd serves a certificate (HostCertificate) made
  * with the real ssh-keygen by a test CA; known_hosts holds ONLY an `@cert-authority` line. kubetls connects (the
- * certificate fetched with the real ssh-keyscan, checked by lib/hostcert.ts); another CA, a @revoked CA, and a host
+ * certificate fetched with the real ssh-keyscan, checked by lib/remote/hostcert.ts); another CA, a @revoked CA, and a host
  * behind a jump host are refused with one line saying why. The certificate checks one by one: hostcert.test.ts.
  */
 import test from 'ava';
@@ -10,10 +10,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { loadInventory } from '../lib/inventory.ts';
-import { fingerprint } from '../lib/knownhosts.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { connect } from '../lib/remote/connect.ts';
+import { fingerprint } from '../lib/remote/knownhosts.ts';
 import { configureLog } from '../lib/log.ts';
-import { connect } from '../lib/remote.ts';
 import { useLab } from './helpers/lab.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'legacy' });

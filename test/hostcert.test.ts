@@ -1,5 +1,5 @@
 /**
- * Host certificates (`@cert-authority`), judged by lib/hostcert.ts: certificates made with the real ssh-keygen
+ * Host certificates (`@cert-authority`), judged by lib/remote/hostcert.ts: certificates made with the real ssh-keygen
  * (`-s CA -h -n principals -V …`) by an ed25519, an RSA and ECDSA CAs. Each refusal is fed its bad case.
  * The connection through a real sshd with HostCertificate is in hostcert-lab.test.ts (needs root).
  */
@@ -10,8 +10,8 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { checkHostCert, fetchHostCerts, parseCert, type CertVerdict } from '../lib/hostcert.ts';
-import { fingerprint } from '../lib/knownhosts.ts';
+import { checkHostCert, fetchHostCerts, parseCert, type CertVerdict } from '../lib/remote/hostcert.ts';
+import { fingerprint } from '../lib/remote/knownhosts.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-hostcert-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,7 +7,8 @@
 import test from 'ava';
 import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { InventoryError, loadInventory } from '../lib/inventory.ts';
+import { InventoryError } from '../lib/inventory/errors.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
 import { repoRoot, tempDir } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

@@ -4,10 +4,16 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { allHosts, etcdHosts, InventoryError, loadInventory, parseInventory, RESERVED_NAMES, systemDirProblem, type Inventory } from '../lib/inventory.ts';
+import { allHosts, etcdHosts, type Inventory } from '../lib/inventory.ts';
+import { InventoryError } from '../lib/inventory/errors.ts';
+import { loadInventory, parseInventory } from '../lib/inventory/load.ts';
+import { RESERVED_NAMES, systemDirProblem } from '../lib/inventory/schema.ts';
+import { applyPki } from '../lib/pki/apply.ts';
+import { planPki } from '../lib/pki/plan.ts';
+import { PkiError } from '../lib/pki/read.ts';
 import { configureLog } from '../lib/log.ts';
-import * as openssl from '../lib/openssl.ts';
-import { applyPki, PkiError, planPki } from '../lib/pki.ts';
+import * as openssl from '../lib/pki/openssl.ts';
+import { opensslConfig } from '../config/openssl.ts';
 import { stringify } from 'yaml';
 import { baseInventory, repoRoot, tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
@@ -135,7 +141,7 @@ async function subjectParts(crt: string): Promise<string[]> {
 test('a CN that tries to add subject fields yields exactly one CN and no O (openssl module called directly)', async (t) => {
   const dir = tempDir('kubetls-subj-');
   const cnf = path.join(dir, 'openssl.cnf');
-  writeFileSync(cnf, openssl.opensslConfig(loadInventory(writeInventory())));
+  writeFileSync(cnf, opensslConfig(loadInventory(writeInventory())));
   const key = path.join(dir, 'k.key');
   await openssl.genkey(key, 'ecdsa-p256', 2048);
   const evil = ['kube/O=system:masters', 'kube+O=system:masters', 'kube/CN=admin/O=system:masters', 'kube\\/O=system:masters', 'a=b\\+O=x,O=y'];
@@ -239,7 +245,7 @@ test('--only naming an unknown host is exit 2 before the PKI is built or the loc
   t.deepEqual(readdirSync(dir), ['cluster.yaml']);
 });
 
-// ---- issue 12: every refusal fed its bad case, in-process (fast enough for `npm run mutate`) ---------------------------
+// ---- every refusal fed its bad case, in-process (fast enough for `npm run mutate`) ---------------------------
 // Titles start with "rule:" so that test/MUTATION.md's Stryker command can select them.
 
 /** The one problem line of an inventory (the base one with `patch`), or undefined when it loads. */
@@ -519,7 +525,7 @@ test('rule: a key the schema gives no message of its own still reads "expected <
   t.is(message(z.string().min(2).safeParse('a')), 'String must contain at least 2 character(s)');
 });
 
-// ---- issue 18: the real apiserver's service range (its first address is the `kubernetes` service's ClusterIP) -------
+// ---- the real apiserver's service range (its first address is the `kubernetes` service's ClusterIP) -------
 
 test('service_cidr: a modern inventory whose range\'s first address is not a SAN of the server certificate is refused, on that key\'s line', (t) => {
   const problem = (patch: Record<string, unknown>) => {

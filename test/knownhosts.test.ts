@@ -2,7 +2,7 @@ import test from 'ava';
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { add, check, fingerprint, hasAuthority, keysFor, knownTypes, lookupName, markedKeys } from '../lib/knownhosts.ts';
+import { add, check, fingerprint, hasAuthority, keysFor, knownTypes, lookupName, markedKeys } from '../lib/remote/knownhosts.ts';
 import { command, quote } from '../lib/sh.ts';
 import { tempDir } from './helpers/inventory.ts';
 

@@ -1,4 +1,4 @@
-// A peer's judgement of kubetls's PKI (issue 18): the real kubeadm v1.37.2 (lib/lab/kube/build.sh; .ci/run builds it)
+// A peer's judgement of kubetls's PKI: the real kubeadm v1.37.2 (lab/kube/build.sh; .ci/run builds it)
 // makes its own certificate set for the same inventory (`kubeadm init phase certs all`, `kubeadm init phase kubeconfig
 // all`), and every certificate both make is compared: subject CN and O, key usage, extended key usage, SANs, issuing CA,
 // CA or not. Every difference is listed below and explained in the README's "Differences from kubeadm": a new one (a
@@ -8,9 +8,9 @@ import { execa } from 'execa';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { loadInventory } from '../lib/inventory.ts';
-import { kubeBinDir } from '../lib/lab/nspawn.ts';
-import { parseCert } from '../lib/pki.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { parseCert } from '../lib/pki/read.ts';
+import { kubeBinDir } from '../lab/nspawn.ts';
 import { tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

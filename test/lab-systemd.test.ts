@@ -1,6 +1,6 @@
-// The systemd lab's own checks that need no lab (lib/lab/nspawn.ts).
+// The systemd lab's own checks that need no lab (lab/nspawn.ts).
 import test from 'ava';
-import { inotifyTooLow, nodeIpOf, sandboxUnitFiles } from '../lib/lab/nspawn.ts';
+import { inotifyTooLow, nodeIpOf, sandboxUnitFiles } from '../lab/nspawn.ts';
 
 test('systemd hosts are refused with the sysctl to run when the inotify limits are Debian\'s defaults, and allowed at kind\'s values', (t) => {
   const limits = (v: Record<string, string>) => (k: string) => v[k]!;

@@ -1,4 +1,4 @@
-// The lab itself (lib/lab, scripts/lab.ts): isolated hosts booting the real systemd, real sshd with pinned host keys,
+// The lab itself (lab, scripts/lab.ts): isolated hosts booting the real systemd, real sshd with pinned host keys,
 // the real apiserver and etcd (modern) and the 1.4 stand-ins (legacy) consuming files as the packaged units do, and a
 // teardown that leaves nothing behind.
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { parse } from 'yaml';
-import { labDown, labUp, type Lab } from '../lib/lab/index.ts';
-import { pidAlive, preferredBlock } from '../lib/lab/state.ts';
-import { cgroupsOf, netCgroupOf } from '../lib/lab/nspawn.ts';
-import { flagSpec, parseFlags } from '../lib/lab/standins/flags.ts';
+import { labDown, labUp, type Lab } from '../lab/index.ts';
+import { pidAlive, preferredBlock } from '../lab/state.ts';
+import { cgroupsOf, netCgroupOf } from '../lab/nspawn.ts';
+import { flagSpec, parseFlags } from '../lab/standins/flags.ts';
 import { labNameFor, makeTestPki, useLab, type TestPki } from './helpers/lab.ts';
 import { installEtcd, makeModernPki, type ModernPki } from './helpers/modern-pki.ts';
 
@@ -58,7 +58,7 @@ function installApiserver(lab: Lab, pki: TestPki, args: string[], keyOwner: 'kub
     put(etcdPki.key('apiserver-etcd-client'), 'apiserver-etcd-client.key');
     file = file.replace(/^KUBE_ETCD_SERVERS=.*$/m, `KUBE_ETCD_SERVERS="--etcd-servers=https://${lab.master.address}:2379"`);
   }
-  // multi-line, double-quoted: the way the recipe (SEED.md step 9) writes it
+  // multi-line, double-quoted: the way the recipe (docs/recipe.md step 9) writes it
   lab.writeFile('kubemaster', '/etc/kubernetes/apiserver', file.replace(/^KUBE_API_ARGS=.*$/m, `KUBE_API_ARGS="${args.map((a) => a.replace('${BIND}', lab.master.address)).join('\n')}"`));
 }
 

@@ -136,7 +136,7 @@ test('a stale lock that another run is taking over right now (its claim exists) 
   t.false(logs.some((l) => l.includes('taking over')), 'no run claims to have taken over a lock it left alone');
 });
 
-// ---- issue 12: the lock's refusals and its clean-up, each fed its case -------------------------------------------------
+// ---- the lock's refusals and its clean-up, each fed its case -------------------------------------------------
 
 test('the lock file is 0644 whatever the umask: others may read who holds it, never rewrite it', (t) => {
   const inv = fresh();

@@ -1,12 +1,12 @@
 /**
- * The modern profile with three etcd members (issue 9): the master and two etcd hosts of their own form one cluster
+ * The modern profile with three etcd members: the master and two etcd hosts of their own form one cluster
  * over peer TLS, the apiserver uses all three, and verify asks each with the real etcdctl.
  */
 import test from 'ava';
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseInventory } from '../lib/inventory.ts';
+import { parseInventory } from '../lib/inventory/load.ts';
 import { useLab } from './helpers/lab.ts';
 import { runScript } from './helpers/run.ts';
 

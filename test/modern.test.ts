@@ -1,5 +1,5 @@
 /**
- * The modern profile end to end on the modern lab (issue 9): the real etcd with TLS, a component identity each, the
+ * The modern profile end to end on the modern lab: the real etcd with TLS, a component identity each, the
  * apiserver → kubelet path, the admin kubeconfig, with real clients (etcdctl, kubectl). Then each thing a real
  * cluster would fail on, broken on purpose: the lab fails the way the real binaries would, verify and status say what
  * is wrong, and kubetls repairs it. The tests share one lab and run in order.

@@ -1,5 +1,5 @@
 /**
- * Issue 8 (item 8): one truncated or garbage file in pki/ must make master.ts and renew.ts stop with one line that
+ * one truncated or garbage file in pki/ must make master.ts and renew.ts stop with one line that
  * names the file and says what is wrong (exit 1, no stack trace, nothing written), and make status.ts report that row
  * `unreadable` while still writing the Prometheus textfile. And a secret others can read is never ok.
  */
@@ -7,9 +7,10 @@ import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadInventory } from '../lib/inventory.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { applyPki } from '../lib/pki/apply.ts';
+import { planPki } from '../lib/pki/plan.ts';
 import { configureLog } from '../lib/log.ts';
-import { applyPki, planPki } from '../lib/pki.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

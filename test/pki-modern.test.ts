@@ -1,5 +1,5 @@
 /**
- * The modern profile's certificate set (issue 9), made with the real openssl and checked with it: three CAs kept
+ * The modern profile's certificate set, made with the real openssl and checked with it: three CAs kept
  * apart (a certificate of one never verifies with another), each leaf's subject, SANs, extendedKeyUsage and
  * basicConstraints, the admin kubeconfig, idempotency, and a leaf signed by the wrong CA reissued.
  */
@@ -7,9 +7,10 @@ import test from 'ava';
 import { execa } from 'execa';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { loadInventory } from '../lib/inventory.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { applyPki } from '../lib/pki/apply.ts';
+import { planPki } from '../lib/pki/plan.ts';
 import { configureLog } from '../lib/log.ts';
-import { applyPki, planPki } from '../lib/pki.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

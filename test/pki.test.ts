@@ -3,14 +3,18 @@ import { execa } from 'execa';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadInventory } from '../lib/inventory.ts';
+import { caSpecs, leafSpecs } from '../config/certs.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { adminKubeconfigText, applyPki } from '../lib/pki/apply.ts';
+import { checkCa, checkLeaf, drift, expectedKeyType } from '../lib/pki/check.ts';
+import { writeAtomic } from '../lib/atomic.ts';
+import { insecureMode, secretFiles, tightenModes } from '../lib/pki/dir.ts';
+import { planPki, summary } from '../lib/pki/plan.ts';
+import { parseCert, PkiError, readCert, readKey, readPublicKey, UnreadableError } from '../lib/pki/read.ts';
+import { newToken, readToken, readTokenFile, retiringMarker, retiringToken, tokensCsv } from '../lib/pki/token.ts';
 import { configureLog, mask } from '../lib/log.ts';
-import {
-  applyPki, checkCa, checkLeaf, drift, expectedKeyType, insecureMode, leafSpecs, newToken, parseCert, PkiError, planPki, readCert, readKey, readToken,
-  adminKubeconfigText, caSpecs, readPublicKey, readTokenFile, retiringMarker, retiringToken, secretFiles, summary, tightenModes, tokensCsv, UnreadableError,
-  writeAtomic,
-} from '../lib/pki.ts';
-import * as openssl from '../lib/openssl.ts';
+import * as openssl from '../lib/pki/openssl.ts';
+import { opensslConfig } from '../config/openssl.ts';
 import { repoRoot, tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
@@ -228,7 +232,7 @@ test('a certificate read back reports subject, SANs, expiry and key type', async
   t.true(info.notAfter > new Date());
 });
 
-// ---- issue 12: lib/openssl.ts and config/openssl.ts, fast (EC keys), each property as the openssl CLI reads it --------
+// ---- lib/pki/openssl.ts and config/openssl.ts, fast (EC keys), each property as the openssl CLI reads it --------
 // Titles start with "openssl:" so that `npm run mutate` can run just these (see test/MUTATION.md).
 
 /** Every extension of a certificate as `openssl x509 -ext` prints it (one string, names and values). */
@@ -296,7 +300,7 @@ test('openssl: every section a certificate is signed with states its key identif
   // OpenSSL 3.0 adds subjectKeyIdentifier and authorityKeyIdentifier when a section does not name them; 1.1 added
   // neither. The certificates must not depend on that default (the test above cannot tell the two apart on 3.0), so
   // the generated openssl.cnf, which is what pki/openssl.cnf holds, names both in every section openssl signs with.
-  const cnf = openssl.opensslConfig(loadInventory(writeInventory({ profile: 'modern', minions: ['kubeminion1'] })));
+  const cnf = opensslConfig(loadInventory(writeInventory({ profile: 'modern', minions: ['kubeminion1'] })));
   const sections = new Map<string, string[]>();
   let current: string[] = [];
   for (const line of cnf.split('\n')) {
@@ -329,7 +333,7 @@ test('openssl: keys are made on the curve or with the bits asked, by genkey and 
   t.is(curve('p256.key')?.namedCurve, 'prime256v1');
   t.is(curve('rsa.key')?.modulusLength, 2048);
   const inv = loadInventory(writeInventory({}, dir));
-  writeFileSync(p('openssl.cnf'), openssl.opensslConfig(inv));
+  writeFileSync(p('openssl.cnf'), opensslConfig(inv));
   await openssl.reqNewkey({ type: 'ecdsa-p384', bits: 0, keyout: p('m.key'), subj: openssl.subj('m'), config: p('openssl.cnf'), out: p('m.csr') });
   t.is(curve('m.key')?.namedCurve, 'secp384r1');
   await openssl.pubout({ key: p('p256.key'), out: p('p256.pub') });
@@ -349,7 +353,7 @@ test('openssl: the CA certificate, the CSRs, the certificates and the serial fil
   const p = (f: string) => path.join(dir, f);
   t.is(process.umask(0o022), 0o022, 'a permissive umask: openssl alone would leave these files 0644');
   const inv = loadInventory(writeInventory({}, dir));
-  writeFileSync(p('openssl.cnf'), openssl.opensslConfig(inv), { mode: 0o600 });
+  writeFileSync(p('openssl.cnf'), opensslConfig(inv), { mode: 0o600 });
   await openssl.genkey(p('ca.key'), 'ecdsa-p256', 0);
   await openssl.reqX509({ key: p('ca.key'), subj: openssl.subj('ca'), days: 2, out: p('ca.crt'), config: p('openssl.cnf') });
   await openssl.genkey(p('server.key'), 'ecdsa-p256', 0);
@@ -382,7 +386,7 @@ test.serial('openssl: a failing command is an OpensslError with its exit code an
   // no openssl on the PATH (in a child process: the other tests of this file run openssl meanwhile): no exit code,
   // and the reason is the one node gives
   const child = await execa(process.execPath, ['--import=tsx', '--input-type=module', '-e',
-    `import('./lib/openssl.ts').then((o) => o.genkey(${JSON.stringify(p('x.key'))}, 'rsa', 2048)).catch((e) => console.log(JSON.stringify([e.name, e.exitCode ?? null, e.message])))`],
+    `import('./lib/pki/openssl.ts').then((o) => o.genkey(${JSON.stringify(p('x.key'))}, 'rsa', 2048)).catch((e) => console.log(JSON.stringify([e.name, e.exitCode ?? null, e.message])))`],
   { cwd: repoRoot, env: { PATH: '/nonexistent' }, extendEnv: true, reject: false });
   const [name, code, message] = JSON.parse(child.stdout.split('\n').at(-1) || '[]') as [string, number | null, string];
   t.is(name, 'OpensslError', child.stdout + child.stderr);
@@ -413,7 +417,7 @@ test('openssl: -subj escapes each of \\ / + = in a value and nothing else, and p
   t.is(openssl.subj('x/O=y'), '/CN=x\\/O\\=y');
 });
 
-// ---- issue 12: lib/pki.ts's decisions and modes, in-process with EC keys (fast enough for `npm run mutate`) -----------
+// ---- lib/pki/'s decisions and modes, in-process with EC keys (fast enough for `npm run mutate`) -----------
 // Titles start with "pki:" so that test/MUTATION.md's Stryker command can select them.
 
 const ecLegacy = () => build({ pki: { key: 'ecdsa-p256' } });

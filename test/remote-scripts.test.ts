@@ -1,5 +1,5 @@
 /**
- * The shell scripts lib/remote.ts runs on a host, run here with the real /bin/sh and coreutils on folders made for the
+ * The shell scripts lib/remote/ runs on a host, run here with the real /bin/sh and coreutils on folders made for the
  * test (under /run, root's): the folder proof must refuse a link to a folder another user owns, also when the last
  * component does not exist yet (realpath -m), and accept a folder that only root can change.
  */
@@ -8,7 +8,8 @@ import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MAX_READ, dirProblem, dirScript, inspectScript, parseDirs, parseInspect, parseSurvey, surveyScript, type SurveyQuery } from '../lib/remote.ts';
+import { MAX_READ, type SurveyQuery } from '../lib/remote/remote.ts';
+import { dirProblem, dirScript, inspectScript, parseDirs, parseInspect, parseSurvey, surveyScript } from '../lib/remote/survey.ts';
 
 const root = process.getuid?.() === 0;
 

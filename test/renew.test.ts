@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseCert } from '../lib/pki.ts';
+import { parseCert } from '../lib/pki/read.ts';
 import { useLab } from './helpers/lab.ts';
 import { editInventory, restarts } from './helpers/e2e.ts';
 import { runScript } from './helpers/run.ts';
@@ -17,8 +17,8 @@ const labP = useLab(test, { minions: 2, profile: 'legacy' });
 
 /** Serial of the certificate the lab's apiserver serves right now. */
 async function servedSerial(lab: Awaited<typeof labP>): Promise<string> {
-  const { servedCert } = await import('../lib/rollout.ts');
-  const { loadInventory } = await import('../lib/inventory.ts');
+  const { servedCert } = await import('../lib/probe.ts');
+  const { loadInventory } = await import('../lib/inventory/load.ts');
   return (await servedCert(loadInventory(lab.inventoryPath))).serial;
 }
 const localSerial = (lab: Awaited<typeof labP>, f: string) => parseCert(readFileSync(path.join(lab.pkiDir, f))).serial;

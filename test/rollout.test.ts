@@ -213,8 +213,8 @@ test.serial('--dry-run prints every remote action as a shell line, with no secre
 
 test.serial('a remote command that never answers fails after its timeout instead of hanging the run', async (t) => {
   const lab = await labP;
-  const { connect } = await import('../lib/remote.ts');
-  const { loadInventory } = await import('../lib/inventory.ts');
+  const { connect } = await import('../lib/remote/connect.ts');
+  const { loadInventory } = await import('../lib/inventory/load.ts');
   const inv = loadInventory(lab.inventoryPath);
   const r = await connect(inv, inv.minions[0]);
   try {

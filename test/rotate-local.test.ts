@@ -1,15 +1,16 @@
 // CA rotation, the parts that need no cluster: what a host receives for each trust point in each phase
-// (lib/trust.ts), what kubetls's own clients trust, which CAs a host may hold, and the refusals before anything runs.
+// (lib/pki/trust.ts), what kubetls's own clients trust, which CAs a host may hold, and the refusals before anything runs.
 // The rotation itself, on the real cluster, is test/rotate.test.ts.
 import test from 'ava';
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadInventory, type Inventory } from '../lib/inventory.ts';
-import { refuseDuringRotation } from '../lib/rotate.ts';
-import { clientTrust, deployedBytes, holdsOnlyKnownCas, knownCas, pemCerts, readRotation, type Phase } from '../lib/trust.ts';
-import { flagContext, pkiFilesFor } from '../lib/rollout.ts';
+import type { Inventory } from '../lib/inventory.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { clientTrust, deployedBytes, holdsOnlyKnownCas, knownCas, pemCerts } from '../lib/pki/trust.ts';
+import { flagContext, pkiFilesFor } from '../lib/rollout/desired.ts';
+import { type Phase, readRotation, refuseDuringRotation } from '../lib/state.ts';
 import { masterEnv, unitsFor } from '../config/profiles.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';

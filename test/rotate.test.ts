@@ -1,4 +1,4 @@
-// CA rotation (issue 20) on the real cluster of the HA lab: three masters with stacked etcd (three members), the real
+// CA rotation on the real cluster of the HA lab: three masters with stacked etcd (three members), the real
 // v1.37.2 control plane behind Debian's haproxy, one minion with the real kubelet and kube-proxy. Two clients poll the
 // real apiserver through the balancer every 100 ms the whole time, each re-reading its kubeconfig before every request
 // as a client started anew would (the kubelet's from the minion, the operator's admin.kubeconfig), and they count
@@ -10,10 +10,10 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Lab } from '../lib/lab/index.ts';
+import type { Lab } from '../lab/index.ts';
 import { readKubeconfig } from '../lib/kubeconfig.ts';
-import { parseCert } from '../lib/pki.ts';
-import { pemCerts } from '../lib/trust.ts';
+import { parseCert } from '../lib/pki/read.ts';
+import { pemCerts } from '../lib/pki/trust.ts';
 import { useLab } from './helpers/lab.ts';
 import { editInventory, remoteFile, restarts, sha256 } from './helpers/e2e.ts';
 import { runScript } from './helpers/run.ts';

@@ -1,5 +1,5 @@
 /**
- * The operator's SSH setup (issue 10): ~/.ssh/config-style files give HostName, User, Port, IdentityFile,
+ * The operator's SSH setup: ~/.ssh/config-style files give HostName, User, Port, IdentityFile,
  * UserKnownHostsFile, BindAddress and ProxyJump; minions that accept SSH only from the bastion are reached through
  * it; an encrypted key is used through ssh-agent. The workstation is 127.N.0.250 (ssh_config BindAddress); the
  * minions' sshd accepts only connections that come from the bastion (the master), which reach them from 127.0.0.1.

@@ -1,5 +1,5 @@
 /**
- * lib/status.ts's verdicts, called in-process on small EC PKIs (issue 12, "tests that bite"): every row status a check
+ * lib/status.ts's verdicts, called in-process on small EC PKIs ("tests that bite"): every row status a check
  * can give, fed the case that gives it, including what a TLS port on 127.0.0.1 serves. Kept apart from
  * status.test.ts (which drives scripts/status.ts) so that `npm run mutate` can run these alone (test/MUTATION.md).
  */
@@ -9,16 +9,18 @@ import { chmodSync, existsSync, readFileSync, rmSync, statSync, utimesSync, writ
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
-import { loadInventory, type Inventory } from '../lib/inventory.ts';
+import type { Inventory } from '../lib/inventory.ts';
+import { localStatus, prometheus, remoteStatus, servedKubelets, servedStatus, statusCategory, type StatusRow, writePrometheus } from '../lib/status.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { applyPki } from '../lib/pki/apply.ts';
+import { planPki } from '../lib/pki/plan.ts';
+import { readServed } from '../lib/probe.ts';
+import type { Remote } from '../lib/remote/remote.ts';
+import { pkiFilesFor } from '../lib/rollout/desired.ts';
+import { lastRenew, lastRenewFile } from '../lib/state.ts';
 import { kubeconfig } from '../lib/kubeconfig.ts';
 import { configureLog } from '../lib/log.ts';
-import { applyPki, planPki } from '../lib/pki.ts';
-import { pkiFilesFor } from '../lib/rollout.ts';
-import type { Remote } from '../lib/remote.ts';
 import { ExitError } from '../lib/cli.ts';
-import {
-  lastRenew, lastRenewFile, localStatus, prometheus, readServed, remoteStatus, servedKubelets, servedStatus, statusCategory, writePrometheus, type StatusRow,
-} from '../lib/status.ts';
 import { tempDir, writeInventory } from './helpers/inventory.ts';
 
 configureLog({ sink: () => undefined, tty: false });

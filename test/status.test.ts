@@ -3,10 +3,12 @@ import { spawn } from 'node:child_process';
 import { execa } from 'execa';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadInventory } from '../lib/inventory.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { applyPki } from '../lib/pki/apply.ts';
+import { planPki } from '../lib/pki/plan.ts';
+import { readCert } from '../lib/pki/read.ts';
 import { configureLog } from '../lib/log.ts';
 import { acquireLock, lockPath } from '../lib/lock.ts';
-import { applyPki, planPki, readCert } from '../lib/pki.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
@@ -113,7 +115,7 @@ test('a stale lock whose process is gone is taken over with a message', async (t
   t.regex(r.stderr, new RegExp(`taking over the stale lock .* of pid ${dead.pid} \\(renew\\.ts, since 2026-01-01T00:00:00Z\\), which is no longer running`));
 });
 
-// ---- issue 8 item 9: the renewal window compares exact durations -------------------------------------------------------
+// ---- the renewal window compares exact durations -------------------------------------------------------
 
 test('a fresh certificate is not due with days 2 / renew_before_days 1, nor with 365 / 364, and renew.ts says nothing to renew', async (t) => {
   const { localStatus } = await import('../lib/status.ts');
@@ -130,7 +132,8 @@ test('a fresh certificate is not due with days 2 / renew_before_days 1, nor with
 });
 
 test('a certificate with 23 h left is due under a 1-day window and one with 25 h left is not; the same for the CA', async (t) => {
-  const { checkCa, checkLeaf, leafSpecs } = await import('../lib/pki.ts');
+  const { checkCa, checkLeaf } = await import('../lib/pki/check.ts');
+  const { leafSpecs } = await import('../config/certs.ts');
   const { inv } = await build({ pki: { key: 'ecdsa-p256', days: 2, renew_before_days: 1 } });
   const ca = checkCa(inv);
   const spec = leafSpecs(inv)[0];
@@ -144,7 +147,7 @@ test('a certificate with 23 h left is due under a 1-day window and one with 25 h
   t.is(checkCa(inv, at(caEnd, 25)).status, 'ok');
 });
 
-// ---- issue 8 item 4: the served certificate's own expiry, from the wire ---------------------------------------------------
+// ---- the served certificate's own expiry, from the wire ---------------------------------------------------
 
 test('--prometheus exposes the expiry of the certificate 6443 really serves, read from the handshake, not from the local server.crt', async (t) => {
   const tls = await import('node:tls');
@@ -195,7 +198,7 @@ test('every series of the textfile has a label set of its family\'s names and no
   t.true(prometheus([]).includes('kubetls_renew_last_success_timestamp_seconds 0'));
 });
 
-// ---- issue 8 item 8: the cron line and the systemd unit refresh the metrics whatever renew returned ----------------------
+// ---- the cron line and the systemd unit refresh the metrics whatever renew returned ----------------------
 
 test('the cron line runs status --prometheus after renew whatever renew returned (0, 1, 75) and exits with renew\'s status', async (t) => {
   const { mkdtempSync, chmodSync, rmSync } = await import('node:fs');
@@ -304,7 +307,7 @@ test('Prometheus labels carry no free text: status is a fixed category, the subj
   t.notRegex(text, /subject=|SAN added/);
 });
 
-// ---- issue 10: the default table fits in 120 columns whatever the path and name lengths ---------------------------------
+// ---- the default table fits in 120 columns whatever the path and name lengths ---------------------------------
 
 /** A cell cut with an ellipsis in the middle stands for `full` when it keeps its start and its end. */
 const names = (cell: string, full: string) => cell === full || (cell.includes('…') && full.startsWith(cell.split('…')[0]) && full.endsWith(cell.split('…')[1]));

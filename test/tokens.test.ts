@@ -8,9 +8,12 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadInventory } from '../lib/inventory.ts';
+import { loadInventory } from '../lib/inventory/load.ts';
+import { applyPki } from '../lib/pki/apply.ts';
+import { planPki } from '../lib/pki/plan.ts';
+import { PkiError } from '../lib/pki/read.ts';
+import { readToken, readTokenFile, retiringToken } from '../lib/pki/token.ts';
 import { configureLog } from '../lib/log.ts';
-import { applyPki, PkiError, planPki, readToken, readTokenFile, retiringToken } from '../lib/pki.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

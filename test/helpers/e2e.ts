@@ -3,11 +3,11 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import path from 'node:path';
-import { loadInventory } from '../../lib/inventory.ts';
-import type { Lab } from '../../lib/lab/index.ts';
-import { ALL_UNIT_NAMES } from '../../lib/lab/units.ts';
-import { parseCert } from '../../lib/pki.ts';
-import { servedCert } from '../../lib/rollout.ts';
+import { loadInventory } from '../../lib/inventory/load.ts';
+import { parseCert } from '../../lib/pki/read.ts';
+import { servedCert } from '../../lib/probe.ts';
+import type { Lab } from '../../lab/index.ts';
+import { ALL_UNIT_NAMES } from '../../lab/units.ts';
 
 export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -25,7 +25,7 @@ export async function remoteFile(lab: Lab, host: string, file: string): Promise<
  * (the host's real journal). Not counted: the host's own boot units, and the start systemd makes on its own after a
  * unit failed (Restart=on-failure: its "Scheduled restart job" message comes right before it): the real
  * controller-manager and scheduler exit when the apiserver they lead through goes away, and systemd starts them
- * again (lib/lab/README.md, measured). A start kubetls makes after a failure is counted.
+ * again (lab/README.md, measured). A start kubetls makes after a failure is counted.
  */
 export function restarts(lab: Lab, host: string, from = 0): Record<string, number> {
   const out: Record<string, number> = {};

@@ -4,7 +4,7 @@
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestFn } from 'ava';
-import { labDown, labUnavailable, labUp, openLab, pidAlive, type Lab, type LabOptions } from '../../lib/lab/index.ts';
+import { labDown, labUnavailable, labUp, openLab, pidAlive, type Lab, type LabOptions } from '../../lab/index.ts';
 
 const live = new Set<Lab>();
 process.on('exit', () => {

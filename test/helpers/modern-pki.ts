@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
-import type { Lab } from '../../lib/lab/index.ts';
+import type { Lab } from '../../lab/index.ts';
 
 export const R = '/srv/kubernetes';
 export interface Named { name: string; address: string }

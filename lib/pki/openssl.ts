@@ -1,0 +1,103 @@
+/**
+ * The real `openssl` binary, one function per command the recipe documents (steps 2–5 and 12 of docs/recipe.md).
+ * Each function builds an argv that reads like the recipe's line, logs it as `$ openssl …`, and runs it without a
+ * shell. Private keys are written by openssl itself with mode 0600 (it opens key outputs owner-only); callers pass
+ * temporary names and rename them into place (lib/pki/apply.ts). The config file they name is config/openssl.ts's.
+ */
+import { chmodSync } from 'node:fs';
+import { execa } from 'execa';
+import { DIGEST } from '../../config/openssl.ts';
+import type { KeyType } from '../inventory.ts';
+import { log } from '../log.ts';
+
+export interface RunOptions { dryRun?: boolean }
+
+export class OpensslError extends Error {
+  constructor(readonly argv: string[], readonly exitCode: number | undefined, readonly stderr: string) {
+    super(`openssl ${argv.join(' ')} failed (exit ${exitCode ?? '?'}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    this.name = 'OpensslError';
+  }
+}
+
+/**
+ * One openssl process, no shell in between (the recipe's own process count: docs/speed.md). Private keys are 0600 from
+ * the first byte because openssl itself opens key outputs owner-only, whatever the umask (OpenSSL >= 3.0; pinned by
+ * test/pki.test.ts); the other outputs (certificate, CSR, public key, serial file) are set to 0600 right after, and
+ * meanwhile sit in pki.dir, which is 0700.
+ */
+async function openssl(argv: string[], o: RunOptions = {}, outputs: string[] = []): Promise<void> {
+  log.cmd(['openssl', ...argv]);
+  if (o.dryRun) return;
+  const r = await execa('openssl', argv, { reject: false, stdin: 'ignore', stdout: 'ignore' });
+  if (r.exitCode !== 0) throw new OpensslError(argv, r.exitCode, r.stderr || r.shortMessage || ''); // no stderr: openssl did not start
+  for (const f of outputs) chmodSync(f, 0o600); // each exists: openssl exited 0 having written it
+}
+
+/** What a key of this kind is, as `req -newkey` wants it and as genrsa/genpkey take it. */
+export function keySpec(type: KeyType, bits: number): { newkey: string[]; curve?: string } {
+  if (type === 'rsa') return { newkey: ['-newkey', `rsa:${bits}`] };
+  const curve = type === 'ecdsa-p256' ? 'P-256' : 'P-384';
+  return { newkey: ['-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${curve}`], curve };
+}
+
+/** Steps 2 and 3: `openssl genrsa -out ca.key 4096` (or `genpkey -algorithm EC` when the inventory asks for ECDSA). */
+export async function genkey(out: string, type: KeyType, bits: number, o?: RunOptions): Promise<void> {
+  const { curve } = keySpec(type, bits);
+  if (curve) await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', `ec_paramgen_curve:${curve}`, '-out', out], o);
+  else await openssl(['genrsa', '-out', out, String(bits)], o);
+}
+
+/** Step 2: `openssl req -x509 -new -nodes -key ca.key -subj "/CN=kubemaster" -days 10000 -out ca.crt` (+ v3_ca). */
+export async function reqX509(a: { key: string; subj: string; days: number; out: string; config: string }, o?: RunOptions) {
+  await openssl(['req', '-x509', '-new', '-nodes', '-key', a.key, '-subj', a.subj, '-days', String(a.days), '-out', a.out,
+    '-config', a.config, '-extensions', 'v3_ca', DIGEST], o, [a.out]);
+}
+
+/** Step 4: `openssl req -new -key server.key -subj "/CN=…" -reqexts SAN -config openssl.cnf -out server.csr`. */
+export async function reqNew(a: { key: string; subj: string; reqexts: string; config: string; out: string }, o?: RunOptions) {
+  await openssl(['req', '-new', '-key', a.key, '-subj', a.subj, '-reqexts', a.reqexts, '-config', a.config, '-out', a.out, DIGEST], o, [a.out]);
+}
+
+/** Step 12: `openssl req -newkey rsa:2048 -nodes -keyout M.key -subj "/CN=M" -out M.csr`. */
+export async function reqNewkey(a: { type: KeyType; bits: number; keyout: string; subj: string; config: string; out: string }, o?: RunOptions) {
+  await openssl(['req', ...keySpec(a.type, a.bits).newkey, '-nodes', '-keyout', a.keyout, '-subj', a.subj, '-config', a.config,
+    '-out', a.out, DIGEST], o, [a.out]);
+}
+
+/**
+ * Steps 5 and 12: `openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -extensions SAN
+ * -extfile openssl.cnf -days 10000 -out server.crt`. The serial file is read and rewritten by openssl, so callers
+ * must not sign two certificates at once.
+ */
+export async function x509Req(a: { csr: string; ca: string; caKey: string; serial: string; extensions: string; extfile: string;
+  days: number; out: string }, o?: RunOptions) {
+  await openssl(['x509', '-req', '-in', a.csr, '-CA', a.ca, '-CAkey', a.caKey, '-CAserial', a.serial, '-CAcreateserial',
+    '-extensions', a.extensions, '-extfile', a.extfile, '-days', String(a.days), '-out', a.out, DIGEST], o, [a.out, a.serial]);
+}
+
+/** The modern profile's service-account public key: `openssl pkey -in sa.key -pubout -out sa.pub`. */
+export async function pubout(a: { key: string; out: string }, o?: RunOptions) {
+  await openssl(['pkey', '-in', a.key, '-pubout', '-out', a.out], o, [a.out]);
+}
+
+/** `openssl verify -CAfile ca.crt -purpose sslserver server.crt` → true when openssl says OK. Used by status and tests. */
+export async function verify(ca: string, cert: string, purpose?: 'sslserver' | 'sslclient'): Promise<{ ok: boolean; output: string }> {
+  const argv = ['verify', '-CAfile', ca, ...(purpose ? ['-purpose', purpose] : []), cert];
+  const r = await execa('openssl', argv, { reject: false, stdin: 'ignore' });
+  return { ok: r.exitCode === 0 && /: OK$/m.test(r.stdout), output: `${r.stdout}${r.stderr}`.trim() };
+}
+
+/**
+ * `-subj` for a subject: `/O=system:nodes/CN=system:node:kubeminion1`. openssl reads `/` as "next field", `+` as
+ * "next value of this field" and `=` as "type=value", and takes the character after a backslash literally
+ * (apps/lib/apps.c, parse_name). Every value is escaped, so no value can add a field (`/O=system:masters`) whatever
+ * the inventory let through: the structure of a subject comes from this function only.
+ */
+export function subj(cn: string, o?: string): string {
+  return `${o ? `/O=${subjValue(o)}` : ''}/CN=${subjValue(cn)}`;
+}
+
+/** One value for `-subj`: `\`, `/`, `+` and `=` get a backslash. */
+export function subjValue(value: string): string {
+  return value.replace(/[\\/+=]/g, (c) => `\\${c}`);
+}
