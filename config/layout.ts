@@ -1,7 +1,7 @@
 /**
  * Every file kubetls puts on a host: which local PKI file (or which kubeconfig built from local files) goes where,
  * with which owner and mode. Which unit reads which file is in config/profiles.ts (`unitsFor`), so that a changed file
- * restarts exactly its readers. The README's "Files" table is this file, in prose.
+ * restarts exactly its readers. The "Files" table of docs/profiles.md is this file, in prose.
  *
  * `{remote}` is pki.remote_dir. The legacy profile is the recipe's steps 7, 13 and 14 word for word; the modern one
  * adds kubeadm's certificate set (https://kubernetes.io/docs/setup/best-practices/certificates/) under kubeadm's

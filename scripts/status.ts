@@ -54,7 +54,7 @@ await main(async () => {
   }
   if (f.prometheus) writePrometheus(f.prometheus, prometheus(rows, lastRenew(inv)));
   const bad = rows.filter((r) => r.status !== 'ok');
-  // versioned, so that a consumer can tell a later shape apart (README: --json)
+  // versioned, so that a consumer can tell a later shape apart (docs/recipe.md: --json)
   if (f.json) process.stdout.write(`${JSON.stringify({ apiVersion: 'kubetls/v1', kind: 'Status', ok: bad.length === 0, rows }, null, 2)}\n`);
   else printTable(inv, rows, f.wide, bad.length);
   return bad.length ? 1 : 0;

@@ -112,7 +112,7 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
 /**
  * The operator's kubeconfig (modern profile), kept in pki.dir beside the CA key and never sent anywhere: user
  * CN=kubernetes-admin in O=system:masters, which every cluster authorizes without an RBAC binding (a break-glass
- * credential, like kubeadm's super-admin.conf; see the README). It connects to master.address and checks the
+ * credential, like kubeadm's super-admin.conf; see docs/profiles.md). It connects to master.address and checks the
  * apiserver's certificate for master.name (tls-server-name), as verify.ts does. Written when it differs from what the
  * current files give; returns true when written.
  */

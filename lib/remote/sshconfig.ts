@@ -1,7 +1,7 @@
 /**
  * The operator's OpenSSH client configuration (`~/.ssh/config`, or `ssh.config_file` in cluster.yaml), read with the
  * `ssh-config` package (it implements OpenSSH's first-match-wins `Host`/`Match` evaluation, wildcards and negation,
- * which a hand-written parser would get subtly wrong). Precedence, as the README says: a value written in cluster.yaml
+ * which a hand-written parser would get subtly wrong). Precedence, as docs/ssh.md says: a value written in cluster.yaml
  * wins, then ssh_config, then kubetls's default (user root, port 22, ~/.ssh/id_ed25519, ~/.ssh/known_hosts).
  * Understood: HostName, User, Port, IdentityFile (several), UserKnownHostsFile, GlobalKnownHostsFile, BindAddress,
  * ProxyJump (a chain, `none`). Not followed: Include (said once), ProxyCommand (refused: kubetls runs no local shell).
