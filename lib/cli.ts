@@ -80,7 +80,19 @@ export function scriptArgs(argv: readonly string[]): string[] {
 /** Reject a bad combination of flags at once: `ERROR: --pki-only and --only cannot be used together`. */
 export function usageError(message: string, usage: string): never {
   process.stderr.write(`ERROR: ${oneLine(message)}\n\n${usage.trim()}\n`);
+  failJson(2, message);
   process.exit(2);
+}
+
+/**
+ * With --json, the kind of result object the script prints (main's `json`): a consumer reads one object on stdout
+ * whatever happened, also when the run stopped on a bad flag (2), a bad inventory (2), a held lock (75) or an error (1).
+ */
+let jsonKind: string | undefined;
+function failJson(code: number, message: string): void {
+  if (!jsonKind) return;
+  process.stdout.write(`${JSON.stringify({ apiVersion: 'kubetls/v1', kind: jsonKind, ok: false, exitCode: code, error: mask(message) }, null, 2)}\n`);
+  jsonKind = undefined; // once
 }
 
 /**
@@ -102,8 +114,13 @@ export function intFlag(v: string | undefined, name: string, dflt: number, usage
   return n;
 }
 
-/** Run a script's body: exit with its code, or with the right code for the error it threw. */
-export async function main(body: () => Promise<number | void>): Promise<void> {
+/**
+ * Run a script's body: exit with its code, or with the right code for the error it threw. `json`: the kind of result
+ * the script prints with --json (Status, Verify, RenewResult), which an error then prints too, with `ok: false`.
+ */
+export async function main(body: () => Promise<number | void>, o: { json?: string } = {}): Promise<void> {
+  jsonKind = o.json && scriptArgs(process.argv).includes('--json') ? o.json : undefined;
+  watchParent();
   try {
     process.exitCode = (await body()) ?? 0;
   } catch (e) {
@@ -118,5 +135,23 @@ export async function main(body: () => Promise<number | void>): Promise<void> {
       if (process.env.KUBETLS_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
       process.exitCode = 1;
     }
+    failJson(process.exitCode, (e as Error).message ?? String(e));
   }
+}
+
+/**
+ * A supervisor that stops `npx zx scripts/X.ts` (systemd, a CI runner, a terminal's Ctrl-C through some wrappers)
+ * signals the main PID only, which is npx's: the node process running the script would go on alone, a whole CA
+ * rotation after its parent exited 130. So every script watches the process that started it, and when it is gone
+ * (this one was handed to init or a subreaper) stops the way SIGTERM stops it: at once, its lock released on exit.
+ * A run stopped at any instant leaves each file old or new and its restarts owed on the hosts: the next run finishes.
+ */
+function watchParent(): void {
+  const parent = process.ppid;
+  if (parent <= 1) return; // started by init or systemd itself: nothing above it can go away unseen
+  setInterval(() => {
+    if (process.ppid === parent) return;
+    log.error(`the process that started this run (pid ${parent}) is gone: stopping, as SIGTERM would; the next run finishes what this one began`);
+    process.exit(143);
+  }, 500).unref();
 }

@@ -5,6 +5,7 @@
  *
  * Loading and validating: lib/inventory/load.ts (the keys: lib/inventory/schema.ts; the messages: errors.ts).
  */
+import { isIP } from 'node:net';
 
 export type Profile = 'legacy' | 'modern';
 export type KeyType = 'rsa' | 'ecdsa-p256' | 'ecdsa-p384';
@@ -85,3 +86,19 @@ export const etcdHosts = (inv: Inventory): Host[] => inv.etcd.members.filter((m)
 
 /** apiserver.endpoint.drain_seconds by default: a balancer that checks every 2 s and takes 3 failures (6 s), and a margin. */
 export const DRAIN_SECONDS = 10;
+
+/**
+ * One spelling per address, for telling whether two are the same host: an IPv6 address canonical (lower case, zeros
+ * compressed: `fd00:0::1` and `FD00::1` are one), an IPv4-mapped IPv6 address as its IPv4 (`::ffff:127.0.0.1` and
+ * `0:0:0:0:0:ffff:7f00:1` are `127.0.0.1`), a name in lower case. An address with a zone id (`fe80::1%eth0`) is kept as
+ * written, in lower case.
+ */
+export function canonicalAddress(a: string): string {
+  if (isIP(a) !== 6) return a.toLowerCase();
+  let h: string;
+  try { h = new URL(`http://[${a}]/`).hostname.slice(1, -1); } catch { return a.toLowerCase(); }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h); // the URL spelling of ::ffff:a.b.c.d
+  if (!mapped) return h;
+  const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}

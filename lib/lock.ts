@@ -1,5 +1,6 @@
 /**
- * One kubetls run at a time per inventory: a lock file beside cluster.yaml holding the holder's PID. A second run says
+ * One kubetls run at a time per PKI: a lock file in pki.dir (its real path, so that two inventories naming one folder,
+ * through a symlink or not, take one lock: the PKI is what two runs would break, not the inventory) holding the holder's PID. A second run says
  * who holds it and exits 75 (EX_TEMPFAIL: cron will try again). A lock whose PID is dead is stale: it is taken over
  * with a message. (proper-lockfile judges staleness by mtime; a PID is what an operator can check.)
  *
@@ -17,16 +18,21 @@
  *     older than CLAIM_GRACE_MS, with a warning, so that a crash there cannot block every later run.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, linkSync, lstatSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, lstatSync, openSync, readFileSync, realpathSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { ExitError } from './cli.ts';
-import type { Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
+import { ensureDir } from './pki/dir.ts';
 
 interface Holder { pid: number; host: string; since: string; command: string }
 
-export const lockPath = (inv: Pick<Inventory, 'file'>) => path.join(path.dirname(inv.file), '.kubetls.lock');
+/** `.kubetls.lock` in the real path of pki.dir (as written when the folder does not exist yet). */
+export const lockPath = (inv: { pki: { dir: string } }) => {
+  let dir = inv.pki.dir;
+  try { dir = realpathSync(dir); } catch { /* not made yet */ }
+  return path.join(dir, '.kubetls.lock');
+};
 
 /** How long an unparseable lock file is assumed to be still being written. */
 export const TORN_GRACE_MS = 5_000;
@@ -103,8 +109,13 @@ function removeStale(file: string, seen: Seen): boolean {
   }
 }
 
-/** Take the lock or throw ExitError(75). Released by the returned function, or when the process exits. */
-export function acquireLock(inv: Pick<Inventory, 'file'>, command: string): () => void {
+/**
+ * Take the lock or throw ExitError(75). Released by the returned function, or when the process exits. pki.dir is made
+ * first when missing, by the rule every writer of it follows (lib/pki/dir.ts): a folder that is not kubetls's to use is
+ * refused (exit 2) before any lock is taken in it.
+ */
+export function acquireLock(inv: { pki: { dir: string } }, command: string): () => void {
+  ensureDir(inv.pki.dir);
   const file = lockPath(inv);
   const me: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString(), command };
   const body = Buffer.from(`${JSON.stringify(me)}\n`);

@@ -10,29 +10,23 @@
 import path from 'node:path';
 import { ExitError } from './cli.ts';
 import { faultPoint } from './fault.ts';
-import { allHosts, etcdHosts, type Host, type Inventory } from './inventory.ts';
+import { etcdHosts, type Host, type Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
 import { applyPki } from './pki/apply.ts';
 import { untilDue } from './pki/check.ts';
-import { type Plan, type PlanItem, planPki } from './pki/plan.ts';
+import { type Plan, planPki } from './pki/plan.ts';
 import { PkiError, readCert } from './pki/read.ts';
 import { dropRetiringToken, retiringToken } from './pki/token.ts';
 import { forHosts, type HostOutcome, type RolloutOptions, summarize } from './remote/hosts.ts';
 import { withRollback } from './rollout/converge.ts';
-import { localInputs, wherePlaced } from './rollout/desired.ts';
+import { hostsReached, wherePlaced } from './rollout/desired.ts';
 import { servedMismatch } from './rollout/gates.ts';
 import { rollControl } from './rollout/roll.ts';
 import { etcdSteps, masterSteps, minionSteps, pkiToMinion } from './rollout/steps.ts';
-import { readPending, writePending } from './state.ts';
+import { PHASE_TEXT, readPending, runningRotation, writePending } from './state.ts';
 import { apiChecks } from './verify.ts';
 
 export interface RenewResult { code: number; happened: boolean; outcomes: HostOutcome[]; renewed: string[] }
-
-/** Which hosts a renewed item must reach: those whose files are made from one of its files (config/layout.ts). */
-function hostsTouched(inv: Inventory, items: PlanItem[]): Set<string> {
-  const files = new Set(items.flatMap((i) => i.files));
-  return new Set(allHosts(inv).filter((h) => [...localInputs(inv, h)].some((f) => files.has(f))).map((h) => h.name));
-}
 
 /** `nothing to renew; next due: server.crt in 287 d` — the leaf that becomes due first. */
 function nextDue(inv: Inventory, plan: Plan): string {
@@ -71,8 +65,24 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   }
   if (sel.only) {
     // only what reaches the named hosts; a renewed file's other hosts are recorded as pending for the next run
-    for (const i of plan.items) if (i.kind !== 'ca' && i.action !== 'keep' && ![...hostsTouched(inv, [i])].some((h) => sel.only!.includes(h))) i.action = 'keep';
+    for (const i of plan.items) if (i.kind !== 'ca' && i.action !== 'keep' && ![...hostsReached(inv, i.files)].some((h) => sel.only!.includes(h))) i.action = 'keep';
   }
+  // a CA rotation that is not finished (parked at its service-account wait, or stopped by a host): what it does not
+  // touch is renewed as usual, so a due leaf is never left to expire behind it; the leaves of the CAs it replaces (and
+  // sa.key) are its own, phase 3 reissues every one of them. Every run says what to run to finish it, and exits 1.
+  const rot = runningRotation(inv);
+  if (rot) {
+    for (const i of plan.items) {
+      const mine = (i.spec && rot.targets.includes(i.spec.ca)) || (i.kind === 'sa' && rot.targets.includes('sa'));
+      if (i.kind === 'ca' || i.action === 'keep' || !mine) continue;
+      log.warn(`${i.files.at(-1)}: ${i.reason || 'due'}, but the CA rotation of ${rot.what} replaces ${i.spec ? `its CA (${i.spec.ca}) and reissues it` : 'it'}`);
+      i.action = 'keep';
+    }
+  }
+  const unfinished = () => {
+    if (rot) log.error(`a CA rotation of ${rot.what} is not finished (${PHASE_TEXT[rot.phase]}, started ${rot.started}): finish it with npx zx scripts/renew.ts --rotate-ca ${rot.what}`);
+    return rot ? 1 : 0;
+  };
   if (plan.ca.status === 'missing') throw new PkiError(`no CA in ${inv.pki.dir}: run scripts/master.ts first (renew never creates a CA)`);
   const caDue = plan.ca.status !== 'ok';
   if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Rotate it now, without downtime: npx zx scripts/renew.ts --rotate-ca cluster (every certificate and kubeconfig depends on it).`);
@@ -90,7 +100,8 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   const retiring = retiringToken(inv) !== undefined && !due.some((i) => i.kind === 'token');
   if (!due.length && !pending.length && !retiring) {
     log.info(`nothing to renew; next due: ${nextDue(inv, plan)}`);
-    return { code: caDue ? 1 : 0, happened: caDue, outcomes: [], renewed: [] };
+    const rotating = unfinished();
+    return { code: caDue || rotating ? 1 : 0, happened: caDue || rotating > 0, outcomes: [], renewed: [] };
   }
   for (const i of due) log.info(`${i.files.at(-1)}: ${i.action === 'create' ? 'missing' : i.reason}`);
   if (pending.length) log.info(`left behind by an earlier run: ${pending.join(', ')}`);
@@ -101,7 +112,7 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   }
   log.phase('renew');
   const renewPlan: Plan = { ...plan, items: plan.items.map((i) => (i.kind === 'ca' ? { ...i, action: 'keep' as const } : i)) };
-  const all = new Set([...hostsTouched(inv, due), ...pending]);
+  const all = new Set([...hostsReached(inv, due.flatMap((i) => i.files)), ...pending]);
   const touched = new Set([...all].filter((h) => !sel.only || sel.only.includes(h)));
   const later = [...all].filter((h) => !touched.has(h));
   if (later.length) log.info(`not now (--only): ${later.join(', ')}; the next run without --only finishes them`);
@@ -159,7 +170,7 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
 
   const { text, code } = summarize(outcomes, o.dryRun);
   log.print(text);
-  const result = code || caDue || notReached.length ? 1 : 0;
+  const result = code || caDue || notReached.length || unfinished() ? 1 : 0;
   return { code: result, happened: true, outcomes, renewed: due.map((i) => i.files.at(-1)!) };
 }
 

@@ -77,8 +77,11 @@ export async function rotateCa(inv: Inventory, o: RolloutOptions, sel: RotateSel
     }
     log.info(`resuming the rotation of ${rot.what} started ${rot.started}: ${PHASE_TEXT[rot.phase]}`);
   } else {
-    if (rot && rot.what === sel.what && !sel.force && targets.every((t) => rot!.next[t] === identity(inv, t))) {
-      log.info(`nothing to do: the rotation of ${sel.what} finished ${rot.finished} and its CAs are the current ones (--force rotates again)`);
+    // every rotation that finished is remembered (the last one, and the others under `history`): the same one asked
+    // again, while its CAs are still the current ones, is nothing to do
+    const before = rot?.what === sel.what ? rot : rot?.history?.[sel.what];
+    if (before?.finished && !sel.force && targets.every((t) => before.next[t] === identity(inv, t))) {
+      log.info(`nothing to do: the rotation of ${sel.what} finished ${before.finished} and its CAs are the current ones (--force rotates again)`);
       return { code: 0, happened: false, outcomes: [], renewed: [] };
     }
     await preflight(inv, o, targets);
@@ -87,7 +90,8 @@ export async function rotateCa(inv: Inventory, o: RolloutOptions, sel: RotateSel
       log.print('dry run: nothing was written, no host was changed');
       return { code: 0, happened: false, outcomes: [], renewed: [] };
     }
-    rot = { what: sel.what, targets, phase: 'new', started: new Date().toISOString(), old: {}, next: {} };
+    const history = { ...rot?.history, ...(rot?.finished ? { [rot.what]: { finished: rot.finished, next: rot.next } } : {}) };
+    rot = { what: sel.what, targets, phase: 'new', started: new Date().toISOString(), old: {}, next: {}, ...(Object.keys(history).length ? { history } : {}) };
     for (const t of targets) rot.old[t] = identity(inv, t);
     writeRotation(inv, rot);
     faultPoint('rotate-new');

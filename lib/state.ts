@@ -12,6 +12,7 @@ import { local as localModes } from '../config/files.ts';
 import { writeAtomic } from './atomic.ts';
 import { ExitError } from './cli.ts';
 import { allHosts, type Inventory } from './inventory.ts';
+import { oneLine } from './inventory/errors.ts';
 import { log, shown } from './log.ts';
 import type { HostOutcome } from './remote/hosts.ts';
 
@@ -20,8 +21,7 @@ import type { HostOutcome } from './remote/hosts.ts';
 /** Hosts that still need the renewed files (a failed or interrupted run): rolled out again by the next run. */
 export const pendingFile = (inv: Inventory) => path.join(inv.pki.dir, '.renew-pending.json');
 export function readPending(inv: Inventory, dryRun?: boolean): string[] {
-  let hosts: string[];
-  try { hosts = JSON.parse(readFileSync(pendingFile(inv), 'utf8')) as string[]; } catch { return []; }
+  const hosts = readPendingFile(inv);
   // a host removed from the inventory since can never be finished: forget it (once, loudly) instead of failing forever
   const known = new Set(allHosts(inv).map((h) => h.name));
   const gone = hosts.filter((h) => !known.has(h));
@@ -32,13 +32,47 @@ export function readPending(inv: Inventory, dryRun?: boolean): string[] {
   }
   return kept;
 }
+
+/**
+ * The record as it is: absent is "nothing owed"; anything else that is not a JSON list of host names is an error that
+ * names the file and says what to do. It is never read as "nothing owed": a run would then say "nothing to renew" for
+ * ever while the hosts it lists keep their old files (and a token rotation would retire a token they still use).
+ */
+export function readPendingFile(inv: Inventory): string[] {
+  const file = pendingFile(inv);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw damagedPending(file, `cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let hosts: unknown;
+  try { hosts = JSON.parse(text); } catch (e) { throw damagedPending(file, `not JSON (${(e as Error).message})`); }
+  if (!Array.isArray(hosts) || !hosts.every((h) => typeof h === 'string')) throw damagedPending(file, `not a list of host names (found ${JSON.stringify(hosts).slice(0, 60)})`);
+  return hosts as string[];
+}
+
+const damagedPending = (file: string, what: string) => new Error(oneLine(`${shown(file)}: ${what}. It lists the hosts an earlier run left owed the `
+  + 'current files, so it cannot be guessed: fix it, or write the name of every host in it (["kubemaster", "kubeminion1"]) and the next renew.ts finishes them all'));
 export function writePending(inv: Inventory, hosts: string[]): void {
   if (hosts.length) writeAtomic(pendingFile(inv), `${JSON.stringify([...new Set(hosts)].sort())}\n`, localModes.secret);
   else rmSync(pendingFile(inv), { force: true });
 }
 
 /**
- * master.ts and minions.ts: a host they failed on is owed the current files, which cron's renew.ts then finishes; a
+ * master.ts and minions.ts, before their first write: the hosts they are about to change are owed the current files
+ * until the run finishes them (recordRollout), so that a run killed at any instant leaves them to the next renew.ts,
+ * which also makes the restarts the killed run owed. renew.ts records its own the same way.
+ */
+export function recordOwed(inv: Inventory, hosts: Iterable<string>, dryRun?: boolean): void {
+  const add = [...hosts];
+  if (dryRun || !add.length || !existsSync(inv.pki.dir)) return;
+  writePending(inv, [...readPending(inv), ...add]);
+}
+
+/**
+ * master.ts and minions.ts, at the end: a host they failed on is owed the current files, which cron's renew.ts then finishes; a
  * host they brought up to date is no longer owed anything.
  */
 export function recordRollout(inv: Inventory, outcomes: HostOutcome[], dryRun: boolean | undefined, completes: (host: string) => boolean): void {
@@ -106,6 +140,8 @@ export interface Rotation {
   /** when phase 3 ended (every apiserver signs tokens with the new sa.key), and when phase 5 began dropping */
   leavesDone?: string;
   dropFrom?: string;
+  /** the rotations that finished before this one, by name: when, and what they made */
+  history?: Record<string, { finished: string; next: Partial<Record<RotTarget, string>> }>;
 }
 
 export const rotationFile = (inv: Inventory) => path.join(inv.pki.dir, '.rotate-ca.json');

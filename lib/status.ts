@@ -7,10 +7,10 @@
  * Prometheus textfile, with that row's ok=0) is still written, so monitoring never keeps a stale "ok".
  */
 import { createHash, createPublicKey } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { caSpecs, leafSpecs } from '../config/certs.ts';
-import { KUBECONFIG_PATH } from '../config/files.ts';
+import { KUBECONFIG_PATH, PENDING_DIR } from '../config/files.ts';
 import { KUBELET_PORT } from '../config/profiles.ts';
 import { writeAtomic } from './atomic.ts';
 import { ExitError } from './cli.ts';
@@ -24,8 +24,9 @@ import { readToken } from './pki/token.ts';
 import { clientTrust } from './pki/trust.ts';
 import { readServed, type Served } from './probe.ts';
 import type { Remote } from './remote/remote.ts';
-import { kubeconfigsFor, pkiFilesFor } from './rollout/desired.ts';
-import { PHASE_TEXT, readRotation } from './state.ts';
+import { owedOn } from './rollout/converge.ts';
+import { finishHint, isSecret, kubeconfigsFor, modeProblem, pkiFilesFor } from './rollout/desired.ts';
+import { pendingFile, PHASE_TEXT, readPendingFile, readRotation } from './state.ts';
 
 export interface StatusRow {
   name: string; // ca.crt, server.crt, kubeminion1.crt, tokens.csv, sa.key, kubeconfig
@@ -116,7 +117,26 @@ export function localStatus(inv: Inventory, now = new Date()): StatusRow[] {
   if (inv.profile === 'modern') rows.push(saRow(inv));
   const rot = rotationRow(inv);
   if (rot) rows.push(rot);
+  const pending = pendingRow(inv);
+  if (pending) rows.push(pending);
   return rows;
+}
+
+/**
+ * Hosts an earlier run left owed the current files (`.renew-pending.json`: a run that failed on them, or was killed
+ * before it finished them): renew due until the next renew.ts finishes them. A damaged record is unreadable, never
+ * "nothing pending".
+ */
+function pendingRow(inv: Inventory): StatusRow | undefined {
+  const where = shown(pendingFile(inv));
+  try {
+    const hosts = readPendingFile(inv);
+    if (!hosts.length) return undefined;
+    return { name: 'renew pending', where, ...blank, subject: hosts.join(', '),
+      status: `renew due: ${hosts.join(', ')} ${hosts.length === 1 ? 'is' : 'are'} still owed the current files by an earlier run; renew.ts finishes ${hosts.length === 1 ? 'it' : 'them'}` };
+  } catch (e) {
+    return { name: 'renew pending', where, ...blank, status: `unreadable: ${(e as Error).message}` };
+  }
 }
 
 /** A CA rotation that is running (or damaged): its phase, so that an operator sees where a killed run stopped. */
@@ -150,29 +170,38 @@ function saRow(inv: Inventory): StatusRow {
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const daysTo = (d: Date, now: Date) => Math.floor((d.getTime() - now.getTime()) / DAY);
 
-/** --remote: each deployed copy against the local PKI (one connection per host), and each kubeconfig's embedded cert. */
+/**
+ * --remote: on one host (one connection), each deployed copy against the local PKI — certificates, the CAs, the token
+ * and every private key, with its owner and mode — each kubeconfig's embedded certificate and key, and the restarts an
+ * interrupted run left owed there. A key that is missing, not the local one (so not the key of its certificate), or
+ * readable by others is not ok: an apiserver or etcd that cannot restart is what monitoring must see before it happens.
+ */
 export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()): Promise<StatusRow[]> {
   const rows: StatusRow[] = [];
-  const files = pkiFilesFor(inv, r.host).filter(([l]) => l.endsWith('.crt') || l.endsWith('.csv'));
-  const state = await r.inspect(files.map(([, remote]) => remote));
-  for (const [local, remote, bytes] of files) {
+  const files = pkiFilesFor(inv, r.host);
+  const kcs = kubeconfigsFor(inv, r.host).map((k) => ({ k, remote: k.path.replace('{remote}', inv.pki.remoteDir) }));
+  const state = await r.inspect([...files.map(([, remote]) => remote), ...kcs.map((x) => x.remote)]);
+  for (const [local, remote, bytes, mode] of files) {
     const st = state.get(remote);
     const where = `${r.host.name}:${remote}`;
+    const name = path.basename(local);
     let info: CertInfo | undefined;
     let localError: string | undefined;
-    try { info = local.endsWith('.crt') ? readCert(local) : undefined; } catch (e) { localError = unreadable(path.basename(local), where, e).status; }
-    const base = { name: path.basename(local), where, subject: info ? dn(info) : '-', sans: info?.sans.join(',') || '-', issuer: info?.issuer ?? '-' };
+    try { info = local.endsWith('.crt') ? readCert(local) : undefined; } catch (e) { localError = unreadable(name, where, e).status; }
+    const base = { name, where, subject: info ? dn(info) : '-', sans: info?.sans.join(',') || '-', issuer: info?.issuer ?? '-' };
     if (!st) { rows.push({ ...base, status: 'missing' }); continue; }
     let same = false;
-    try { same = st.sha256 === sha(bytes()); } catch { /* missing locally: not the same */ }
-    rows.push({ ...base, notAfter: info?.notAfter.toISOString(), daysLeft: info ? daysTo(info.notAfter, now) : undefined,
-      status: !same ? 'drift: differs from the local PKI' : localError ?? 'ok' });
+    try { same = st.kind === 'file' && st.sha256 === sha(bytes()); } catch { /* missing locally: not the same */ }
+    const secret = isSecret(local);
+    const perm = st.kind === 'file' ? modeProblem(st, mode, secret) : undefined;
+    const status = !same ? (local.endsWith('.key') ? `key mismatch: ${remote} is not the local ${name} (so not the key of its certificate)` : 'drift: differs from the local PKI')
+      : localError ?? (perm?.insecure ? `insecure mode ${perm.insecure}: ${where}` : perm?.drift ? `drift: ${perm.drift}` : 'ok');
+    rows.push({ ...base, notAfter: info?.notAfter.toISOString(), daysLeft: info ? daysTo(info.notAfter, now) : undefined, status });
   }
-  for (const k of kubeconfigsFor(inv, r.host)) {
-    const remote = k.path.replace('{remote}', inv.pki.remoteDir);
+  for (const { k, remote } of kcs) {
     const name = remote === KUBECONFIG_PATH ? 'kubeconfig' : path.posix.basename(remote);
     const where = `${r.host.name}:${remote}`;
-    const raw = await r.read(remote);
+    const raw = state.get(remote) ? await r.read(remote) : undefined;
     if (!raw) rows.push({ name, where, ...blank, status: 'missing' });
     else {
       try {
@@ -181,13 +210,22 @@ export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()):
         const info = kc.cert ? parseCert(kc.cert, `${where} (client-certificate-data)`) : undefined;
         const local = readCert(path.join(inv.pki.dir, `${k.cert}.crt`));
         const same = info && local && info.fingerprint === local.fingerprint;
+        let keySame = false;
+        try { keySame = !!kc.key && sha(kc.key) === sha(readFileSync(path.join(inv.pki.dir, `${k.cert}.key`))); } catch { /* no local key: not the same */ }
+        const perm = modeProblem(state.get(remote)!, k.mode, true);
         rows.push({ name, where, subject: info ? dn(info) : '-', sans: '-', issuer: info?.issuer ?? '-',
           notAfter: info?.notAfter.toISOString(), daysLeft: info ? daysTo(info.notAfter, now) : undefined,
-          status: !info ? 'drift: no client certificate' : same ? 'ok' : 'drift: embeds another certificate than the local PKI' });
+          status: !info ? 'drift: no client certificate' : !same ? 'drift: embeds another certificate than the local PKI'
+            : !keySame ? `key mismatch: embeds another key than the local ${k.cert}.key` : perm?.insecure ? `insecure mode ${perm.insecure}: ${where}`
+              : perm?.drift ? `drift: ${perm.drift}` : 'ok' });
       } catch (e) {
         rows.push(unreadable(name, where, e));
       }
     }
+  }
+  for (const unit of await owedOn(inv, r)) {
+    rows.push({ name: `restart.${unit}`, where: `${r.host.name}:${PENDING_DIR}/restart.${unit}`, ...blank,
+      status: `renew due: ${unit} owes a restart an earlier run did not make (it runs on files it has not read yet); ${finishHint(inv, r.host)}` });
   }
   return rows;
 }

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { leafSpecs } from '../config/certs.ts';
+import { PENDING_DIR } from '../config/files.ts';
 import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
 import { ETCD_CLIENT_PORT, KUBELET_PORT } from '../config/profiles.ts';
 import { getVar } from './envfile.ts';
@@ -19,7 +20,8 @@ import { readToken } from './pki/token.ts';
 import { clientTrust } from './pki/trust.ts';
 import { apiRequest, httpsGet, readServed, servedCert, type Credential } from './probe.ts';
 import type { Remote } from './remote/remote.ts';
-import { envFor, kubeconfigContent, kubeconfigsFor, pkiFilesFor } from './rollout/desired.ts';
+import { owedOn } from './rollout/converge.ts';
+import { envFor, finishHint, isSecret, kubeconfigContent, kubeconfigsFor, modeProblem, pkiFilesFor } from './rollout/desired.ts';
 
 export interface Result { check: string; target: string; ok: boolean; detail: string }
 
@@ -107,20 +109,25 @@ export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[
   const ca = readCert(path.join(inv.pki.dir, 'ca.crt'));
   const specs = leafSpecs(inv);
   const files = pkiFilesFor(inv, r.host);
-  const state = await r.inspect(files.map(([, remote]) => remote));
-  for (const [local, remote, bytes] of files) {
+  const kcs = kubeconfigsFor(inv, r.host).map((k) => ({ k, remote: k.path.replace('{remote}', inv.pki.remoteDir) }));
+  const state = await r.inspect([...files.map(([, remote]) => remote), ...kcs.map((x) => x.remote)]);
+  const hint = finishHint(inv, r.host);
+  for (const [local, remote, bytes, mode] of files) {
     const target = `${r.host.name}:${remote}`;
     const st = state.get(remote);
     const want = sha(bytes()); // a trust bundle during a CA rotation
     if (!st) { out.push({ check: 'deployed', target, ok: false, detail: 'missing' }); continue; }
     if (st.sha256 !== want) { out.push({ check: 'deployed', target, ok: false, detail: 'differs from the local PKI' }); continue; }
     let detail = `= ${shown(local)}, ${st.owner}:${st.group} ${st.mode.toString(8).padStart(4, '0')}`;
-    let ok = true;
+    // a key others can read, or with an owner its service cannot read it as, is not deployed as kubetls deploys it
+    const perm = modeProblem(st, mode, isSecret(local));
+    let ok = !perm;
+    if (perm) detail += `: ${perm.insecure ? `insecure mode ${perm.insecure}, expected ${mode.owner}:${mode.group} 0${mode.mode.toString(8)}` : perm.drift} (${hint})`;
     if (local.endsWith('.crt') && !local.endsWith('ca.crt')) {
       const spec = specs.find((s) => local.endsWith(`/${s.name}.crt`));
       const c = spec ? checkLeaf(inv, spec, ca) : undefined;
       if (c) {
-        ok = c.status === 'ok';
+        ok &&= c.status === 'ok';
         detail += `, ${c.status === 'ok' ? `chain ok, expires in ${c.daysLeft} d` : c.reasons.join('; ')}`;
         if (spec?.kind === 'server') detail += `, SANs ${c.info?.sans.join(',')}`;
       }
@@ -135,17 +142,23 @@ export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[
     if (text instanceof Error || !text) { out.push({ check: 'configured', target, ok: false, detail: text instanceof Error ? text.message : 'missing' }); continue; }
     const wrong = Object.entries(e.vars).filter(([k, v]) => getVar(text, k) !== v).map(([k]) => k);
     out.push(wrong.length
-      ? { check: 'configured', target, ok: false, detail: `${wrong.map((k) => `${k}="${getVar(text, k) ?? ''}"`).join(', ')} differ from what kubetls sets (run ${r.host.role === 'minion' ? 'minions.ts' : 'master.ts'})` }
+      ? { check: 'configured', target, ok: false, detail: `${wrong.map((k) => `${k}="${getVar(text, k) ?? ''}"`).join(', ')} differ from what kubetls sets (${hint})` }
       : { check: 'configured', target, ok: true, detail: `${Object.keys(e.vars).join(', ')} as kubetls sets them` });
   }
-  for (const k of kubeconfigsFor(inv, r.host)) {
-    const remote = k.path.replace('{remote}', inv.pki.remoteDir);
+  for (const { k, remote } of kcs) {
     const target = `${r.host.name}:${remote}`;
-    const kc = await r.read(remote);
+    const kc = state.get(remote) ? await r.read(remote) : undefined;
     const want = kubeconfigContent(inv, k, r.host);
+    const perm = kc ? modeProblem(state.get(remote)!, k.mode, true) : undefined;
     out.push(!kc ? { check: 'deployed', target, ok: false, detail: 'missing' }
-      : kc.equals(want) ? { check: 'deployed', target, ok: true, detail: `embeds ${k.cert}.crt serial ${readCert(path.join(inv.pki.dir, `${k.cert}.crt`))?.serial}` }
-        : { check: 'deployed', target, ok: false, detail: `differs from what ${r.host.role === 'master' ? 'master.ts' : 'minions.ts'} writes (run it)` });
+      : !kc.equals(want) ? { check: 'deployed', target, ok: false, detail: `differs from what ${r.host.role === 'master' ? 'master.ts' : 'minions.ts'} writes (${hint})` }
+        : perm ? { check: 'deployed', target, ok: false, detail: `${perm.insecure ? `insecure mode ${perm.insecure}` : perm.drift}: it embeds a key (${hint})` }
+          : { check: 'deployed', target, ok: true, detail: `embeds ${k.cert}.crt serial ${readCert(path.join(inv.pki.dir, `${k.cert}.crt`))?.serial}` });
+  }
+  // a restart an interrupted run left owed: the unit still runs on the files it read before they were replaced
+  for (const unit of await owedOn(inv, r)) {
+    out.push({ check: 'restart owed', target: `${r.host.name}:${unit}`, ok: false,
+      detail: `${unit} owes a restart an earlier run did not make (${PENDING_DIR}/restart.${unit}): it may run on old credentials; ${hint}` });
   }
   return out;
 }

@@ -16,7 +16,7 @@ import { forHosts, selectHosts, summarize } from '../lib/remote/hosts.ts';
 import { withRollback } from '../lib/rollout/converge.ts';
 import { rollControl } from '../lib/rollout/roll.ts';
 import { etcdSteps, masterSteps, pkiToMinion } from '../lib/rollout/steps.ts';
-import { EXPIRED, recordRollout, refuseDuringRotation } from '../lib/state.ts';
+import { EXPIRED, recordOwed, recordRollout, refuseDuringRotation } from '../lib/state.ts';
 import { table } from '../lib/table.ts';
 
 const USAGE = `
@@ -55,7 +55,14 @@ await main(async () => {
   const plan = planPki(inv);
   log.phase(`PKI in ${inv.pki.dir} (${inv.profile} profile)`);
   if (plan.ca.status === 'expired') throw new ExitError(`${plan.ca.reasons.join('; ')}: refusing to sign with an expired CA (nothing was written). ${EXPIRED('ca')}`, 1);
+  // owed before the first write: the hosts this run installs on keep their record until they are done, so that a run
+  // killed anywhere is finished by the next renew.ts, restarts included. --pki-only installs nothing and records nothing:
+  // the local PKI is the operator's to look at until master.ts installs it (renew.ts still finds an apiserver serving
+  // an older server.crt by asking it)
+  const owed = f['pki-only'] ? [] : hosts.map((h) => h.name);
+  recordOwed(inv, owed, dryRun);
   await applyPki(inv, plan, { dryRun });
+  recordOwed(inv, owed, dryRun); // a first run: pki.dir exists only now
   if (plan.ca.status !== 'ok' && plan.ca.status !== 'missing') log.warn(`${plan.ca.reasons.join('; ')}: kubetls never renews the CA by itself; rotate it now: npx zx scripts/renew.ts --rotate-ca cluster`);
   for (const o of plan.orphans) log.warn(`${o} belongs to no host of the inventory: kept (delete it by hand if the minion is gone)`);
   const rows = summary(inv, plan, dryRun);

@@ -13,7 +13,7 @@ import { log } from '../lib/log.ts';
 import { forHosts, selectHosts, summarize } from '../lib/remote/hosts.ts';
 import { withRollback } from '../lib/rollout/converge.ts';
 import { minionSteps } from '../lib/rollout/steps.ts';
-import { recordRollout, refuseDuringRotation } from '../lib/state.ts';
+import { recordOwed, recordRollout, refuseDuringRotation } from '../lib/state.ts';
 
 const USAGE = `
 usage: npx zx scripts/minions.ts [options]
@@ -43,6 +43,7 @@ await main(async () => {
   const minions = selectHosts(inv.minions, only);
   const missing = minions.map((m) => `${m.name}.crt`).concat('ca.crt', 'tokens.csv').filter((n) => !existsSync(path.join(inv.pki.dir, n)));
   if (missing.length && !o.dryRun) throw new Error(`${missing.join(', ')} missing in ${inv.pki.dir}: run scripts/master.ts first`);
+  recordOwed(inv, minions.map((m) => m.name), o.dryRun); // before the first write: a run killed anywhere is finished by renew.ts
   log.phase(`minions: recipe steps 14–18 (${minions.length} host(s), ${concurrency} at once)`);
   const outcomes = await forHosts(inv, minions, o, (r, step, out) => withRollback(inv, r, out, o, () => minionSteps(inv, r, step, out, o)));
   recordRollout(inv, outcomes, o.dryRun, () => true); // a host that failed is owed the files: cron's renew.ts finishes it

@@ -15,7 +15,7 @@ import { tightenModes } from '../lib/pki/dir.ts';
 import { selectHosts } from '../lib/remote/hosts.ts';
 import { renew } from '../lib/renew.ts';
 import { rotateCa } from '../lib/rotate.ts';
-import { recordSuccess, refuseDuringRotation, ROTATE_NAMES } from '../lib/state.ts';
+import { recordSuccess, ROTATE_NAMES } from '../lib/state.ts';
 
 const USAGE = `
 usage: npx zx scripts/renew.ts [options]
@@ -75,10 +75,8 @@ await main(async () => {
     fixedModes = tightenModes(inv, f['dry-run']); // a key or token others can read is set back to 0600; cron mails it
     const o = { dryRun: f['dry-run'], concurrency, acceptNewHostKeys: f['accept-new-host-keys'] };
     if (rotate !== undefined) result = await rotateCa(inv, o, { what: rotate, force: f.force, dropNow: f['drop-now'] });
-    else {
-      refuseDuringRotation(inv, 'renew.ts');
-      result = await renew(inv, o, { certs: certs?.split(','), force: f.force, only: only?.split(',') });
-    }
+    // during an unfinished CA rotation a plain renew renews what the rotation does not touch, and says how to finish it
+    else result = await renew(inv, o, { certs: certs?.split(','), force: f.force, only: only?.split(',') });
   } catch (e) {
     if (f.quiet) releaseLog(true);
     throw e;
@@ -92,4 +90,4 @@ await main(async () => {
     }, null, 2)}\n`);
   }
   return result.code;
-});
+}, { json: 'RenewResult' });

@@ -58,7 +58,7 @@ await main(async () => {
   if (f.json) process.stdout.write(`${JSON.stringify({ apiVersion: 'kubetls/v1', kind: 'Status', ok: bad.length === 0, rows }, null, 2)}\n`);
   else printTable(inv, rows, f.wide, bad.length);
   return bad.length ? 1 : 0;
-});
+}, { json: 'Status' });
 
 /**
  * kubeadm's `certs check-expiration` layout: the certificates, then the CAs in a table of their own; --wide adds the

@@ -58,4 +58,4 @@ await main(async () => {
     log.print(failed ? `${failed} of ${results.length} checks failed` : `all ${results.length} checks passed`);
   }
   return failed ? 1 : 0;
-});
+}, { json: 'Verify' });

@@ -5,9 +5,9 @@
  * product grows past 400 lines. The graph is
  * read from the source text by test/helpers/imports.ts; the last tests feed that reader the bad cases.
  */
-import test from 'ava';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
 import { circles, forbiddenImports, importGraph, specifiers } from './helpers/imports.ts';
 import { repoRoot, tempDir } from './helpers/inventory.ts';
 

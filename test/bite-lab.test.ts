@@ -3,14 +3,14 @@
  * check exists to refuse or repair, and asserts what ends up on the host. Each was seen failing with the deliberate
  * bug of its title (see test/MUTATION.md). The tests share one lab and run in order.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { useLab } from './helpers/lab.ts';
+import test from 'ava';
+import { execa } from 'execa';
 import { editInventory, remoteFile, restarts, sha256 } from './helpers/e2e.ts';
 import { repoRoot } from './helpers/inventory.ts';
+import { useLab } from './helpers/lab.ts';
 import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 2, profile: 'legacy', name: 't-bite-lab' });

@@ -4,28 +4,29 @@
  * server on 127.0.0.1 for verify, an SSH server on 127.0.0.1 for host keys and sudo). Each was seen failing with the
  * deliberate bug of its title (see test/MUTATION.md).
  */
-import test from 'ava';
-import { execa, execaSync } from 'execa';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import test from 'ava';
+import { execa, execaSync } from 'execa';
 import ssh2 from 'ssh2';
 import { ExitError } from '../lib/cli.ts';
 import type { Inventory } from '../lib/inventory.ts';
-import { remoteStatus, servedStatus } from '../lib/status.ts';
-import { apiChecks, deployedChecks } from '../lib/verify.ts';
 import { InventoryError } from '../lib/inventory/errors.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
-import { connect, type ConnectOptions } from '../lib/remote/connect.ts';
-import { add, check, knownTypes, lookupName } from '../lib/remote/knownhosts.ts';
-import type { FileState, Remote } from '../lib/remote/remote.ts';
 import { kubeconfig } from '../lib/kubeconfig.ts';
 import { acquireLock, lockPath } from '../lib/lock.ts';
 import { configureLog } from '../lib/log.ts';
+import { connect, type ConnectOptions } from '../lib/remote/connect.ts';
+import { add, check, knownTypes, lookupName } from '../lib/remote/knownhosts.ts';
+import type { FileState, Remote } from '../lib/remote/remote.ts';
+import { remoteStatus, servedStatus } from '../lib/status.ts';
+import { apiChecks, deployedChecks } from '../lib/verify.ts';
+import { deployedMode } from './helpers/deployed.ts';
 import { repoRoot, tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
@@ -483,7 +484,8 @@ test('master.ts takes the writer lock: with it held, master.ts exits 75 naming t
     const r = await runScript('master.ts', ['--pki-only', '--inventory', file]);
     t.is(r.code, 75, r.all);
     t.regex(r.stderr, new RegExp(`another kubetls run holds .*\\.kubetls\\.lock: pid ${process.pid} \\(renew\\.ts\\)`));
-    t.false(existsSync(inv.pki.dir));
+    // the lock lives in pki.dir (taking it made the folder): master.ts wrote nothing beside it
+    t.deepEqual(readdirSync(inv.pki.dir), ['.kubetls.lock']);
     for (const s of ['minions.ts', 'renew.ts']) t.is((await runScript(s, ['--inventory', file])).code, 75, s);
   } finally {
     release();
@@ -515,6 +517,7 @@ test('the lock: a live holder refuses a second taker, one on another host too, a
 
 test('the lock: a dead holder or a torn lock file is taken over, and the new file names us', (t) => {
   const inv = loadInventory(writeInventory());
+  mkdirSync(inv.pki.dir, { mode: 0o700 }); // the lock lives in pki.dir
   for (const content of ['', '{"pid":']) {
     // unreadable and fresh: its writer may still be at work, so it is not stale yet
     writeFileSync(lockPath(inv), content);
@@ -560,7 +563,9 @@ async function lockAsUnprivileged(file: string): Promise<string> {
   const holder = execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sleep', '30'], { reject: false });
   try {
     await sleep(200);
-    writeFileSync(path.join(path.dirname(file), '.kubetls.lock'), JSON.stringify({ pid: holder.pid, host: hostname(), since: 'then', command: 'renew.ts' }));
+    const pki = loadInventory(file).pki.dir; // the lock lives in pki.dir
+    mkdirSync(pki, { mode: 0o700 });
+    writeFileSync(path.join(pki, '.kubetls.lock'), JSON.stringify({ pid: holder.pid, host: hostname(), since: 'then', command: 'renew.ts' }));
     t.regex(await lockAsUnprivileged(file), new RegExp(`^refused 75: another kubetls run holds .*: pid ${holder.pid} \\(renew\\.ts\\)`));
   } finally {
     holder.kill();
@@ -573,8 +578,9 @@ async function lockAsUnprivileged(file: string): Promise<string> {
   chownSync(dir, 65534, 65534); // another user's folder: the unprivileged child may read it, not create in it
   chmodSync(dir, 0o755);
   const out = await lockAsUnprivileged(file);
-  t.regex(out, /^error: .*EACCES/);
-  t.false(existsSync(path.join(dir, '.kubetls.lock')));
+  t.regex(out, /^error: .*EACCES/m); // pki.dir, where the lock lives, cannot be made there
+  t.notRegex(out, /refused|took/);
+  t.false(existsSync(path.join(dir, 'pki', '.kubetls.lock')));
 });
 
 // ---- a TLS server on 127.0.0.1 standing in for the apiserver: verify must not trust it blindly ------------------------
@@ -719,11 +725,15 @@ test('status: the served certificate must be the local server.crt, not just any 
 
 // ---- deployed copies against the local PKI (status --remote, verify's deployed checks) --------------------------------
 
-/** A host as status and verify read it: each remote path holds `content(remotePath)` (undefined: absent). */
-function hostWith(host: Inventory['master'], content: (remote: string) => Buffer | undefined): Remote {
+/**
+ * A host as status and verify read it: each remote path holds `content(remotePath)` (undefined: absent), with the owner
+ * and mode kubetls gives it.
+ */
+function hostWith(host: Inventory['master'], content: (remote: string) => Buffer | undefined, inv?: Inventory): Remote {
   const state = (p: string): FileState | undefined => {
     const c = content(p);
-    return c && { kind: 'file', owner: 'root', group: 'root', mode: 0o600, size: c.length, sha256: sha(c) };
+    const m = inv ? deployedMode(inv, host, p) : { owner: 'root', group: 'root', mode: 0o600 };
+    return c && { kind: 'file', owner: m.owner, group: m.group, mode: m.mode, size: c.length, sha256: sha(c) };
   };
   return {
     host, writes: [], dry: false,
@@ -749,21 +759,25 @@ test('status --remote and verify: a deployed certificate that differs from the l
   const deployed = (rs: { check: string; target: string; ok: boolean; detail: string }[]) => rs.filter((r) => r.check === 'deployed');
   const swapped = (remote: string) => (remote.endsWith('/server.crt') ? readFileSync(other.p('server.crt')) : local(remote));
 
-  const good = await remoteStatus(inv, hostWith(inv.master, local));
-  t.deepEqual(good.map((r) => [r.name, r.status]), [['ca.crt', 'ok'], ['server.crt', 'ok'], ['tokens.csv', 'ok']]);
-  const bad = await remoteStatus(inv, hostWith(inv.master, swapped));
-  t.deepEqual(bad.map((r) => [r.name, r.status]), [['ca.crt', 'ok'], ['server.crt', 'drift: differs from the local PKI'], ['tokens.csv', 'ok']]);
-  const gone = await remoteStatus(inv, hostWith(inv.master, (r) => (r.endsWith('/ca.crt') ? undefined : local(r))));
+  const good = await remoteStatus(inv, hostWith(inv.master, local, inv));
+  t.deepEqual(good.map((r) => [r.name, r.status]), [['ca.crt', 'ok'], ['ca.key', 'ok'], ['server.crt', 'ok'], ['server.key', 'ok'], ['tokens.csv', 'ok']]);
+  const bad = await remoteStatus(inv, hostWith(inv.master, swapped, inv));
+  t.deepEqual(bad.map((r) => [r.name, r.status]), [['ca.crt', 'ok'], ['ca.key', 'ok'], ['server.crt', 'drift: differs from the local PKI'], ['server.key', 'ok'], ['tokens.csv', 'ok']]);
+  const gone = await remoteStatus(inv, hostWith(inv.master, (r) => (r.endsWith('/ca.crt') ? undefined : local(r)), inv));
   t.is(gone[0].status, 'missing');
 
-  const verified = deployed(await deployedChecks(inv, hostWith(inv.master, local)));
+  const verified = deployed(await deployedChecks(inv, hostWith(inv.master, local, inv)));
   t.is(verified.length, 5);
   t.true(verified.every((r) => r.ok), JSON.stringify(verified));
-  const refused = deployed(await deployedChecks(inv, hostWith(inv.master, swapped)));
+  const refused = deployed(await deployedChecks(inv, hostWith(inv.master, swapped, inv)));
   t.deepEqual(refused.filter((r) => !r.ok).map((r) => [r.target, r.detail]), [['kubemaster:/srv/kubernetes/server.crt', 'differs from the local PKI']]);
   // a key that differs is refused the same way (it is compared by content, not only certificates)
-  const keySwapped = deployed(await deployedChecks(inv, hostWith(inv.master, (r) => (r.endsWith('/server.key') ? readFileSync(other.p('server.key')) : local(r)))));
+  const otherKey = (r: string) => (r.endsWith('/server.key') ? readFileSync(other.p('server.key')) : local(r));
+  const keySwapped = deployed(await deployedChecks(inv, hostWith(inv.master, otherKey, inv)));
   t.deepEqual(keySwapped.filter((r) => !r.ok).map((r) => r.target), ['kubemaster:/srv/kubernetes/server.key']);
+  // and status --remote says so too: the deployed key is not the key of the deployed certificate
+  t.deepEqual((await remoteStatus(inv, hostWith(inv.master, otherKey, inv))).filter((r) => r.status !== 'ok').map((r) => [r.name, r.status]),
+    [['server.key', 'key mismatch: /srv/kubernetes/server.key is not the local server.key (so not the key of its certificate)']]);
 });
 
 test('status --remote and verify: a kubeconfig that embeds another certificate is drift', async (t) => {

@@ -3,11 +3,11 @@
  * a source must never run (it would be yesterday's code); when dist/ cannot be written, the sources run through tsx.
  * Each test works on a copy of the package in a temp folder (node_modules linked), never on the checkout's dist/.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { repoRoot } from './helpers/inventory.ts';
 
 function copyPackage(): string {

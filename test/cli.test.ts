@@ -2,12 +2,12 @@
  * The operator's side of every script: --version, KUBETLS_INVENTORY, the example inventory's
  * warning, NO_COLOR on a terminal, and verify before any PKI exists.
  */
-import test from 'ava';
-import { execa } from 'execa';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { repoRoot, writeInventory } from './helpers/inventory.ts';
+import test from 'ava';
+import { execa } from 'execa';
+import { repoRoot, tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
 const version = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
@@ -120,4 +120,69 @@ test('lab.ts and demo.ts refuse bad usage with exit 2 like every other script, a
 test('the read-only scripts say so in their help, where the writing ones offer --dry-run', async (t) => {
   for (const s of ['verify.ts', 'status.ts']) t.regex((await runScript(s, ['--help'])).stdout, /^Read-only: it changes nothing/m, s);
   for (const s of ['master.ts', 'minions.ts', 'renew.ts']) t.regex((await runScript(s, ['--help'])).stdout, /--dry-run +print every action as a shell line; write nothing, connect nowhere/, s);
+});
+
+// ---- --json: one result object on stdout whatever happened ------------------------------------------------------------
+
+test('with --json a run that stops on a bad inventory, a bad flag or a held lock still prints its result object, ok false, with the exit code', async (t) => {
+  const dir = tempDir();
+  writeFileSync(path.join(dir, 'cluster.yaml'), 'cluster: x\nprofile: legacy\npki: { bits: 1024, remote_dir: /srv/kubernetes }\n');
+  for (const [script, kind] of [['status.ts', 'Status'], ['verify.ts', 'Verify'], ['renew.ts', 'RenewResult']] as const) {
+    const bad = await runScript(script, ['--json', '--inventory', path.join(dir, 'cluster.yaml')]);
+    t.is(bad.code, 2, bad.all);
+    const out = JSON.parse(bad.stdout) as { apiVersion: string; kind: string; ok: boolean; exitCode: number; error: string };
+    t.like(out, { apiVersion: 'kubetls/v1', kind, ok: false, exitCode: 2 }, script);
+    t.regex(out.error, /cluster\.yaml:3: pki\.bits: expected an integer >= 2048, found 1024/, script);
+    const flag = await runScript(script, ['--json', '--no-such-flag']);
+    t.is(flag.code, 2);
+    t.like(JSON.parse(flag.stdout), { kind, ok: false, exitCode: 2 }, `${script} bad flag`);
+  }
+  // a held lock: 75, as an object too
+  const file = writeInventory();
+  const { loadInventory } = await import('../lib/inventory/load.ts');
+  const { acquireLock } = await import('../lib/lock.ts');
+  const release = acquireLock(loadInventory(file), 'test');
+  try {
+    const held = await runScript('renew.ts', ['--json', '--inventory', file]);
+    t.is(held.code, 75, held.all);
+    t.like(JSON.parse(held.stdout), { kind: 'RenewResult', ok: false, exitCode: 75 });
+    t.regex((JSON.parse(held.stdout) as { error: string }).error, /another kubetls run holds/);
+  } finally {
+    release();
+  }
+});
+
+// ---- a supervisor that signals npx alone does not leave the script running --------------------------------------------
+
+test('SIGTERM sent to the npx parent alone: the node process running the script stops within seconds and releases its lock', async (t) => {
+  t.timeout(90_000);
+  const { createServer } = await import('node:net');
+  const { spawn, spawnSync, execFileSync } = await import('node:child_process');
+  // an "sshd" that accepts and never speaks: master.ts waits in its connect (10 s a try, five tries) long after we stop it
+  const held: import('node:net').Socket[] = [];
+  let reached!: () => void;
+  const connected = new Promise<void>((r) => { reached = r; });
+  const server = createServer((s) => { held.push(s); reached(); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  const dir = tempDir();
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'id')]);
+  const file = writeInventory({ master: { name: 'kubemaster', address: '127.0.0.1', port }, minions: [],
+    ssh: { identity_file: path.join(dir, 'id'), known_hosts: path.join(dir, 'known_hosts'), config_file: 'none' } }, dir);
+  const npx = spawn('npx', ['zx', 'scripts/master.ts', '--inventory', file], { cwd: repoRoot, detached: true, stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '' } });
+  // ps exits 1 with nothing to list: the group is empty
+  const group = () => spawnSync('ps', ['-o', 'pid=', '-g', String(npx.pid)], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  try {
+    await connected; // master.ts made its PKI, holds the lock and is connecting
+    t.true(readdirSync(path.join(dir, 'pki')).includes('.kubetls.lock'));
+    process.kill(npx.pid!, 'SIGTERM'); // the main PID only, as a supervisor does
+    const until = Date.now() + 8_000;
+    while (group().length && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    t.deepEqual(group(), [], 'no process of the run is left');
+    t.false(readdirSync(path.join(dir, 'pki')).includes('.kubetls.lock'), 'the lock was released');
+  } finally {
+    try { process.kill(-npx.pid!, 'SIGKILL'); } catch { /* gone */ }
+    for (const s of held) s.destroy();
+    server.close();
+  }
 });

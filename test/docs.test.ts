@@ -3,9 +3,9 @@
  * every link points at a file a clone has, and no user-facing text names a file outside the repository or an internal
  * work item. The last test feeds the link checker the bad cases.
  */
-import test from 'ava';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
 import { repoRoot } from './helpers/inventory.ts';
 
 const pages = readdirSync(path.join(repoRoot, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);

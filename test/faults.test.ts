@@ -4,11 +4,11 @@
  * empty, half-written or anything but the old or the new version; the next run converges (the served certificate
  * equals the local one, every restart owed is done); the run after that does nothing.
  */
-import test from 'ava';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { useLab } from './helpers/lab.ts';
+import test from 'ava';
 import { addSan, editInventory, localServerSerial, remoteFile, restarts, servedSerial, sha256 } from './helpers/e2e.ts';
+import { useLab } from './helpers/lab.ts';
 import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'legacy' });

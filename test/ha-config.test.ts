@@ -1,21 +1,21 @@
 // HA without hosts: what an inventory of three masters behind apiserver.endpoint makes of the server
 // certificate (real openssl), the flags and the kubeconfigs. The lab half is test/ha.test.ts.
-import test from 'ava';
-import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ETCD_ENV, minionKubeconfigs, masterKubeconfigs } from '../config/layout.ts';
-import { masterEnv, minionEnv } from '../config/profiles.ts';
+import test from 'ava';
+import { execa } from 'execa';
 import { leafSpecs } from '../config/certs.ts';
+import { ETCD_ENV, minionKubeconfigs, masterKubeconfigs } from '../config/layout.ts';
 import { opensslConfig } from '../config/openssl.ts';
+import { masterEnv, minionEnv } from '../config/profiles.ts';
 import { apiTarget, masterTarget, urlOf } from '../lib/inventory.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
+import { readKubeconfig } from '../lib/kubeconfig.ts';
+import { configureLog } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
 import { planPki } from '../lib/pki/plan.ts';
 import { parseCert } from '../lib/pki/read.ts';
 import { envFor, flagContext, kubeconfigContent } from '../lib/rollout/desired.ts';
-import { readKubeconfig } from '../lib/kubeconfig.ts';
-import { configureLog } from '../lib/log.ts';
 import { writeInventory } from './helpers/inventory.ts';
 
 configureLog({ sink: () => undefined, tty: false });

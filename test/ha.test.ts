@@ -2,19 +2,19 @@
 // behind Debian's real haproxy on a host of its own (kubelb, TCP mode, /readyz checks over TLS). Every claim of a
 // rolling renewal is measured here: a client polling through the balancer counts its failed requests, and the real
 // journals of the masters say when each unit was down.
-import test, { type ExecutionContext } from 'ava';
-import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
 import type { Lab } from '../lab/index.ts';
-import { parseCert } from '../lib/pki/read.ts';
 import { readKubeconfig } from '../lib/kubeconfig.ts';
-import { useLab } from './helpers/lab.ts';
+import { parseCert } from '../lib/pki/read.ts';
 import { remoteFile, restarts, sha256 } from './helpers/e2e.ts';
-import { runScript } from './helpers/run.ts';
+import { useLab } from './helpers/lab.ts';
 import { pollEvery } from './helpers/poll.ts';
+import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'modern', masters: 3 });
 const MASTERS = ['kubemaster', 'kubemaster2', 'kubemaster3'];

@@ -4,11 +4,11 @@
  * an apiserver that does not come back. Each test says what the run must refuse or keep; the tests share one lab and
  * run in order, each leaving the cluster converged for the next.
  */
-import test from 'ava';
 import { cpSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { useLab } from './helpers/lab.ts';
+import test from 'ava';
 import { addSan, localServerSerial, remoteFile, restarts, servedSerial, sha256 } from './helpers/e2e.ts';
+import { useLab } from './helpers/lab.ts';
 import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'legacy' });

@@ -4,16 +4,16 @@
  * certificate fetched with the real ssh-keyscan, checked by lib/remote/hostcert.ts); another CA, a @revoked CA, and a host
  * behind a jump host are refused with one line saying why. The certificate checks one by one: hostcert.test.ts.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { loadInventory } from '../lib/inventory/load.ts';
+import { configureLog } from '../lib/log.ts';
 import { connect } from '../lib/remote/connect.ts';
 import { fingerprint } from '../lib/remote/knownhosts.ts';
-import { configureLog } from '../lib/log.ts';
 import { useLab } from './helpers/lab.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'legacy' });

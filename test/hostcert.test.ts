@@ -3,13 +3,13 @@
  * (`-s CA -h -n principals -V …`) by an ed25519, an RSA and ECDSA CAs. Each refusal is fed its bad case.
  * The connection through a real sshd with HostCertificate is in hostcert-lab.test.ts (needs root).
  */
-import test, { type ExecutionContext } from 'ava';
-import { execa } from 'execa';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHmac, randomBytes } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
 import { checkHostCert, fetchHostCerts, parseCert, type CertVerdict } from '../lib/remote/hostcert.ts';
 import { fingerprint } from '../lib/remote/knownhosts.ts';
 

@@ -4,9 +4,9 @@
  * Every fixture goes through loadInventory, which must throw an InventoryError (scripts turn it into exit 2) saying
  * exactly that; a sample goes through master.ts as a user runs it.
  */
-import test from 'ava';
 import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
 import { InventoryError } from '../lib/inventory/errors.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
 import { repoRoot, tempDir } from './helpers/inventory.ts';

@@ -1,20 +1,21 @@
-import test from 'ava';
-import { execa } from 'execa';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
+import { stringify } from 'yaml';
+import { opensslConfig } from '../config/openssl.ts';
 import { allHosts, etcdHosts, type Inventory } from '../lib/inventory.ts';
 import { InventoryError } from '../lib/inventory/errors.ts';
 import { loadInventory, parseInventory } from '../lib/inventory/load.ts';
 import { RESERVED_NAMES, systemDirProblem } from '../lib/inventory/schema.ts';
+import { configureLog } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
+import * as openssl from '../lib/pki/openssl.ts';
 import { planPki } from '../lib/pki/plan.ts';
 import { PkiError } from '../lib/pki/read.ts';
-import { configureLog } from '../lib/log.ts';
-import * as openssl from '../lib/pki/openssl.ts';
-import { opensslConfig } from '../config/openssl.ts';
-import { stringify } from 'yaml';
 import { baseInventory, repoRoot, tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
@@ -586,4 +587,58 @@ test('rule: HA: masters: takes 1, or 3 and more behind apiserver.endpoint; each 
   refused({ ...ha, profile: 'legacy' }, /masters: expected one master in the legacy profile \(the recipe's Kubernetes 1\.4 cluster has one; use profile: modern\), found 3/);
   refused({ profile: 'legacy', apiserver: { endpoint: 'lb' } }, /apiserver\.endpoint: expected no endpoint in the legacy profile/);
   refused({ ...ha, masters: [] }, /masters: expected at least one master/);
+});
+
+// ---- the same host under another spelling, the DNS service's address, the apiserver's port, names the PKI takes ----------
+
+test('the same host under another spelling is refused with file:line: an IPv4-mapped IPv6 address is its IPv4 address', (t) => {
+  const master = { name: 'kubemaster', address: '127.7.0.1' };
+  for (const spelling of ['::ffff:127.7.0.1', '0:0:0:0:0:ffff:7f07:1', '::FFFF:7F07:0001']) {
+    t.regex(problem({ master, minions: [{ name: 'k1', address: spelling }] }) ?? 'accepted',
+      new RegExp(`^ERROR: FILE:\\d+: minions\\[0\\]: expected a host address and port of its own, found ${spelling.replace(/[.]/g, '\\.')} port 22 again \\(first at master\\)$`), spelling);
+  }
+  // and an etcd member named like the master may not give it another address, whatever the spelling says
+  t.is(problem({ profile: 'modern', master, etcd: { members: [{ name: 'kubemaster', address: '::ffff:127.7.0.1' }] } }), undefined, 'the same address, spelled otherwise, is the master\'s own');
+  // another port is another host (two sshd on one address)
+  t.is(problem({ master, minions: [{ name: 'k1', address: '::ffff:127.7.0.1', port: 2222 }] }), undefined);
+});
+
+test('cluster_dns may not be the kubernetes service\'s address, nor the range\'s network or broadcast address', (t) => {
+  const modern = { profile: 'modern' };
+  t.regex(problem({ ...modern, cluster_dns: '10.24.0.1' }) ?? 'accepted', /^ERROR: FILE:\d+: cluster_dns: expected an address for the cluster's DNS service of its own inside 10\.24\.0\.0\/16, found 10\.24\.0\.1 \(the kubernetes service's ClusterIP\)$/);
+  t.regex(problem({ ...modern, cluster_dns: '10.24.0.0' }) ?? 'accepted', /cluster_dns: .*found 10\.24\.0\.0 \(the range's network address\)$/);
+  t.regex(problem({ ...modern, cluster_dns: '10.24.255.255' }) ?? 'accepted', /cluster_dns: .*found 10\.24\.255\.255 \(the range's broadcast address\)$/);
+  t.regex(problem({ ...modern, service_cidr: '10.32.0.0/24', apiserver: { ip: ['10.32.0.1'] }, cluster_dns: '10.32.0.255' }) ?? 'accepted', /\(the range's broadcast address\)$/);
+  t.is(problem({ ...modern, cluster_dns: '10.24.0.2' }), undefined);
+  t.is(problem({ ...modern, cluster_dns: '10.24.255.254' }), undefined);
+});
+
+test('apiserver.port may not be a port another component of the master listens on', (t) => {
+  const modern = { profile: 'modern' };
+  for (const [port, why] of [[2379, "etcd's client port \\(etcd runs on the master\\)"], [2380, "etcd's peer port"], [10257, "the controller-manager's secure port"], [10259, "the scheduler's secure port"]] as const) {
+    t.regex(problem({ ...modern, apiserver: { port } }) ?? 'accepted', new RegExp(`^ERROR: FILE:\\d+: apiserver\\.port: expected a port no other component of the master listens on, found ${port} \\(${why}`), String(port));
+  }
+  // etcd on hosts of its own: 2379 is free on the master
+  t.is(problem({ ...modern, apiserver: { port: 2379 }, etcd: { members: [{ name: 'e1', address: '10.0.0.21' }] } }), undefined);
+  // the legacy master: the recipe's etcd, the apiserver's own insecure port, the 1.4 components' ports
+  for (const port of [2379, 8080, 10251, 10252]) t.regex(problem({ apiserver: { port } }) ?? 'accepted', /apiserver\.port: expected a port no other component/, String(port));
+  t.is(problem({ apiserver: { port: 443 } }), undefined);
+});
+
+test('a host named like a certificate of this inventory is refused by the inventory (exit 2, file:line), not by the plan', (t) => {
+  const modern = { profile: 'modern' };
+  const named = (name: string, patch: Record<string, unknown> = modern) => problem({ ...patch, minions: ['kubeminion1', name] });
+  for (const [name, file] of [['kube-proxy', ''], ['etcd-peer-kubemaster', 'etcd-peer-kubemaster'], ['etcd-server-kubemaster', 'etcd-server-kubemaster'], ['kubelet-kubeminion1', 'kubelet-kubeminion1']]) {
+    const p = named(name) ?? 'accepted';
+    t.regex(p, new RegExp(`^ERROR: FILE:\\d+: minions\\[1\\]\\.name: expected a (name that is not reserved for a file of the PKI \\(.*\\)|name that is not a file of this inventory's PKI), found '${name}'`), name);
+    if (file) t.true(p.includes(`(the base name of the certificate ${file}.crt)`), p);
+  }
+  // and a minion's own name is its own certificate's, not a collision
+  t.is(named('kubeminion2'), undefined);
+  // through scripts: exit 2, before anything is written
+  const dir = tempDir();
+  writeInventory({ ...modern, minions: ['kubeminion1', 'kubelet-kubeminion1'] }, dir);
+  const r = spawnSync(process.execPath, ['--import=tsx', path.join(repoRoot, 'scripts/master.ts'), '--pki-only', '--inventory', path.join(dir, 'cluster.yaml')], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  t.is(r.status, 2, r.stderr);
+  t.false(existsSync(path.join(dir, 'pki')), 'nothing written');
 });

@@ -1,7 +1,7 @@
-import test from 'ava';
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
 import { add, check, fingerprint, hasAuthority, keysFor, knownTypes, lookupName, markedKeys } from '../lib/remote/knownhosts.ts';
 import { command, quote } from '../lib/sh.ts';
 import { tempDir } from './helpers/inventory.ts';

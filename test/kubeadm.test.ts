@@ -3,14 +3,14 @@
 // all`), and every certificate both make is compared: subject CN and O, key usage, extended key usage, SANs, issuing CA,
 // CA or not. Every difference is listed below and explained in the README's "Differences from kubeadm": a new one (a
 // change in kubetls, or in kubeadm) fails this test until it is fixed or explained. Nothing here touches the network.
-import test from 'ava';
-import { execa } from 'execa';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { stringify } from 'yaml';
+import { kubeBinDir } from '../lab/nspawn.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
 import { parseCert } from '../lib/pki/read.ts';
-import { kubeBinDir } from '../lab/nspawn.ts';
 import { tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

@@ -1,8 +1,8 @@
-import test from 'ava';
-import { execa, execaSync } from 'execa';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import test from 'ava';
+import { execa, execaSync } from 'execa';
 import { kubeconfig, readKubeconfig } from '../lib/kubeconfig.ts';
 
 const pem = (label: string, body: string) => `-----BEGIN ${label}-----\n${Buffer.from(body).toString('base64')}\n-----END ${label}-----\n`;

@@ -8,9 +8,9 @@ import test from 'ava';
 import { execa } from 'execa';
 import { parse } from 'yaml';
 import { labDown, labUp, type Lab } from '../lab/index.ts';
-import { pidAlive, preferredBlock } from '../lab/state.ts';
 import { cgroupsOf, netCgroupOf } from '../lab/nspawn.ts';
 import { flagSpec, parseFlags } from '../lab/standins/flags.ts';
+import { pidAlive, preferredBlock } from '../lab/state.ts';
 import { labNameFor, makeTestPki, useLab, type TestPki } from './helpers/lab.ts';
 import { installEtcd, makeModernPki, type ModernPki } from './helpers/modern-pki.ts';
 

@@ -1,4 +1,3 @@
-import test from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs, { existsSync, linkSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
@@ -6,6 +5,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import test from 'ava';
 import { ExitError } from '../lib/cli.ts';
 import { acquireLock, lockPath } from '../lib/lock.ts';
 import { configureLog } from '../lib/log.ts';
@@ -14,7 +14,8 @@ import { repoRoot, tempDir } from './helpers/inventory.ts';
 const logs: string[] = [];
 configureLog({ sink: (s) => logs.push(s), tty: false });
 
-const fresh = () => ({ file: path.join(tempDir('kubetls-lock-'), 'cluster.yaml') });
+/** An inventory whose PKI folder is a fresh temp folder (the lock lives in pki.dir). */
+const fresh = () => { const dir = tempDir('kubetls-lock-'); return { file: path.join(dir, 'cluster.yaml'), pki: { dir } }; };
 const holder = (pid: number, since: string, host = hostname()) => `${JSON.stringify({ pid, host, since, command: 'renew.ts' })}\n`;
 
 async function deadPid(): Promise<number> {
@@ -49,7 +50,7 @@ export async function race(file: string, env: Record<string, string> = {}, round
   try {
     await Promise.all(racers.map((r) => r.next())); // ready
     for (let round = 0; round < rounds; round++) {
-      if (round % 2) writeFileSync(lockPath({ file }), holder(dead, `round ${round}`));
+      if (round % 2) writeFileSync(lockPath({ pki: { dir: path.dirname(file) } }), holder(dead, `round ${round}`));
       const at = Date.now() + 60;
       racers.forEach((r) => r.send(`go ${at}`));
       const answers = await Promise.all(racers.map((r) => r.next()));
@@ -57,7 +58,7 @@ export async function race(file: string, env: Record<string, string> = {}, round
       winners.push(won.length);
       const odd = answers.filter((a) => a !== 'won' && a !== 'lost 75');
       if (odd.length) problems.push(`round ${round}: ${odd.join(', ')}`);
-      if (won.length === 1 && (JSON.parse(readFileSync(lockPath({ file }), 'utf8')) as { pid: number }).pid !== racers[won[0]].p.pid) problems.push(`round ${round}: the lock file names another pid than the winner`);
+      if (won.length === 1 && (JSON.parse(readFileSync(lockPath({ pki: { dir: path.dirname(file) } }), 'utf8')) as { pid: number }).pid !== racers[won[0]].p.pid) problems.push(`round ${round}: the lock file names another pid than the winner`);
       for (const i of won) racers[i].send('release');
       await Promise.all(won.map((i) => racers[i].next()));
     }
@@ -150,7 +151,7 @@ test('the lock file is 0644 whatever the umask: others may read who holds it, ne
 test('a run that exits without calling release leaves no lock behind, and release leaves no exit listener behind', async (t) => {
   const inv = fresh();
   const code = `const { acquireLock } = await import(${JSON.stringify(path.join(repoRoot, 'lib/lock.ts'))});
-acquireLock({ file: ${JSON.stringify(inv.file)} }, 'child'); console.log('took');`;
+acquireLock({ pki: { dir: ${JSON.stringify(inv.pki.dir)} } }, 'child'); console.log('took');`;
   const child = spawn(process.execPath, ['--import=tsx', '--input-type=module', '-e', code], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
@@ -310,4 +311,47 @@ test('refused attempts leave no file descriptor open', (t) => {
   for (let i = 0; i < 20; i++) t.throws(() => acquireLock(inv, 'second'), { instanceOf: ExitError });
   t.is(open(), before);
   release();
+});
+
+// ---- the lock protects pki.dir: two inventories that name one PKI folder take one lock ---------------------------------
+
+test('two inventories in different folders that name the same pki.dir (one through a symlink) cannot run at once', async (t) => {
+  const { mkdirSync } = await import('node:fs');
+  const { writeInventory } = await import('./helpers/inventory.ts');
+  const { runScript } = await import('./helpers/run.ts');
+  const base = tempDir('kubetls-lock-two-');
+  const pki = path.join(base, 'shared', 'pki');
+  mkdirSync(pki, { recursive: true, mode: 0o700 });
+  symlinkSync(path.join(base, 'shared'), path.join(base, 'via-link'));
+  // cron's inventory names the folder, the operator's copy names it through a link to its parent
+  const cron = writeInventory({ pki: { dir: pki } }, (() => { const d = path.join(base, 'etc'); mkdirSync(d); return d; })());
+  const mine = writeInventory({ pki: { dir: path.join(base, 'via-link', 'pki') } }, (() => { const d = path.join(base, 'home'); mkdirSync(d); return d; })());
+  const { loadInventory } = await import('../lib/inventory/load.ts');
+  t.is(lockPath(loadInventory(cron)), lockPath(loadInventory(mine)), 'one lock file, in the folder itself');
+  t.is(lockPath(loadInventory(cron)), path.join(pki, '.kubetls.lock'));
+  const release = acquireLock(loadInventory(cron), 'renew.ts');
+  try {
+    const r = await runScript('master.ts', ['--pki-only', '--inventory', mine]);
+    t.is(r.code, 75, r.all);
+    t.regex(r.stderr, new RegExp(`another kubetls run holds .*shared/pki/\\.kubetls\\.lock: pid ${process.pid} \\(renew\\.ts\\)`));
+    t.deepEqual(readdirSync(pki), ['.kubetls.lock'], 'nothing was written in the PKI');
+  } finally {
+    release();
+  }
+  // and neither inventory's own folder holds a lock any more
+  t.false(readdirSync(path.dirname(cron)).includes('.kubetls.lock'));
+  t.false(readdirSync(path.dirname(mine)).includes('.kubetls.lock'));
+});
+
+test('a pki.dir that is not kubetls\'s to use is refused (exit 2) before any lock is taken in it', async (t) => {
+  const { writeInventory } = await import('./helpers/inventory.ts');
+  const { runScript } = await import('./helpers/run.ts');
+  const base = tempDir('kubetls-lock-link-');
+  const target = tempDir('kubetls-lock-target-');
+  symlinkSync(target, path.join(base, 'pki'));
+  const file = writeInventory({}, base);
+  const r = await runScript('renew.ts', ['--inventory', file]);
+  t.is(r.code, 2, r.all);
+  t.regex(r.stderr, /pki\.dir \S+ is a symlink/);
+  t.deepEqual(readdirSync(target), [], 'no lock, no temp file written through the link');
 });

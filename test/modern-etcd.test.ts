@@ -2,10 +2,10 @@
  * The modern profile with three etcd members: the master and two etcd hosts of their own form one cluster
  * over peer TLS, the apiserver uses all three, and verify asks each with the real etcdctl.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { parseInventory } from '../lib/inventory/load.ts';
 import { useLab } from './helpers/lab.ts';
 import { runScript } from './helpers/run.ts';

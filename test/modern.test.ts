@@ -4,12 +4,12 @@
  * cluster would fail on, broken on purpose: the lab fails the way the real binaries would, verify and status say what
  * is wrong, and kubetls repairs it. The tests share one lab and run in order.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { useLab } from './helpers/lab.ts';
+import test from 'ava';
+import { execa } from 'execa';
 import { restarts } from './helpers/e2e.ts';
+import { useLab } from './helpers/lab.ts';
 import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 2, profile: 'modern' });
@@ -142,13 +142,15 @@ test.serial('kube-proxy given the kubelet\'s identity is forbidden to list endpo
   // only what the restarted kube-proxy logs counts: the one before saw "forbidden" too, while the apiserver restarted
   const from = lab.unitLog('kubeminion1', 'kube-proxy').length;
   await sh(lab, 'kubeminion1', 'sed -i "s#^KUBE_PROXY_ARGS=.*#KUBE_PROXY_ARGS=\\"--kubeconfig=/var/lib/kubelet/kubeconfig\\"#" /etc/kubernetes/proxy && systemctl restart kube-proxy');
+  // klog quotes the error: its quotes come escaped. Its informers start together and each logs its own "forbidden"
+  // (servicecidrs may come first): wait for the endpointslices one itself
+  const endpointslices = /User \\"system:node:kubeminion1\\" cannot list resource \\"endpointslices\\" in API group \\"discovery\.k8s\.io\\"/;
   let log = '';
-  for (let i = 0; i < 240 && !/forbidden/.test(log); i++) {
+  for (let i = 0; i < 240 && !endpointslices.test(log); i++) {
     await new Promise((res) => setTimeout(res, 250));
     log = lab.unitLog('kubeminion1', 'kube-proxy').slice(from);
   }
-  // klog quotes the error: its quotes come escaped
-  t.regex(log, /User \\"system:node:kubeminion1\\" cannot list resource \\"endpointslices\\" in API group \\"discovery\.k8s\.io\\"/);
+  t.regex(log, endpointslices);
   const v = await verify(lab);
   t.true(v.results.some((x) => x.target === 'kubeminion1:/etc/kubernetes/proxy' && !x.ok && /KUBE_PROXY_ARGS="--kubeconfig=\/var\/lib\/kubelet\/kubeconfig" differ/.test(x.detail)));
   const m = await runScript('minions.ts', inv(lab));

@@ -9,13 +9,13 @@
  * tarball's bytes read from npm's cache by the lockfile's integrity. npm then runs unchanged, with its own (empty) cache
  * folder, and nothing leaves loopback. A tarball missing from the cache is a 404, and the install fails: no fallback.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { repoRoot, writeInventory } from './helpers/inventory.ts';
 
 interface LockEntry {

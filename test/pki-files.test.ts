@@ -3,14 +3,14 @@
  * names the file and says what is wrong (exit 1, no stack trace, nothing written), and make status.ts report that row
  * `unreadable` while still writing the Prometheus textfile. And a secret others can read is never ok.
  */
-import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
 import { loadInventory } from '../lib/inventory/load.ts';
+import { configureLog } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
 import { planPki } from '../lib/pki/plan.ts';
-import { configureLog } from '../lib/log.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

@@ -3,14 +3,14 @@
  * apart (a certificate of one never verifies with another), each leaf's subject, SANs, extendedKeyUsage and
  * basicConstraints, the admin kubeconfig, idempotency, and a leaf signed by the wrong CA reissued.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { loadInventory } from '../lib/inventory/load.ts';
+import { configureLog } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
 import { planPki } from '../lib/pki/plan.ts';
-import { configureLog } from '../lib/log.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

@@ -1,20 +1,20 @@
-import test from 'ava';
-import { execa } from 'execa';
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { caSpecs, leafSpecs } from '../config/certs.ts';
+import { opensslConfig } from '../config/openssl.ts';
+import { writeAtomic } from '../lib/atomic.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
+import { configureLog, mask } from '../lib/log.ts';
 import { adminKubeconfigText, applyPki } from '../lib/pki/apply.ts';
 import { checkCa, checkLeaf, drift, expectedKeyType } from '../lib/pki/check.ts';
-import { writeAtomic } from '../lib/atomic.ts';
 import { insecureMode, secretFiles, tightenModes } from '../lib/pki/dir.ts';
+import * as openssl from '../lib/pki/openssl.ts';
 import { planPki, summary } from '../lib/pki/plan.ts';
 import { parseCert, PkiError, readCert, readKey, readPublicKey, UnreadableError } from '../lib/pki/read.ts';
 import { newToken, readToken, readTokenFile, retiringMarker, retiringToken, tokensCsv } from '../lib/pki/token.ts';
-import { configureLog, mask } from '../lib/log.ts';
-import * as openssl from '../lib/pki/openssl.ts';
-import { opensslConfig } from '../config/openssl.ts';
 import { repoRoot, tempDir, writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

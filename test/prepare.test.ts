@@ -4,10 +4,10 @@
  * nothing. The bad machines are made with programs put first on PATH (a dpkg-query that finds nothing installed, an
  * apt-get that cannot reach its mirror), the way a fresh machine without network answers; nothing is installed.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { PACKAGES } from '../lab/prepare.ts';
 import { repoRoot, tempDir } from './helpers/inventory.ts';
 

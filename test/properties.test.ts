@@ -5,10 +5,10 @@
  *  - the remote quoting: any string (quotes, newlines, `$()`, backslashes, unicode; no NUL, which no argv can hold)
  *    quoted by lib/sh.ts reaches a real /bin/sh as exactly one argument equal to itself; so does every logged line.
  */
+import { existsSync, realpathSync } from 'node:fs';
 import test from 'ava';
 import { execa } from 'execa';
 import fc from 'fast-check';
-import { existsSync, realpathSync } from 'node:fs';
 import { stringify } from 'yaml';
 import type { Inventory } from '../lib/inventory.ts';
 import { InventoryError } from '../lib/inventory/errors.ts';

@@ -2,23 +2,23 @@
 // the real etcd of the Debian tree, and the real kube-apiserver, kube-controller-manager and kube-scheduler v1.37.2
 // built from Go modules (lab/kube/build.sh; .ci/run builds them once per machine). Whatever these binaries refuse
 // is a kubetls bug: each test below names the one it found.
-import test, { type ExecutionContext } from 'ava';
-import { execa } from 'execa';
 import { mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
 import { masterEnv } from '../config/profiles.ts';
+import { kubeBinDir } from '../lab/nspawn.ts';
+import { setVarsBuffer } from '../lib/envfile.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
+import { readKubeconfig } from '../lib/kubeconfig.ts';
 import { parseCert } from '../lib/pki/read.ts';
 import { apiRequest } from '../lib/probe.ts';
-import { flagContext } from '../lib/rollout/desired.ts';
-import { setVarsBuffer } from '../lib/envfile.ts';
-import { useLab } from './helpers/lab.ts';
-import { addSan, restarts } from './helpers/e2e.ts';
-import { runScript } from './helpers/run.ts';
-import { tempDir } from './helpers/inventory.ts';
 import { KUBELET_API_BINDING } from '../lib/rbac.ts';
-import { kubeBinDir } from '../lab/nspawn.ts';
-import { readKubeconfig } from '../lib/kubeconfig.ts';
+import { flagContext } from '../lib/rollout/desired.ts';
+import { addSan, restarts } from './helpers/e2e.ts';
+import { tempDir } from './helpers/inventory.ts';
+import { useLab } from './helpers/lab.ts';
+import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 1, profile: 'modern' });
 const CONTROL = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'];

@@ -3,11 +3,11 @@
  * test (under /run, root's): the folder proof must refuse a link to a folder another user owns, also when the last
  * component does not exist yet (realpath -m), and accept a folder that only root can change.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { MAX_READ, type SurveyQuery } from '../lib/remote/remote.ts';
 import { dirProblem, dirScript, inspectScript, parseDirs, parseInspect, parseSurvey, surveyScript } from '../lib/remote/survey.ts';
 

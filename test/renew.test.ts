@@ -3,14 +3,14 @@
  * affected service, idempotent second run, drift fixed, a broken apiserver rolled back, and the lock.
  * The tests share one lab and run in order.
  */
-import test from 'ava';
 import { createHash } from 'node:crypto';
-import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { parseCert } from '../lib/pki/read.ts';
-import { useLab } from './helpers/lab.ts';
 import { editInventory, restarts } from './helpers/e2e.ts';
+import { useLab } from './helpers/lab.ts';
 import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 2, profile: 'legacy' });

@@ -2,11 +2,11 @@
  * The modern profile over the recipe's sudo flow: connect as the non-root user jijisa, stage files in its home,
  * install them with one `sudo -n` command each. Kubernetes >= 1.28 flags, node identities, a dedicated SA key pair.
  */
-import test from 'ava';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { useLab } from './helpers/lab.ts';
+import test from 'ava';
 import { editInventory, remoteFile, restarts, sha256 } from './helpers/e2e.ts';
+import { useLab } from './helpers/lab.ts';
 import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 2, profile: 'modern' });

@@ -3,12 +3,12 @@
  * commands (CA-verified); kubectl and @kubernetes/client-node as real clients; idempotency; host failures.
  * The tests share one lab and run in order.
  */
-import test from 'ava';
-import { execa, execaSync } from 'execa';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { useLab } from './helpers/lab.ts';
+import test from 'ava';
+import { execa, execaSync } from 'execa';
 import { editInventory, remoteFile, restarts, sha256 } from './helpers/e2e.ts';
+import { useLab } from './helpers/lab.ts';
 import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 2, profile: 'legacy' });

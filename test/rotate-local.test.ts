@@ -1,17 +1,17 @@
 // CA rotation, the parts that need no cluster: what a host receives for each trust point in each phase
 // (lib/pki/trust.ts), what kubetls's own clients trust, which CAs a host may hold, and the refusals before anything runs.
 // The rotation itself, on the real cluster, is test/rotate.test.ts.
-import test from 'ava';
-import { execa } from 'execa';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
+import { masterEnv, unitsFor } from '../config/profiles.ts';
 import type { Inventory } from '../lib/inventory.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
 import { clientTrust, deployedBytes, holdsOnlyKnownCas, knownCas, pemCerts } from '../lib/pki/trust.ts';
 import { flagContext, pkiFilesFor } from '../lib/rollout/desired.ts';
 import { type Phase, readRotation, refuseDuringRotation } from '../lib/state.ts';
-import { masterEnv, unitsFor } from '../config/profiles.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 
@@ -101,7 +101,7 @@ test('during a rotation a host may hold the old or the new CA, or both; a foreig
   t.false(holdsOnlyKnownCas(inv, 'ca.crt', Buffer.from(cur + prev)), 'outside a rotation the old CA is a stranger');
 });
 
-test('a damaged rotation record is refused, never guessed; master.ts, minions.ts and a plain renew.ts refuse to run while a rotation runs', async (t) => {
+test('a damaged rotation record is refused, never guessed; master.ts and minions.ts refuse to run while a rotation runs, a plain renew.ts says how to finish it', async (t) => {
   const { inv } = await pkiWithSides();
   writeFileSync(path.join(inv.pki.dir, '.rotate-ca.json'), '{"phase": "sideways"');
   t.throws(() => readRotation(inv), { message: /not a rotation record .*restore it from a backup/ });
@@ -112,11 +112,29 @@ test('a damaged rotation record is refused, never guessed; master.ts, minions.ts
   record(inv, 'done', 'all', ['ca']);
   t.notThrows(() => refuseDuringRotation(inv, 'master.ts'), 'a finished rotation is only a record');
   record(inv, 'bundle');
-  for (const script of ['master', 'minions', 'renew']) {
+  for (const script of ['master', 'minions']) {
     const r = await runScript(script, ['--inventory', inv.file, '--dry-run']);
     t.is(r.code, 2, `${script}: ${r.all}`);
     t.regex(r.all, /a CA rotation of cluster is running \(phase 2 of 5/, script);
   }
+});
+
+test('during an unfinished CA rotation cron\'s renew renews the due leaves of the CAs it does not replace, leaves the others to it, and says how to finish it (exit 1)', async (t) => {
+  // every leaf to be reissued at once (the inventory now asks for another key type); etcd's CA is being rotated, parked
+  // in phase 5
+  const file = writeInventory({ profile: 'modern', minions: ['kubeminion1'] });
+  t.is((await runScript('master.ts', ['--pki-only', '--inventory', file])).code, 0);
+  writeInventory({ profile: 'modern', minions: ['kubeminion1'], pki: { key: 'ecdsa-p256' } }, path.dirname(file));
+  const inv = loadInventory(file);
+  writeFileSync(path.join(inv.pki.dir, '.rotate-ca.json'), JSON.stringify({ what: 'etcd', targets: ['etcd-ca'], phase: 'drop', started: '2026-12-05T00:00:00.000Z', old: {}, next: {} }));
+  const r = await runScript('renew', ['--inventory', file, '--dry-run']);
+  t.is(r.code, 1, r.all);
+  t.regex(r.all, /a CA rotation of etcd is not finished \(phase 5 of 5: dropping the old CA, started 2026-12-05T00:00:00\.000Z\): finish it with npx zx scripts\/renew\.ts --rotate-ca etcd/);
+  // the cluster CA's leaves are renewed as on any day
+  for (const f of ['server.crt', 'kubeminion1.crt', 'kube-proxy.crt']) t.regex(r.all, new RegExp(`\\$ openssl \\S+ .*${f.replace('.', '\\.')}\\.new`), f);
+  // etcd's are the rotation's
+  t.regex(r.all, /apiserver-etcd-client\.crt: key rsa 2048, expected ecdsa-p256, but the CA rotation of etcd replaces its CA \(etcd-ca\) and reissues it/);
+  t.notRegex(r.all, /\$ openssl \S+ .*(apiserver-etcd-client|etcd-server-kubemaster)\.crt\.new/);
 });
 
 test('renew --rotate-ca refuses a name it does not know, --only and --cert beside it, --drop-now without it, and the legacy profile, before touching anything', async (t) => {
@@ -185,4 +203,40 @@ test('a rotation refuses to start, before any SSH, without sa.key, with hosts ow
   t.not(swap.code, 0);
   t.regex(swap.all, /ca\.crt is neither the CA this rotation started from nor its copy: restore pki\.dir from a backup/);
   t.false(existsSync(p('ca.prev.crt')), 'nothing copied');
+});
+
+// ---- every finished rotation is remembered; what verify tells to run during one -----------------------------------
+
+test('a rotation that finished before the last one is remembered: after etcd then cluster, --rotate-ca etcd is nothing to do without --force', async (t) => {
+  const file = writeInventory({ profile: 'modern' });
+  t.is((await runScript('master.ts', ['--pki-only', '--inventory', file])).code, 0);
+  const inv = loadInventory(file);
+  const fp = (f: string) => new X509Certificate(readFileSync(path.join(inv.pki.dir, f))).fingerprint256;
+  // the record an etcd rotation and then a cluster rotation leave: the last one, and the one before under history
+  writeFileSync(path.join(inv.pki.dir, '.rotate-ca.json'), JSON.stringify({
+    what: 'cluster', targets: ['ca'], phase: 'done', started: '2026-12-05T01:00:00.000Z', finished: '2026-12-05T01:05:00.000Z', old: {}, next: { ca: fp('ca.crt') },
+    history: { etcd: { finished: '2026-12-05T00:05:00.000Z', next: { 'etcd-ca': fp('etcd-ca.crt') } } },
+  }));
+  for (const what of ['etcd', 'cluster']) {
+    const r = await runScript('renew', ['--inventory', file, '--rotate-ca', what, '--dry-run']);
+    t.is(r.code, 0, r.all);
+    t.regex(r.all, new RegExp(`nothing to do: the rotation of ${what} finished 2026-12-05T0\\d:05:00\\.000Z and its CAs are the current ones`), what);
+    t.notRegex(r.all, /would run|checking that every host/, `${what}: no host asked, no phase planned`);
+  }
+  // a CA changed since (restored from a backup, say): the rotation is not taken as done any more
+  const r = await runScript('renew', ['--inventory', file, '--rotate-ca', 'front-proxy', '--dry-run']);
+  t.notRegex(r.all, /nothing to do/, 'a rotation never made is not remembered');
+});
+
+test('during a rotation verify tells to finish it with renew.ts --rotate-ca, not with minions.ts or master.ts (which refuse to run then)', async (t) => {
+  const { deployedChecks } = await import('../lib/verify.ts');
+  const file = writeInventory({ profile: 'legacy', minions: ['kubeminion1'] });
+  t.is((await runScript('master.ts', ['--pki-only', '--inventory', file])).code, 0);
+  const inv = loadInventory(file);
+  // a minion whose env files say something else than kubetls sets
+  const host = { host: inv.minions[0], async inspect(ps: string[]) { return new Map(ps.map((p) => [p, undefined])); }, async read(p: string) { return p.startsWith('/etc/kubernetes/') ? Buffer.from('KUBE_MASTER="--master=http://elsewhere:8080"\n') : undefined; } } as never;
+  const hint = async () => (await deployedChecks(inv, host)).filter((r) => r.check === 'configured' && !r.ok).map((r) => r.detail.replace(/^.* \((run .*)\)$/, '$1'));
+  t.deepEqual([...new Set(await hint())], ['run renew.ts (or minions.ts)']);
+  writeFileSync(path.join(inv.pki.dir, '.rotate-ca.json'), JSON.stringify({ what: 'cluster', targets: ['ca'], phase: 'drop', started: '2026-12-05T00:00:00.000Z', old: {}, next: {} }));
+  t.deepEqual([...new Set(await hint())], ['run renew.ts --rotate-ca cluster (a CA rotation is running)']);
 });

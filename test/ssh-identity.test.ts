@@ -2,14 +2,14 @@
  * The identity file is judged once, before any host is tried: a FIFO must not hang the run, an
  * unreadable or encrypted key must fail at once with one line saying what to do, not be retried five times per host.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { loadInventory } from '../lib/inventory/load.ts';
+import { configureLog } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
 import { planPki } from '../lib/pki/plan.ts';
-import { configureLog } from '../lib/log.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

@@ -4,14 +4,14 @@
  * it; an encrypted key is used through ssh-agent. The workstation is 127.N.0.250 (ssh_config BindAddress); the
  * minions' sshd accepts only connections that come from the bastion (the master), which reach them from 127.0.0.1.
  */
-import test from 'ava';
-import { execa } from 'execa';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { stringify, parse } from 'yaml';
-import { useLab } from './helpers/lab.ts';
 import { remoteFile, sha256 } from './helpers/e2e.ts';
+import { useLab } from './helpers/lab.ts';
 import { runScript } from './helpers/run.ts';
 
 const labP = useLab(test, { minions: 2, profile: 'legacy' });

@@ -3,24 +3,25 @@
  * can give, fed the case that gives it, including what a TLS port on 127.0.0.1 serves. Kept apart from
  * status.test.ts (which drives scripts/status.ts) so that `npm run mutate` can run these alone (test/MUTATION.md).
  */
-import test from 'ava';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
+import test from 'ava';
+import { ExitError } from '../lib/cli.ts';
 import type { Inventory } from '../lib/inventory.ts';
-import { localStatus, prometheus, remoteStatus, servedKubelets, servedStatus, statusCategory, type StatusRow, writePrometheus } from '../lib/status.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
+import { kubeconfig } from '../lib/kubeconfig.ts';
+import { configureLog } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
 import { planPki } from '../lib/pki/plan.ts';
 import { readServed } from '../lib/probe.ts';
 import type { Remote } from '../lib/remote/remote.ts';
 import { pkiFilesFor } from '../lib/rollout/desired.ts';
 import { lastRenew, lastRenewFile } from '../lib/state.ts';
-import { kubeconfig } from '../lib/kubeconfig.ts';
-import { configureLog } from '../lib/log.ts';
-import { ExitError } from '../lib/cli.ts';
+import { localStatus, prometheus, remoteStatus, servedKubelets, servedStatus, statusCategory, type StatusRow, writePrometheus } from '../lib/status.ts';
+import { deployedMode } from './helpers/deployed.ts';
 import { tempDir, writeInventory } from './helpers/inventory.ts';
 
 configureLog({ sink: () => undefined, tty: false });
@@ -105,11 +106,12 @@ test('the modern profile adds its CAs, admin.kubeconfig and the service-account 
 });
 
 /** A host as status --remote reads it: each remote path holds `content(path)` (undefined: absent). Only reads. */
-function readOnlyHost(host: Inventory['master'], content: (remote: string) => Buffer | undefined): Remote {
+function readOnlyHost(host: Inventory['master'], content: (remote: string) => Buffer | undefined, inv?: Inventory): Remote {
   const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const m = (q: string) => (inv ? deployedMode(inv, host, q) : { owner: 'root', group: 'root', mode: 0o600 });
   return {
     host,
-    async inspect(paths: string[]) { return new Map(paths.map((q) => { const c = content(q); return [q, c && { kind: 'file', owner: 'root', group: 'root', mode: 0o600, size: c.length, sha256: sha(c) }]; })); },
+    async inspect(paths: string[]) { return new Map(paths.map((q) => { const c = content(q); return [q, c && { kind: 'file', owner: m(q).owner, group: m(q).group, mode: m(q).mode, size: c.length, sha256: sha(c) }]; })); },
     async read(q: string) { return content(q); },
   } as unknown as Remote;
 }
@@ -125,12 +127,13 @@ test('--remote judges each deployed copy by its bytes and each kubeconfig by the
     : swap && r.endsWith(`/${swap}`) ? readFileSync(path.join(other.dir, swap)) : local(r)));
   const statuses = async (h: Remote) => (await remoteStatus(inv, h)).map((r) => [r.name, r.where, r.status]);
   t.deepEqual(await statuses(minion(kc(dir))), [['ca.crt', 'kubeminion1:/srv/kubernetes/ca.crt', 'ok'], ['kubeminion1.crt', 'kubeminion1:/srv/kubernetes/kubeminion1.crt', 'ok'],
-    ['kubeconfig', 'kubeminion1:/var/lib/kubelet/kubeconfig', 'ok']]);
+    ['kubeminion1.key', 'kubeminion1:/srv/kubernetes/kubeminion1.key', 'ok'], ['kubeconfig', 'kubeminion1:/var/lib/kubelet/kubeconfig', 'ok']]);
   const ok = (await remoteStatus(inv, minion(kc(dir))))[1];
   t.like(ok, { subject: 'CN=kubeminion1', issuer: 'CN=kubemaster', daysLeft: 364 });
-  t.deepEqual((await statuses(minion(kc(other.dir), 'ca.crt'))).map((r) => r[2]), ['drift: differs from the local PKI', 'ok', 'drift: embeds another certificate than the local PKI']);
+  t.deepEqual((await statuses(minion(kc(other.dir), 'ca.crt'))).map((r) => r[2]), ['drift: differs from the local PKI', 'ok', 'ok', 'drift: embeds another certificate than the local PKI']);
   t.deepEqual((await statuses(minion(undefined))).at(-1), ['kubeconfig', 'kubeminion1:/var/lib/kubelet/kubeconfig', 'missing']);
-  t.deepEqual((await statuses(readOnlyHost(inv.minions[0], (r) => (r.endsWith('.crt') ? undefined : kc(dir))))).map((r) => r[2]), ['missing', 'missing', 'ok']);
+  t.deepEqual((await statuses(readOnlyHost(inv.minions[0], (r) => (r.endsWith('.crt') || r.startsWith('/var/lib/kubetls/') ? undefined : kc(dir))))).map((r) => r[2]),
+    ['missing', 'missing', 'key mismatch: /srv/kubernetes/kubeminion1.key is not the local kubeminion1.key (so not the key of its certificate)', 'ok']);
   t.regex((await statuses(minion(Buffer.from('not: [a kubeconfig')))).at(-1)![2] as string, /^unreadable: kubeminion1:\/var\/lib\/kubelet\/kubeconfig: /);
   const tokenOnly = Buffer.from(kc(dir, 'x'.repeat(32)).toString().replace(/ +client-certificate-data: .*\n/, '').replace(/ +client-key-data: .*\n/, ''));
   t.is((await statuses(minion(tokenOnly))).at(-1)![2], 'drift: no client certificate');
@@ -322,7 +325,7 @@ test('--remote on the master: every certificate and tokens.csv by its bytes (SAN
   const kc = (cert: string, certData?: Buffer) => Buffer.from(kubeconfig({ cluster: inv.cluster, server: 'https://kubemaster:6443', ca: readFileSync(path.join(dir, 'ca.crt')),
     cert: certData ?? readFileSync(path.join(dir, `${cert}.crt`)), key: readFileSync(path.join(dir, `${cert}.key`)), user: cert }));
   const host = (over: Record<string, Buffer> = {}) => readOnlyHost(inv.master, (r) => over[path.posix.basename(r)]
-    ?? (files.has(r) ? readFileSync(files.get(r)!) : r.endsWith('.conf') ? kc(path.posix.basename(r, '.conf')) : undefined));
+    ?? (files.has(r) ? readFileSync(files.get(r)!) : r.endsWith('.conf') ? kc(path.posix.basename(r, '.conf')) : undefined), inv);
   const rows = await remoteStatus(inv, host());
   t.true(rows.every((r) => r.status === 'ok'), JSON.stringify(rows.filter((r) => r.status !== 'ok')));
   t.deepEqual(rows.filter((r) => /\.(csv|conf)$/.test(r.name)).map((r) => [r.name, r.where]), [
@@ -360,4 +363,89 @@ test('a port that accepts but never answers TLS is given up after the timeout, n
   } finally {
     await new Promise((r) => s.close(r));
   }
+});
+
+// ---- deployed private keys, their owners and modes, and restarts owed: what monitoring and verify must see ----------
+
+/** The modern master as kubetls deploys it, with `over(path, state)` changing what one path holds (undefined: gone). */
+async function modernMaster() {
+  const { inv, dir } = await build({ pki: { key: 'ecdsa-p256' }, profile: 'modern', minions: ['kubeminion1'] });
+  const files = new Map(pkiFilesFor(inv, inv.master).map(([l, r, bytes]) => [r, { l, bytes }]));
+  const kc = (cert: string) => Buffer.from(kubeconfig({ cluster: inv.cluster, server: `https://kubemaster:${inv.apiserver.port}`, ca: readFileSync(path.join(dir, 'ca.crt')),
+    cert: readFileSync(path.join(dir, `${cert}.crt`)), key: readFileSync(path.join(dir, `${cert}.key`)), user: `system:kube-${cert}`, context: `system:kube-${cert}@${inv.cluster}` }));
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const host = (change: Record<string, { gone?: true; bytes?: Buffer; owner?: string; group?: string; mode?: number }> = {}): Remote => {
+    const content = (q: string): Buffer | undefined => (change[path.posix.basename(q)]?.gone ? undefined : change[path.posix.basename(q)]?.bytes
+      ?? (files.has(q) ? files.get(q)!.bytes() : q.endsWith('.conf') ? kc(path.posix.basename(q, '.conf')) : q.startsWith('/var/lib/kubetls/') && change[path.posix.basename(q)] ? Buffer.alloc(0) : undefined));
+    return {
+      host: inv.master,
+      async inspect(paths: string[]) {
+        return new Map(paths.map((q) => {
+          const c = content(q);
+          const m = { ...deployedMode(inv, inv.master, q), ...change[path.posix.basename(q)] };
+          return [q, c && { kind: 'file', owner: m.owner, group: m.group, mode: m.mode, size: c.length, sha256: sha(c) }];
+        }));
+      },
+      async read(q: string) { return content(q); },
+    } as unknown as Remote;
+  };
+  return { inv, dir, host };
+}
+
+test('status --remote has a row for every deployed key: a missing key, a key that is not its certificate\'s, a key others can read, a key of another owner', async (t) => {
+  const { inv, dir, host } = await modernMaster();
+  const bad = (rows: StatusRow[]) => rows.filter((r) => r.status !== 'ok').map((r) => [r.name, r.status]);
+  t.deepEqual(bad(await remoteStatus(inv, host())), [], 'as kubetls deployed it: every row ok');
+  const rows = await remoteStatus(inv, host({
+    'server.key': { gone: true }, 'etcd-server.key': { gone: true }, 'sa.key': { mode: 0o644 }, 'front-proxy-client.key': { owner: 'root' },
+    'apiserver-kubelet-client.key': { bytes: readFileSync(path.join(dir, 'scheduler.key')) },
+  }));
+  t.deepEqual(bad(rows), [
+    ['server.key', 'missing'],
+    ['sa.key', 'insecure mode 0644: kubemaster:/srv/kubernetes/sa.key'],
+    ['apiserver-kubelet-client.key', 'key mismatch: /srv/kubernetes/apiserver-kubelet-client.key is not the local apiserver-kubelet-client.key (so not the key of its certificate)'],
+    ['front-proxy-client.key', 'drift: owner root:nogroup, expected kube:nogroup'],
+    ['etcd-server-kubemaster.key', 'missing'],
+  ]);
+  // and monitoring sees each: one series each, 0, with the status as a category
+  const text = prometheus(rows);
+  for (const [name, where, status] of [['server.key', '/srv/kubernetes/server.key', 'missing'], ['sa.key', '/srv/kubernetes/sa.key', 'insecure_mode'],
+    ['etcd-server-kubemaster.key', '/srv/kubernetes/etcd-server.key', 'missing'], ['apiserver-kubelet-client.key', '/srv/kubernetes/apiserver-kubelet-client.key', 'key_mismatch']]) {
+    t.true(text.includes(`kubetls_certificate_ok{name="${name}",where="kubemaster:${where}",status="${status}"} 0`), `${name} in the textfile`);
+  }
+  // a kubeconfig that embeds another key than the local one, or that others can read
+  const conf = readFileSync(path.join(dir, 'scheduler.key'));
+  const swapped = (await remoteStatus(inv, host({ 'controller-manager.conf': { bytes: Buffer.from(kubeconfig({ cluster: inv.cluster, server: 'https://kubemaster:6443',
+    ca: readFileSync(path.join(dir, 'ca.crt')), cert: readFileSync(path.join(dir, 'controller-manager.crt')), key: conf })) }, 'scheduler.conf': { mode: 0o604 } })));
+  t.deepEqual(bad(swapped), [['controller-manager.conf', 'key mismatch: embeds another key than the local controller-manager.key'],
+    ['scheduler.conf', 'insecure mode 0604: kubemaster:/srv/kubernetes/scheduler.conf']]);
+});
+
+test('verify fails a deployed key others can read, with another owner, or missing; a certificate may be as readable as kubetls makes it', async (t) => {
+  const { inv, host } = await modernMaster();
+  const { deployedChecks } = await import('../lib/verify.ts');
+  const failed = async (change: Parameters<typeof host>[0]) => (await deployedChecks(inv, host(change))).filter((r) => r.check === 'deployed' && !r.ok).map((r) => [r.target, r.detail]);
+  t.deepEqual(await failed({}), []);
+  const sa = (await failed({ 'sa.key': { mode: 0o644 } }))[0]!;
+  t.is(sa[0], 'kubemaster:/srv/kubernetes/sa.key');
+  t.regex(sa[1]!, /^= \S*sa\.key, kube:nogroup 0644: insecure mode 0644, expected kube:nogroup 0600 \(run renew\.ts \(or master\.ts\)\)$/);
+  const owner = (await failed({ 'etcd-peer.key': { owner: 'kube', group: 'nogroup' } }))[0]!;
+  t.regex(owner[1]!, /: owner kube:nogroup, expected etcd:etcd \(run renew\.ts/);
+  t.deepEqual((await failed({ 'server.key': { gone: true } })).map(([tg, d]) => [tg, d]), [['kubemaster:/srv/kubernetes/server.key', 'missing']]);
+  t.deepEqual(await failed({ 'etcd-ca.crt': { mode: 0o644 } }), [], 'a certificate kubetls deploys 0644 stays ok at 0644');
+});
+
+test('a restart an interrupted run left owed is a row of status --remote and a failed check of verify, naming the unit and what to run', async (t) => {
+  const { inv, host } = await modernMaster();
+  const { deployedChecks } = await import('../lib/verify.ts');
+  const owed = host({ 'restart.kube-controller-manager': {} });
+  const rows = (await remoteStatus(inv, owed)).filter((r) => r.status !== 'ok');
+  t.deepEqual(rows.map((r) => [r.name, r.where, r.status]), [['restart.kube-controller-manager', 'kubemaster:/var/lib/kubetls/restart.kube-controller-manager',
+    'renew due: kube-controller-manager owes a restart an earlier run did not make (it runs on files it has not read yet); run renew.ts (or master.ts)']]);
+  t.regex(prometheus(rows), /kubetls_certificate_ok\{name="restart\.kube-controller-manager",where="kubemaster:\/var\/lib\/kubetls\/restart\.kube-controller-manager",status="renew_due"\} 0/);
+  const checks = (await deployedChecks(inv, owed)).filter((r) => !r.ok && r.check !== 'configured'); // the fake host has no env files
+  t.deepEqual(checks.map((r) => [r.check, r.target]), [['restart owed', 'kubemaster:kube-controller-manager']]);
+  t.regex(checks[0]!.detail, /^kube-controller-manager owes a restart an earlier run did not make \(\/var\/lib\/kubetls\/restart\.kube-controller-manager\): it may run on old credentials; run renew\.ts \(or master\.ts\)$/);
+  // none owed: no row, no check
+  t.false((await remoteStatus(inv, host())).some((r) => r.name.startsWith('restart.')));
 });

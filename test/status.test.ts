@@ -1,14 +1,14 @@
-import test from 'ava';
 import { spawn } from 'node:child_process';
-import { execa } from 'execa';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { loadInventory } from '../lib/inventory/load.ts';
+import { acquireLock, lockPath } from '../lib/lock.ts';
+import { configureLog } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
 import { planPki } from '../lib/pki/plan.ts';
 import { readCert } from '../lib/pki/read.ts';
-import { configureLog } from '../lib/log.ts';
-import { acquireLock, lockPath } from '../lib/lock.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

@@ -4,16 +4,16 @@
  * sha256), lines the operator added are kept, and what would lock hosts out is refused. The lab side (no request
  * refused during a rotation) is in test/renew.test.ts.
  */
-import test from 'ava';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import test from 'ava';
 import { loadInventory } from '../lib/inventory/load.ts';
+import { configureLog } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
 import { planPki } from '../lib/pki/plan.ts';
 import { PkiError } from '../lib/pki/read.ts';
 import { readToken, readTokenFile, retiringToken } from '../lib/pki/token.ts';
-import { configureLog } from '../lib/log.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
 

@@ -11,7 +11,8 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
-import { DRAIN_SECONDS, type Host, type Inventory } from '../inventory.ts';
+import { caSpecs, leafSpecs } from '../../config/certs.ts';
+import { canonicalAddress, DRAIN_SECONDS, type Host, type Inventory } from '../inventory.ts';
 import { describe, InventoryError, keyName, locate, valueAt } from './errors.ts';
 import { knownKeys, parseCidr, RESERVED_NAMES, schema, systemDirProblem, type Raw, type RawHost } from './schema.ts';
 
@@ -99,8 +100,14 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
       if (!raw.apiserver.ip.some((a) => a === first)) {
         at(doc.hasIn(['service_cidr']) ? ['service_cidr'] : ['apiserver', 'ip'], `expected the service range's first address ${first} (the kubernetes service's ClusterIP) among apiserver.ip, found ${raw.apiserver.ip.join(', ') || 'none'}`);
       }
+      const dnsAt = doc.hasIn(['cluster_dns']) ? ['cluster_dns'] : ['service_cidr'];
       if (isIP(raw.cluster_dns) === 4 && !range.contains(raw.cluster_dns)) {
-        at(doc.hasIn(['cluster_dns']) ? ['cluster_dns'] : ['service_cidr'], `expected an address inside service_cidr ${raw.service_cidr}, found ${raw.cluster_dns}`);
+        at(dnsAt, `expected an address inside service_cidr ${raw.service_cidr}, found ${raw.cluster_dns}`);
+      } else {
+        // the DNS service needs a ClusterIP of its own: not the kubernetes service's, and not the range's network or
+        // broadcast address, which the apiserver never allocates (every pod's resolv.conf would name a dead address)
+        const taken = { [range.first]: "the kubernetes service's ClusterIP", [range.network]: "the range's network address", [range.broadcast]: "the range's broadcast address" };
+        if (taken[raw.cluster_dns]) at(dnsAt, `expected an address for the cluster's DNS service of its own inside ${raw.service_cidr}, found ${raw.cluster_dns} (${taken[raw.cluster_dns]})`);
       }
     }
   }
@@ -135,7 +142,7 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     const same = masters.find((x) => x.name === h.name);
     if (same) {
       const given: { address?: string; port?: number; user?: string } = typeof m === 'string' ? {} : m;
-      if ((given.address && given.address !== same.address) || (given.port && given.port !== same.port) || (given.user && given.user !== same.user)) {
+      if ((given.address && canonicalAddress(given.address) !== canonicalAddress(same.address)) || (given.port && given.port !== same.port) || (given.user && given.user !== same.user)) {
         at(['etcd', 'members', i], `expected the master's own address, port and user for the member named like the master, found ${given.address ?? same.address}:${given.port ?? same.port} as ${given.user ?? same.user}`);
       }
       return same;
@@ -170,10 +177,18 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   // Modern minions are named CN=system:node:<name>, and a CN has at most 64 characters: 52 are left for the name.
   const entries: [(string | number)[], Host][] = [...masters.map((m, i): [(string | number)[], Host] => [masterPath(i), m]), ...minions.map((m, i): [(string | number)[], Host] => [['minions', i], m]),
     ...members.map((m, i): [(string | number)[], Host] => [['etcd', 'members', i], m]).filter(([, m]) => m.role === 'etcd' && !minions.some((x) => x.name === m.name))];
+  // ... nor the base name of a certificate of this very inventory (config/certs.ts, the list the plan itself makes):
+  // `kube-proxy`, `etcd-peer-<master>`, `kubelet-<minion>` would be refused by the plan with exit 1, not here
+  const draft = { profile: raw.profile, master, masters, minions, etcd: { members },
+    apiserver: { cn: raw.apiserver.cn, dns: raw.apiserver.dns, ip: raw.apiserver.ip, port: raw.apiserver.port } } as unknown as Inventory;
+  const taken = new Map<string, string>([...caSpecs(draft).map((c) => [c.name, 'a CA'] as const),
+    ...leafSpecs(draft).filter((l) => l.kind !== 'minion').map((l) => [l.name, `the certificate ${l.name}.crt`] as const)]);
   for (const [p, host] of entries) {
     const namePath = [...p, 'name']; // as the schema names it, also for a bare name
     if ((RESERVED_NAMES as readonly string[]).includes(host.name)) {
       at(namePath, `expected a name that is not reserved for a file of the PKI (${RESERVED_NAMES.join(', ')}), found '${host.name}'`);
+    } else if (taken.has(host.name)) {
+      at(namePath, `expected a name that is not a file of this inventory's PKI, found '${host.name}' (the base name of ${taken.get(host.name)})`);
     } else if (host.role === 'minion' && raw.profile === 'modern' && host.name.length > 52) {
       at(namePath, `expected at most 52 characters (the modern profile's CN system:node:<name> has at most 64), found ${host.name.length}`);
     }
@@ -181,7 +196,7 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   // Two entries for one SSH endpoint would install two sets of files, with two owners, on one machine at once.
   const endpoints = new Map<string, string>();
   entries.forEach(([p, host]) => {
-    const key = `${isIP(host.address) === 6 ? canonicalV6(host.address) : host.address.toLowerCase()}:${host.port}`;
+    const key = `${canonicalAddress(host.address)}:${host.port}`;
     const first = endpoints.get(key);
     if (first) at(p, `expected a host address and port of its own, found ${host.address} port ${host.port} again (first at ${first})`);
     else endpoints.set(key, keyName(p));
@@ -191,20 +206,22 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   const ep = raw.apiserver.endpoint;
   const endpoint = ep ? { name: ep.name, address: ep.address ?? ep.name, port: ep.port ?? raw.apiserver.port, drainSeconds: ep.drain_seconds ?? DRAIN_SECONDS } : undefined;
   if (endpoint) {
-    // one spelling per address: IPv6 canonical, an IPv4-mapped IPv6 address as its IPv4, names in lower case
-    const norm = (a: string) => {
-      const v6 = isIP(a) === 6 ? canonicalV6(a) : a.toLowerCase();
-      const mapped = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(v6); // the URL spelling of ::ffff:a.b.c.d
-      if (!mapped) return v6;
-      const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
-      return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
-    };
+    // one spelling per address (canonicalAddress): IPv6 canonical, an IPv4-mapped one as its IPv4, names in lower case
+    const norm = canonicalAddress;
     // clients connect to the endpoint's name (kubeconfigs) and kubetls checks its address: neither may be a host's
     const ours = [endpoint.name, endpoint.address].map(norm);
     const clash = entries.find(([, h]) => [h.name, h.address].map(norm).some((x) => ours.includes(x)));
     if (clash) at(['apiserver', 'endpoint'], `expected a load balancer of its own, not a host of the inventory, found the name or address of ${keyName(clash[0])} (${clash[1].name})`);
-    if (['0.0.0.0', '[::]'].includes(norm(endpoint.address))) at(['apiserver', 'endpoint', 'address'], `expected the balancer's address, found the unspecified address ${endpoint.address}`);
+    if (['0.0.0.0', '::'].includes(norm(endpoint.address))) at(['apiserver', 'endpoint', 'address'], `expected the balancer's address, found the unspecified address ${endpoint.address}`);
   }
+  // apiserver.port is bound on every master's address, beside what else runs there: a port another component of the
+  // master listens on would leave one of them unable to start
+  const busy: Partial<Record<number, string>> = raw.profile === 'modern'
+    ? { 10257: "the controller-manager's secure port", 10259: "the scheduler's secure port",
+      ...(members.some((m) => m.role === 'master') ? { 2379: "etcd's client port (etcd runs on the master)", 2380: "etcd's peer port (etcd runs on the master)" } : {}) }
+    : { 2379: "etcd's client port (the recipe's etcd runs on the master)", 2380: "etcd's peer port", 8080: "the apiserver's own insecure port",
+      10251: "the scheduler's port", 10252: "the controller-manager's port" };
+  if (busy[raw.apiserver.port]) at(['apiserver', 'port'], `expected a port no other component of the master listens on, found ${raw.apiserver.port} (${busy[raw.apiserver.port]})`);
   // The server certificate must name something a client can check: the recipe's curl, kubectl and the kubelets verify it.
   if (!raw.apiserver.dns.length && !raw.apiserver.ip.length) {
     at(['apiserver'], 'expected at least one subjectAltName in apiserver.dns or apiserver.ip, found none');
@@ -250,14 +267,4 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     minions,
     etcd: { members },
   };
-}
-
-
-/** An IPv6 address in one spelling (fd00:0::1 and FD00::1 are the same host). */
-function canonicalV6(ip: string): string {
-  try {
-    return new URL(`http://[${ip}]/`).hostname;
-  } catch {
-    return ip.toLowerCase(); // with a zone id (fe80::1%eth0), which an SSH address may carry
-  }
 }

@@ -27,6 +27,7 @@ export const RESERVED_NAMES = [
   'ca', 'server', 'sa', 'tokens', 'openssl', 'admin',
   'apiserver', 'apiserver-kubelet-client', 'apiserver-etcd-client', 'front-proxy-ca', 'front-proxy-client',
   'etcd-ca', 'etcd-server', 'etcd-peer', 'etcd-healthcheck-client', 'kubelet', 'controller-manager', 'scheduler', 'super-admin',
+  'kube-proxy',
 ] as const;
 
 /**
@@ -165,8 +166,11 @@ z.setErrorMap((issue, ctx) => {
 });
 
 
-/** An IPv4 range `a.b.c.d/n` (12 <= n <= 28, no host bits), its first address and a membership test; else undefined. */
-export function parseCidr(s: string): { first: string; contains: (ip: string) => boolean } | undefined {
+/**
+ * An IPv4 range `a.b.c.d/n` (12 <= n <= 28, no host bits): its network and broadcast addresses, its first address (the
+ * `kubernetes` service's ClusterIP) and a membership test; else undefined.
+ */
+export function parseCidr(s: string): { first: string; network: string; broadcast: string; contains: (ip: string) => boolean } | undefined {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(s);
   if (!m) return undefined;
   const octets = m.slice(1, 5).map(Number);
@@ -176,9 +180,11 @@ export function parseCidr(s: string): { first: string; contains: (ip: string) =>
   const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
   const base = num(octets);
   if ((base & ~mask) >>> 0 !== 0) return undefined;
-  const f = base + 1;
+  const dotted = (n: number) => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
   return {
-    first: [f >>> 24, (f >>> 16) & 255, (f >>> 8) & 255, f & 255].join('.'),
+    first: dotted(base + 1),
+    network: dotted(base),
+    broadcast: dotted((base | ~mask) >>> 0),
     contains: (ip) => isIP(ip) === 4 && ((num(ip.split('.').map(Number)) & mask) >>> 0) === base,
   };
 }

@@ -13,6 +13,7 @@ import { allHosts, apiTarget, type Host, type Inventory, masterTarget, urlOf } f
 import { kubeconfig } from '../kubeconfig.ts';
 import { shown } from '../log.ts';
 import { deployedBytes } from '../pki/trust.ts';
+import { runningRotation } from '../state.ts';
 
 /** One file a host should hold. `content` is called only when not a dry run. */
 export interface Desired { path: string; content: () => Buffer; mode: FileMode; label: string }
@@ -64,12 +65,31 @@ export function kubeconfigsFor(inv: Inventory, host: Host): KubeconfigPlacement[
 }
 
 /**
- * The local files a host receives: [local path, remote path, the bytes it should hold] (status.ts and verify.ts
- * compare them): the file itself, or during a CA rotation the trust bundle of its phase (lib/pki/trust.ts).
+ * The local files a host receives: [local path, remote path, the bytes it should hold, its owner and mode] (status.ts
+ * and verify.ts compare them): the file itself, or during a CA rotation the trust bundle of its phase (lib/pki/trust.ts).
  */
-export function pkiFilesFor(inv: Inventory, host: Host): [string, string, () => Buffer][] {
-  return placementsFor(inv, host).map((p) => [path.join(inv.pki.dir, p.file), remotePath(inv, p.path), placedBytes(inv, p)]);
+export function pkiFilesFor(inv: Inventory, host: Host): [string, string, () => Buffer, FileMode][] {
+  return placementsFor(inv, host).map((p) => [path.join(inv.pki.dir, p.file), remotePath(inv, p.path), placedBytes(inv, p), p.mode]);
 }
+
+/** Which units of a host read which path (the owed-restart markers name units; status and verify name what they read). */
+export const unitsOf = (inv: Inventory, host: Host): string[] => rolesFor(inv, host).flatMap((r) => unitsFor(inv.profile, r)).map((u) => u.unit);
+
+/**
+ * What is wrong with the owner and mode a deployed file has, against what kubetls gives it (undefined: nothing). For a
+ * secret (a key, the token, a kubeconfig that embeds a key) a mode wider than its own is `insecure mode 0644`, which
+ * status and verify report as such; anything else is drift.
+ */
+export function modeProblem(have: { owner: string; group: string; mode: number }, want: FileMode, secret: boolean): { insecure?: string; drift?: string } | undefined {
+  const octal = (m: number) => `0${m.toString(8).padStart(3, '0')}`;
+  if (secret && (have.mode & ~want.mode & 0o777)) return { insecure: octal(have.mode) };
+  if (have.owner !== want.owner || have.group !== want.group) return { drift: `owner ${have.owner}:${have.group}, expected ${want.owner}:${want.group}` };
+  if (have.mode !== want.mode) return { drift: `mode ${octal(have.mode)}, expected ${octal(want.mode)}` };
+  return undefined;
+}
+
+/** A local PKI file that holds a secret: a private key or the token (the kubeconfigs embed both). */
+export const isSecret = (file: string) => file.endsWith('.key') || file.endsWith('tokens.csv');
 const placedBytes = (inv: Inventory, p: FilePlacement) => () => (p.alone ? readLocal(path.join(inv.pki.dir, p.file)) : deployedLocal(inv, p.file));
 
 /** The local PKI files a host's files are made from (base names): what renew.ts reissued reaches exactly these hosts. */
@@ -77,6 +97,11 @@ export function localInputs(inv: Inventory, host: Host): Set<string> {
   const out = new Set(placementsFor(inv, host).map((p) => p.file));
   for (const k of kubeconfigsFor(inv, host)) kubeconfigInputs(k).forEach((f) => out.add(f));
   return out;
+}
+
+/** Which hosts local PKI files (base names) reach: those whose files or kubeconfigs are made from one of them. */
+export function hostsReached(inv: Inventory, files: string[]): Set<string> {
+  return new Set(allHosts(inv).filter((h) => [...localInputs(inv, h)].some((f) => files.includes(f))).map((h) => h.name));
 }
 
 /**
@@ -150,4 +175,15 @@ function deployedLocal(inv: Inventory, file: string): Buffer {
     const err = e as NodeJS.ErrnoException; // the file that could not be read: this one, or the other half of its bundle
     throw new Error(`${shown(err.path ?? path.join(inv.pki.dir, file))}: ${err.code === 'ENOENT' ? 'missing: run scripts/master.ts first' : err.message}`);
   }
+}
+
+/**
+ * What to run to finish a host's files or owed restarts: during a CA rotation its own command (master.ts and
+ * minions.ts refuse to run then), else renew.ts, which finishes any host an earlier run left behind (minions.ts and
+ * master.ts would too).
+ */
+export function finishHint(inv: Inventory, host: Host): string {
+  const r = runningRotation(inv);
+  if (r) return `run renew.ts --rotate-ca ${r.what} (a CA rotation is running)`;
+  return `run renew.ts (or ${host.role === 'minion' ? 'minions.ts' : 'master.ts'})`;
 }
