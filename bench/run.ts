@@ -194,7 +194,7 @@ Scale (kubetls \`master\` + \`minions\`, PKI already built, fresh lab each run):
 
 ${table(['hosts', 'wall', 'kubetls CPU', 'max RSS (one process)', 'per added host (from the row above)'], scaleRows)}
 ${notes.map((n) => `\n${n}`).join('')}
-Targets missed, by how much and why, and where the CPU of the slowest phase goes: README.md, section "Speed".
+Targets missed, by how much and why, and where the CPU of the slowest phase goes: docs/speed.md.
 
 Exact commands:
 - recipe PKI: \`bash bench/recipe-pki.sh ${N}\` in an empty folder; kubetls: \`kubetls master --pki-only --inventory DIR/cluster.yaml\`

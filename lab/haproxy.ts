@@ -1,5 +1,5 @@
 // The load balancer of an HA lab: Debian's real haproxy, on a host of its own (kubelb), in front of every master's
-// 6443. kubetls does not manage it (README, "HA"): the lab writes its configuration once, at `lab up`.
+// 6443. kubetls does not manage it (docs/ha.md): the lab writes its configuration once, at `lab up`.
 //
 // TCP mode: the client's TLS goes through to a master untouched, so the client verifies the apiserver's certificate
 // (which names the endpoint) and the apiserver sees the client's certificate. Health checks ask each master's /readyz

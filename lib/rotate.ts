@@ -239,7 +239,7 @@ async function makeNext(inv: Inventory, rot: Rotation): Promise<void> {
       // the old CA's name with the time appended (as k3s names a rotated CA): in a bundle the two are told apart by name
       // (cut to fit: a CN is at most 64 characters, and a master's name may be 63)
       const cn = caSpecs(inv).find((c) => c.name === t)!.cn;
-      await openssl.reqX509({ key: `${key}.new`, subj: openssl.subj(`${cn.slice(0, 64 - stamp.length - 1)}@${stamp}`), days: inv.pki.caDays, out: `${pub}.new`, config: cnf });
+      await openssl.selfSignCa({ key: `${key}.new`, subj: openssl.subj(`${cn.slice(0, 64 - stamp.length - 1)}@${stamp}`), days: inv.pki.caDays, out: `${pub}.new`, config: cnf });
     }
     for (const f of [key, pub]) { log.cmd(['mv', `${f}.new`, f]); renameSync(`${f}.new`, f); }
     rot.next[t] = identity(inv, t, 'next');

@@ -176,7 +176,7 @@ export function writeRotation(inv: Inventory, r: Rotation): void {
 export const EXPIRED = (ca: string) => `${ca}.crt has expired: nothing it signed verifies any more, so a rotation (which keeps a working cluster working) cannot run. `
   + `Move ${ca}.crt and ${ca}.key away and run scripts/master.ts --replace-ca: a new CA, every certificate reissued, every unit restarted, as at install.`;
 
-/** master.ts, minions.ts and a plain renew.ts refuse to run while a rotation runs: each would undo part of a phase. */
+/** master.ts and minions.ts refuse to run while a rotation runs: each would undo part of a phase (renew.ts renews around it). */
 export function refuseDuringRotation(inv: Inventory, script: string): void {
   const r = readRotation(inv);
   if (r && r.phase !== 'done') {

@@ -3,6 +3,7 @@
  * docs/recipe.md steps 1–13: build or refresh the PKI, then put it on the master and the minions.
  *   npx zx scripts/master.ts [--inventory cluster.yaml] [--pki-only] [--dry-run] [--only NAME[,NAME]] [--concurrency N]
  */
+import { existsSync } from 'node:fs';
 import { common, ExitError, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
 import { allHosts } from '../lib/inventory.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
@@ -16,7 +17,7 @@ import { forHosts, selectHosts, summarize } from '../lib/remote/hosts.ts';
 import { withRollback } from '../lib/rollout/converge.ts';
 import { rollControl } from '../lib/rollout/roll.ts';
 import { etcdSteps, masterSteps, pkiToMinion } from '../lib/rollout/steps.ts';
-import { EXPIRED, recordOwed, recordRollout, refuseDuringRotation } from '../lib/state.ts';
+import { EXPIRED, readPending, recordOwed, recordRollout, refuseDuringRotation } from '../lib/state.ts';
 import { table } from '../lib/table.ts';
 
 const USAGE = `
@@ -60,6 +61,7 @@ await main(async () => {
   // the local PKI is the operator's to look at until master.ts installs it (renew.ts still finds an apiserver serving
   // an older server.crt by asking it)
   const owed = f['pki-only'] ? [] : hosts.map((h) => h.name);
+  const owedBefore = new Set(existsSync(inv.pki.dir) ? readPending(inv, dryRun) : []);
   recordOwed(inv, owed, dryRun);
   await applyPki(inv, plan, { dryRun });
   recordOwed(inv, owed, dryRun); // a first run: pki.dir exists only now
@@ -108,7 +110,11 @@ await main(async () => {
     log.phase(`minions: recipe step 13 (${minions.length} host(s), ${concurrency} at once)`);
     outcomes.push(...await forHosts(inv, minions, o, (r, step, out) => withRollback(inv, r, out, o, () => pkiToMinion(inv, r, step, out, o))));
   }
-  recordRollout(inv, outcomes, dryRun, (h) => !inv.minions.some((m) => m.name === h)); // a host that failed is owed the files: cron's renew.ts finishes it
+  // a host that failed is owed the files: cron's renew.ts finishes it. A minion is done by master.ts only when step 13
+  // changed nothing there and nothing was owed it before: anything new on it is minions.ts's to finish (its kubeconfig,
+  // the restarts it defers)
+  const untouched = new Set(outcomes.filter((x) => !x.failed && x.writes === 0).map((x) => x.host));
+  recordRollout(inv, outcomes, dryRun, (h) => !inv.minions.some((m) => m.name === h) || (untouched.has(h) && !owedBefore.has(h)));
   const { text, code } = summarize(outcomes, dryRun);
   log.print(text);
   return code;

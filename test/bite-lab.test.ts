@@ -94,7 +94,7 @@ test.serial('restarts owed by an earlier run are done on the next run, although 
 
 test.serial('a second writer racing master.ts exits 75 naming it, and master.ts finishes', async (t) => {
   const lab = await labP;
-  const lock = path.join(path.dirname(lab.inventoryPath), '.kubetls.lock');
+  const lock = path.join(lab.pkiDir, '.kubetls.lock'); // the lock lives in pki.dir
   // a minion that is down makes master.ts retry its connection for a few seconds while it holds the lock
   await lab.stopHost('kubeminion2');
   try {

@@ -272,3 +272,55 @@ test.serial('a running cluster is never restarted all at once: etcd unreachable 
   t.deepEqual(spans.map(([m]) => m), MASTERS);
   for (let i = 1; i < spans.length; i++) t.true(spans[i]![1] >= spans[i - 1]![2], `${spans[i]![0]} started before ${spans[i - 1]![0]} ended`);
 });
+
+test.serial('every etcd member\'s certificates expired (a year without cron): renew reissues them and restarts every member together, and the cluster comes back', async (t) => {
+  t.timeout(600_000);
+  const lab = await labP;
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { signerConfig } = await import('../config/openssl.ts');
+  const p = (f: string) => join(lab.pkiDir, f);
+  const members = ['kubemaster', 'kubemaster2', 'kubemaster3'];
+  // each member's server and peer pair signed again by the etcd CA, with its own key, but valid for 90 s only: the
+  // local PKI and the members hold them, as after a year of certificates that were never renewed
+  const until = new Date(Date.now() + 90_000);
+  const stamp = (d: Date) => d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+  for (const m of members) {
+    for (const kind of ['server', 'peer']) {
+      const name = `etcd-${kind}-${m}`;
+      const db = mkdtempSync(join(tmpdir(), 'kubetls-test-sign-'));
+      try {
+        writeFileSync(join(db, 'index'), '');
+        writeFileSync(join(db, 'ca.cnf'), signerConfig(db));
+        const r = await execa('openssl', ['ca', '-batch', '-config', join(db, 'ca.cnf'), '-cert', p('etcd-ca.crt'), '-keyfile', p('etcd-ca.key'),
+          '-in', p(`${name}.csr`), '-out', p(`${name}.crt`), '-startdate', stamp(new Date(Date.now() - 60_000)), '-enddate', stamp(until),
+          '-extfile', p('openssl.cnf'), '-extensions', `ext_${name.replace(/-/g, '_')}`, '-rand_serial', '-notext'], { reject: false });
+        t.is(r.exitCode, 0, r.stderr);
+      } finally {
+        rmSync(db, { recursive: true, force: true });
+      }
+      lab.writeFile(m, `/srv/kubernetes/etcd-${kind}.crt`, readFileSync(p(`${name}.crt`)), { mode: 0o600, uid: lab.uids.etcd, gid: lab.uids.etcdGid });
+    }
+  }
+  // the cluster runs on them (its members started together), then they expire, then every member restarts: none can
+  // talk to another any more, and etcd stays down on every master
+  await Promise.all(members.map((m) => lab.exec(m, ['systemctl', 'restart', 'etcd'])));
+  await sleep(Math.max(0, until.getTime() - Date.now()) + 3000);
+  await Promise.all(members.map((m) => lab.exec(m, ['systemctl', 'restart', '--no-block', 'etcd'])));
+  await sleep(5000);
+  const health = async (m: string) => (await execa('etcdctl', ['--endpoints', `https://${lab.host(m).address}:2379`, '--cacert', p('etcd-ca.crt'),
+    '--cert', p('apiserver-etcd-client.crt'), '--key', p('apiserver-etcd-client.key'), '--command-timeout=5s', 'endpoint', 'health'],
+  { reject: false, env: { ETCDCTL_API: '3' }, timeout: 20_000 })).exitCode;
+  t.deepEqual(await Promise.all(members.map(health)), [1, 1, 1], 'no member is healthy');
+  // cron's renew: the six certificates are expired, so reissued; no member is healthy, so every member at once
+  const from = marks(lab);
+  const r = await runScript('renew', ['--inventory', lab.inventoryPath]);
+  must(t, r);
+  t.regex(r.all, /no etcd member is healthy \(none answers from here; the peer certificates of .*kubemaster.* have expired\): kubemaster, kubemaster2, kubemaster3 at once/);
+  for (const m of members) t.is(restarts(lab, m, from[m]).etcd, 1, `${m}: etcd restarted once`);
+  t.deepEqual(await Promise.all(members.map(health)), [0, 0, 0], 'every member healthy again');
+  const nodes = await execa('kubectl', ['--kubeconfig', p('admin.kubeconfig'), 'get', 'nodes', '-o', 'name'], { reject: false, timeout: 30_000 });
+  t.is(nodes.stdout.trim(), 'node/kubeminion1', nodes.stderr);
+  must(t, await runScript('verify', ['--inventory', lab.inventoryPath]));
+  t.regex((await runScript('renew', ['--inventory', lab.inventoryPath])).stdout, /nothing to renew/);
+});

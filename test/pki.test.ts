@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
@@ -70,7 +71,8 @@ test('keys, tokens and every file are mode 0600 and the folder 0700', async (t) 
   const { dir } = await build();
   t.is(statSync(dir).mode & 0o777, 0o700);
   const files = readdirSync(dir);
-  t.true(files.includes('ca.srl') && files.includes('tokens.csv') && files.includes('kubeminion2.key'));
+  t.true(files.includes('ca.crt') && files.includes('tokens.csv') && files.includes('kubeminion2.key'));
+  t.false(files.includes('ca.srl'), 'no serial file: every serial is random');
   for (const f of files) t.is(statSync(path.join(dir, f)).mode & 0o777, 0o600, f);
   t.false(files.some((f) => f.endsWith('.new')), 'no temporary file is left behind');
 });
@@ -106,7 +108,7 @@ test('a SAN added to the inventory reissues only the server certificate, with th
   t.is(server.reason, 'SAN added: IP:10.0.0.5');
   t.true(plan.items.filter((i) => i.name !== 'server').every((i) => i.action === 'keep'));
   await applyPki(inv, plan);
-  t.deepEqual(changedFiles(before, snapshot(dir)), ['ca.srl', 'openssl.cnf', 'server.crt', 'server.csr', 'server.key']);
+  t.deepEqual(changedFiles(before, snapshot(dir)), ['openssl.cnf', 'server.crt', 'server.csr', 'server.key']);
   t.true(readCert(path.join(dir, 'server.crt'))!.sans.includes('IP:10.0.0.5'));
 });
 
@@ -117,7 +119,7 @@ test('a minion added to the inventory gets only its own files', async (t) => {
   const r = await runScript('master.ts', ['--pki-only', '--inventory', file]);
   t.is(r.code, 0, r.all);
   t.regex(r.stdout, /kubeminion3\.crt .* created/);
-  t.deepEqual(changedFiles(before, snapshot(dir)), ['ca.srl', 'kubeminion3.crt', 'kubeminion3.csr', 'kubeminion3.key']);
+  t.deepEqual(changedFiles(before, snapshot(dir)), ['kubeminion3.crt', 'kubeminion3.csr', 'kubeminion3.key']);
 });
 
 test('a minion removed from the inventory is reported and its files are kept', async (t) => {
@@ -195,7 +197,7 @@ test('--dry-run prints the openssl commands with real paths, writes nothing and 
   t.false(existsSync(pkiDir));
   t.true(r.stdout.includes(`$ openssl genrsa -out ${pkiDir}/ca.key.new 2048`));
   t.true(r.stdout.includes(`-subj /CN=kubernetes.default.svc -reqexts SAN -config ${pkiDir}/openssl.cnf`));
-  t.regex(r.stdout, /\$ openssl x509 -req -in .*kubeminion2\.csr\.new -CA .*ca\.crt -CAkey .*ca\.key .*-CAcreateserial -extensions client/);
+  t.regex(r.stdout, /\$ openssl ca -batch -config \S+\/kubetls-sign-XXXXXX\/ca\.cnf -in .*kubeminion2\.csr\.new -out .*kubeminion2\.crt\.new -startdate \d{14}Z -enddate \d{14}Z -extfile .*openssl\.cnf -extensions client .*-cert .*ca\.crt -keyfile .*ca\.key/);
   t.regex(r.stdout, /would create/);
 
   // on an existing PKI with something to reissue, the token and keys still never show
@@ -348,19 +350,27 @@ test('openssl: keys are made on the curve or with the bits asked, by genkey and 
   for (const f of ['m.csr', 'p256.pub']) t.is(statSync(p(f)).mode & 0o777, 0o600, `${f}: 0600 after the command`);
 });
 
-test('openssl: the CA certificate, the CSRs, the certificates and the serial file are 0600 after each command, whatever the umask', async (t) => {
+test.serial('openssl: the CA certificate, the CSRs and the certificates are 0600 after each command, whatever the umask, and no signing database is left', async (t) => {
   const dir = path.dirname(writeInventory());
   const p = (f: string) => path.join(dir, f);
   t.is(process.umask(0o022), 0o022, 'a permissive umask: openssl alone would leave these files 0644');
   const inv = loadInventory(writeInventory({}, dir));
   writeFileSync(p('openssl.cnf'), opensslConfig(inv), { mode: 0o600 });
   await openssl.genkey(p('ca.key'), 'ecdsa-p256', 0);
-  await openssl.reqX509({ key: p('ca.key'), subj: openssl.subj('ca'), days: 2, out: p('ca.crt'), config: p('openssl.cnf') });
+  // every signing's database in a temp folder of this test's own (serial: no other test of this file runs meanwhile)
+  const tmp = tempDir('kubetls-signers-');
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = tmp;
+  t.teardown(() => { if (saved === undefined) delete process.env.TMPDIR; else process.env.TMPDIR = saved; });
+  t.is(tmpdir(), tmp);
+  await openssl.selfSignCa({ key: p('ca.key'), subj: openssl.subj('ca'), days: 2, out: p('ca.crt'), config: p('openssl.cnf') });
   await openssl.genkey(p('server.key'), 'ecdsa-p256', 0);
   await openssl.reqNew({ key: p('server.key'), subj: openssl.subj('s'), reqexts: 'SAN', config: p('openssl.cnf'), out: p('server.csr') });
-  await openssl.x509Req({ csr: p('server.csr'), ca: p('ca.crt'), caKey: p('ca.key'), serial: p('ca.srl'), extensions: 'server',
+  await openssl.signCsr({ csr: p('server.csr'), ca: p('ca.crt'), caKey: p('ca.key'), extensions: 'server',
     extfile: p('openssl.cnf'), days: 1, out: p('server.crt') });
-  for (const f of ['ca.crt', 'server.csr', 'server.crt', 'ca.srl']) t.is(statSync(p(f)).mode & 0o777, 0o600, f);
+  for (const f of ['ca.crt', 'server.csr', 'server.crt']) t.is(statSync(p(f)).mode & 0o777, 0o600, f);
+  t.deepEqual(readdirSync(tmp), [], 'each signing\'s own database is removed after it');
+  t.deepEqual(readdirSync(dir).sort(), ['ca.crt', 'ca.key', 'cluster.yaml', 'openssl.cnf', 'server.crt', 'server.csr', 'server.key'], 'and none is made in the PKI folder');
 });
 
 test.serial('openssl: a failing command is an OpensslError with its exit code and the last lines of stderr, and --dry-run runs nothing', async (t) => {
@@ -372,17 +382,17 @@ test.serial('openssl: a failing command is an OpensslError with its exit code an
   t.deepEqual(e?.argv, ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', missing]);
   t.is(e?.name, 'OpensslError');
   t.true(e?.message.endsWith(`failed (exit 1): genpkey: Can't open "${missing}" for writing, No such file or directory`), e?.message);
-  // openssl's own reason, its last three lines joined by " | " (x509 -req prints four here, the first two not errors)
+  // openssl's own reason, its last three lines joined by " | " (openssl ca prints more here, the first ones not errors)
   const dir = path.dirname(writeInventory());
   const p = (f: string) => path.join(dir, f);
   writeFileSync(p('garbage.crt'), 'not a certificate\n');
   writeFileSync(p('ext.cnf'), '[ client ]\nbasicConstraints = critical, CA:FALSE\n');
   await openssl.genkey(p('m.key'), 'ecdsa-p256', 0);
   await execa('openssl', ['req', '-new', '-key', p('m.key'), '-subj', '/CN=m', '-out', p('m.csr')]);
-  const four = await t.throwsAsync(openssl.x509Req({ csr: p('m.csr'), ca: p('garbage.crt'), caKey: p('m.key'), serial: p('ca.srl'),
+  const four = await t.throwsAsync(openssl.signCsr({ csr: p('m.csr'), ca: p('garbage.crt'), caKey: p('m.key'),
     extensions: 'client', extfile: p('ext.cnf'), days: 1, out: p('m.crt') }), { instanceOf: openssl.OpensslError });
-  t.is(four?.stderr.trim().split('\n').length, 4, four?.stderr);
-  t.true(four?.message.endsWith(`failed (exit 1): subject=CN = m | Could not read CA certificate from ${p('garbage.crt')} | Unable to load CA certificate`), four?.message);
+  t.is(four?.stderr.trim().split('\n').length, 3, four?.stderr);
+  t.regex(four?.message ?? '', new RegExp(`failed \\(exit 1\\): Using configuration from \\S+/ca\\.cnf \\| Could not read CA certificate from ${p('garbage.crt').replace(/[.]/g, '\\.')} \\| Unable to load CA certificate$`));
   // no openssl on the PATH (in a child process: the other tests of this file run openssl meanwhile): no exit code,
   // and the reason is the one node gives
   const child = await execa(process.execPath, ['--import=tsx', '--input-type=module', '-e',
@@ -817,7 +827,7 @@ test.serial('pki: a kept CA is never touched while leaves are reissued; a new CA
   chmodSync(p('server.key.new'), 0o644);
   const r = await applyPki(moved, planPki(moved));
   t.deepEqual(r.written, ['openssl.cnf', 'server.key', 'server.csr', 'server.crt']);
-  t.deepEqual(changedFiles(ca, snapshot(dir)), ['ca.srl', 'openssl.cnf', 'server.crt', 'server.csr', 'server.key'], 'ca.key and ca.crt untouched');
+  t.deepEqual(changedFiles(ca, snapshot(dir)), ['openssl.cnf', 'server.crt', 'server.csr', 'server.key'], 'ca.key and ca.crt untouched');
   t.is(statSync(p('server.key')).mode & 0o777, 0o600, 'the key was not written into the leftover with its mode');
   t.false(existsSync(p('server.key.new')));
   // no CA: every leaf that exists is reissued by the new one, one that does not is created
@@ -885,4 +895,26 @@ test('pki: a stale admin.kubeconfig is rewritten from the current files, and --d
   rmSync(p('server.crt'));
   await applyPki(inv, planPki(inv), { dryRun: true });
   t.true(existsSync(p('server.key.new')), 'a dry run removes nothing');
+});
+
+// ---- backdating: a verifier whose clock runs behind still accepts a certificate made a moment ago ---------------------
+
+test('every certificate and CA is backdated 5 minutes: a verifier whose clock is a minute behind accepts each, with its CA', async (t) => {
+  const { dir, inv } = await build({ profile: 'modern', pki: { key: 'ecdsa-p256' }, minions: ['kubeminion1'] });
+  const now = Math.floor(Date.now() / 1000);
+  const certs = [...caSpecs(inv).map((c) => ({ name: c.name, ca: c.name })), ...leafSpecs(inv).map((l) => ({ name: l.name, ca: l.ca }))];
+  t.is(certs.length, 15, 'the three CAs and every leaf of the modern set');
+  for (const c of certs) {
+    const crt = path.join(dir, `${c.name}.crt`);
+    const notBefore = Math.floor(new Date(readCert(crt)!.x509.validFrom).getTime() / 1000);
+    t.true(notBefore <= now - 4 * 60 && notBefore >= now - 6 * 60, `${c.name}.crt: notBefore ${now - notBefore} s ago, expected about 300`);
+    // the verifier's clock set back a minute, then four: both before the moment the certificate was made
+    for (const behind of [60, 240]) {
+      const v = await execa('openssl', ['verify', '-attime', String(now - behind), '-CAfile', path.join(dir, `${c.ca}.crt`), crt], { reject: false });
+      t.is(v.exitCode, 0, `${c.name}.crt, a clock ${behind} s behind: ${v.stdout}${v.stderr}`);
+    }
+  }
+  // and the lifetime is still the inventory's, counted from now: notAfter - notBefore = days + the 5 minutes
+  const server = readCert(path.join(dir, 'server.crt'))!.x509;
+  t.is((new Date(server.validTo).getTime() - new Date(server.validFrom).getTime()) / 1000, inv.pki.days * 86_400 + 300);
 });

@@ -21,13 +21,14 @@ const COMMON_NAME = /^[A-Za-z0-9._:@-](?:[A-Za-z0-9 ._:@-]{0,62}[A-Za-z0-9._:@-]
  * File base names kubetls uses, or will use, in pki.dir and pki.remote_dir. A host named like one of them would get
  * `<name>.key/.csr/.crt` on top of another file of the PKI (a minion `ca` overwrites the CA). The list holds today's
  * files (ca, server, sa, tokens, openssl) and kubeadm's names for the ones a later profile may add, reserved now so
- * that no inventory that is valid today breaks then. lib/pki/plan.ts (planPki) also refuses any plan whose files collide.
+ * that no inventory that is valid today breaks then. The names of this inventory's own certificates (config/certs.ts:
+kube-proxy, etcd-peer-<master>, kubelet-<minion>…) are refused by lib/inventory/load.ts beside these, and
+lib/pki/plan.ts (planPki) still refuses any plan whose files collide.
  */
 export const RESERVED_NAMES = [
   'ca', 'server', 'sa', 'tokens', 'openssl', 'admin',
   'apiserver', 'apiserver-kubelet-client', 'apiserver-etcd-client', 'front-proxy-ca', 'front-proxy-client',
   'etcd-ca', 'etcd-server', 'etcd-peer', 'etcd-healthcheck-client', 'kubelet', 'controller-manager', 'scheduler', 'super-admin',
-  'kube-proxy',
 ] as const;
 
 /**

@@ -1,5 +1,5 @@
 /**
- * Carrying out a plan (lib/pki/plan.ts) with the real openssl (lib/pki/openssl.ts): keys in parallel, signing serial,
+ * Carrying out a plan (lib/pki/plan.ts) with the real openssl (lib/pki/openssl.ts): keys and signatures in parallel,
  * every file made under a `.new` name in pki.dir and renamed into place once its whole item succeeded; then the
  * operator's admin.kubeconfig.
  */
@@ -25,8 +25,8 @@ export interface PkiResult { plan: Plan; written: string[] }
 
 /**
  * Carry out a plan. Keys are generated in parallel (bounded by the CPU count), the CA key alongside the others; only
- * signing waits for the CA, and signing is serial because openssl rewrites ca.srl. Every file is produced under a
- * `.new` name in pki.dir and renamed into place once the whole item succeeded.
+ * signing waits for the CA, and signs in parallel too (each signing has a database of its own). Every file is produced
+ * under a `.new` name in pki.dir and renamed into place once the whole item succeeded.
  */
 export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {}): Promise<PkiResult> {
   const dir = inv.pki.dir;
@@ -58,7 +58,6 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
   };
   if (!o.dryRun) for (const item of work) for (const f of item.files) rmSync(tmp(f), { force: true }); // leftovers of a killed run
   const keys = pLimit(o.concurrency ?? availableParallelism());
-  const signing = pLimit(1);
   // Each CA's files while it is being made: its .new names; after that, the real ones. A leaf waits only for its CA.
   const caReady = new Map<CaName, Promise<void>>();
   for (const c of caSpecs(inv)) {
@@ -66,7 +65,7 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
     caReady.set(c.name, item.action === 'create'
       ? keys(async () => {
         await openssl.genkey(tmp(`${c.name}.key`), inv.pki.key, inv.pki.caBits, dry);
-        await openssl.reqX509({ key: tmp(`${c.name}.key`), subj: openssl.subj(c.cn), days: inv.pki.caDays, out: tmp(`${c.name}.crt`), config: cnf }, dry);
+        await openssl.selfSignCa({ key: tmp(`${c.name}.key`), subj: openssl.subj(c.cn), days: inv.pki.caDays, out: tmp(`${c.name}.crt`), config: cnf }, dry);
         commit(item);
       })
       : Promise.resolve());
@@ -98,7 +97,7 @@ export async function applyPki(inv: Inventory, plan: Plan, o: ApplyOptions = {})
       }
     });
     await caReady.get(spec.ca);
-    await signing(() => openssl.x509Req({ csr, ca: p(`${spec.ca}.crt`), caKey: p(`${spec.ca}.key`), serial: p(`${spec.ca}.srl`), extensions: spec.section,
+    await keys(() => openssl.signCsr({ csr, ca: p(`${spec.ca}.crt`), caKey: p(`${spec.ca}.key`), extensions: spec.section,
       extfile: cnf, days: inv.pki.days, out: crt }, dry)); // steps 5 and 12
     commit(item);
   });

@@ -3,10 +3,14 @@
  * Each function builds an argv that reads like the recipe's line, logs it as `$ openssl …`, and runs it without a
  * shell. Private keys are written by openssl itself with mode 0600 (it opens key outputs owner-only); callers pass
  * temporary names and rename them into place (lib/pki/apply.ts). The config file they name is config/openssl.ts's.
+ * Where the recipe signs with `req -x509` and `x509 -req`, kubetls signs with `openssl ca`, the one command of OpenSSL
+ * 3.0 that sets a certificate's notBefore: every certificate is backdated (BACKDATE_MS below).
  */
-import { chmodSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { execa } from 'execa';
-import { DIGEST } from '../../config/openssl.ts';
+import { DIGEST, signerConfig } from '../../config/openssl.ts';
 import type { KeyType } from '../inventory.ts';
 import { log } from '../log.ts';
 
@@ -47,10 +51,54 @@ export async function genkey(out: string, type: KeyType, bits: number, o?: RunOp
   else await openssl(['genrsa', '-out', out, String(bits)], o);
 }
 
-/** Step 2: `openssl req -x509 -new -nodes -key ca.key -subj "/CN=kubemaster" -days 10000 -out ca.crt` (+ v3_ca). */
-export async function reqX509(a: { key: string; subj: string; days: number; out: string; config: string }, o?: RunOptions) {
-  await openssl(['req', '-x509', '-new', '-nodes', '-key', a.key, '-subj', a.subj, '-days', String(a.days), '-out', a.out,
-    '-config', a.config, '-extensions', 'v3_ca', DIGEST], o, [a.out]);
+/**
+ * How far back every certificate's notBefore is set, CAs included (kubeadm's CertificateBackdate): a host whose clock
+ * runs a few minutes behind the operator's machine accepts a certificate made a moment ago, or a CA rotated in.
+ */
+export const BACKDATE_MS = 5 * 60_000;
+const DAY_MS = 86_400_000;
+
+/** `YYYYMMDDHHMMSSZ` (GeneralizedTime, also past 2049), as openssl ca's -startdate and -enddate take it. */
+const asn1Time = (d: Date) => d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+
+/** The validity of a certificate signed now for `days` days: notBefore BACKDATE_MS ago, notAfter `days` from now. */
+export function validity(days: number, now = Date.now()): string[] {
+  return ['-startdate', asn1Time(new Date(now - BACKDATE_MS)), '-enddate', asn1Time(new Date(now + days * DAY_MS))];
+}
+
+/**
+ * The signer's own database, which `openssl ca` insists on (an index of what it signed, a serial file) and kubetls keeps
+ * none of: each signing gets a fresh private folder (mkdtemp: 0700, a name nobody can guess), removed after it, with
+ * the settings of config/openssl.ts (signerConfig). Serial numbers are random (-rand_serial), as kubeadm's are.
+ */
+async function withSigner<T>(o: RunOptions | undefined, fn: (dir: string) => Promise<T>): Promise<T> {
+  if (o?.dryRun) return fn(path.join(tmpdir(), 'kubetls-sign-XXXXXX'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'kubetls-sign-'));
+  try {
+    writeFileSync(path.join(dir, 'index'), '');
+    writeFileSync(path.join(dir, 'ca.cnf'), signerConfig(dir));
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `openssl ca` as kubetls signs: the certificate's section of openssl.cnf, backdated, a random serial, the CSR's subject as it is. */
+const caArgs = (signer: string, a: { csr: string; out: string; extfile: string; extensions: string; days: number }) => [
+  'ca', '-batch', '-config', path.join(signer, 'ca.cnf'), '-in', a.csr, '-out', a.out, ...validity(a.days),
+  '-extfile', a.extfile, '-extensions', a.extensions, '-rand_serial', '-preserveDN', '-notext', '-md', 'sha256'];
+
+/**
+ * Step 2, the CA: the recipe's `openssl req -x509 -new -nodes -key ca.key -subj "/CN=kubemaster" -days 10000 -out
+ * ca.crt` (+ v3_ca), as `openssl req -new` (its request) and `openssl ca -selfsign` (its certificate): OpenSSL 3.0's
+ * `req -x509` cannot set notBefore, and every certificate kubetls issues is backdated (BACKDATE_MS).
+ */
+export async function selfSignCa(a: { key: string; subj: string; days: number; out: string; config: string }, o?: RunOptions) {
+  await withSigner(o, async (signer) => {
+    const csr = path.join(signer, 'ca.csr');
+    await openssl(['req', '-new', '-key', a.key, '-subj', a.subj, '-config', a.config, '-out', csr, DIGEST], o);
+    await openssl([...caArgs(signer, { csr, out: a.out, extfile: a.config, extensions: 'v3_ca', days: a.days }), '-selfsign', '-keyfile', a.key], o, [a.out]);
+  });
 }
 
 /** Step 4: `openssl req -new -key server.key -subj "/CN=…" -reqexts SAN -config openssl.cnf -out server.csr`. */
@@ -65,14 +113,14 @@ export async function reqNewkey(a: { type: KeyType; bits: number; keyout: string
 }
 
 /**
- * Steps 5 and 12: `openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -extensions SAN
- * -extfile openssl.cnf -days 10000 -out server.crt`. The serial file is read and rewritten by openssl, so callers
- * must not sign two certificates at once.
+ * Steps 5 and 12, signing: the recipe's `openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial
+ * -extensions SAN -extfile openssl.cnf -days 10000 -out server.crt`, as `openssl ca -cert ca.crt -keyfile ca.key -in
+ * server.csr -extfile openssl.cnf -extensions server …`: the same request, CA, extensions and lifetime, but backdated
+ * (OpenSSL 3.0's `x509 -req` cannot set notBefore; its `-not_before` came with 3.4) and with a random serial, so that
+ * two signings need no shared serial file and may run at once.
  */
-export async function x509Req(a: { csr: string; ca: string; caKey: string; serial: string; extensions: string; extfile: string;
-  days: number; out: string }, o?: RunOptions) {
-  await openssl(['x509', '-req', '-in', a.csr, '-CA', a.ca, '-CAkey', a.caKey, '-CAserial', a.serial, '-CAcreateserial',
-    '-extensions', a.extensions, '-extfile', a.extfile, '-days', String(a.days), '-out', a.out, DIGEST], o, [a.out, a.serial]);
+export async function signCsr(a: { csr: string; ca: string; caKey: string; extensions: string; extfile: string; days: number; out: string }, o?: RunOptions) {
+  await withSigner(o, (signer) => openssl([...caArgs(signer, a), '-cert', a.ca, '-keyfile', a.caKey], o, [a.out]));
 }
 
 /** The modern profile's service-account public key: `openssl pkey -in sa.key -pubout -out sa.pub`. */

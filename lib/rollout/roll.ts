@@ -9,6 +9,7 @@ import { ETCD_CLIENT_PORT, ETCD_DATA_DIR } from '../../config/profiles.ts';
 import { faultPoint } from '../fault.ts';
 import type { Host, Inventory } from '../inventory.ts';
 import { log } from '../log.ts';
+import { parseCert } from '../pki/read.ts';
 import { clientTrust } from '../pki/trust.ts';
 import { httpsGet } from '../probe.ts';
 import { forHosts, type HostOutcome, type RolloutOptions, type Step } from '../remote/hosts.ts';
@@ -19,19 +20,20 @@ import { isEtcdMember } from './desired.ts';
  * The control plane (masters, and etcd members of their own), one host at a time: each host is installed, restarted and
  * gated (its apiserver serves the new certificate and is ready, also through the balancer) before the next one starts,
  * so that at most one apiserver and one etcd member are down at any instant. A host that fails a step after connecting
- * stops the roll: it is rolled back (withRollback, in `fn`) and the hosts after it are not touched, keeping their old,
- * working state. A host that cannot be reached is skipped: the others are done, it stays pending for the next run.
+ * stops the roll: it is rolled back (withRollback, in `fn`) and the hosts after it are not touched. A host that cannot
+ * be reached is skipped: the others are done, it stays pending for the next run.
  *
- * One exception: a new etcd cluster forms only when a majority of its members start together (`systemctl restart etcd`
- * waits for it), so a cluster that is new goes all at once, as before there was HA. New means both: no member answers
- * /health from here, and no member reachable over SSH holds etcd data (`member/` in ETCD_DATA_DIR). Either sign of a
- * running cluster means one at a time (a firewall between the operator and port 2379 must not turn a roll into a
- * restart of every master). `done(host)` is called after each host that finished, in order (renew.ts records progress).
+ * One exception: etcd keeps a quorum only when a majority of its members can talk to each other, and a member started
+ * alone waits for it (`systemctl restart etcd` with Type=notify). When no member is healthy — a new cluster, every
+ * member stopped, or every member's certificate expired, so that a member renewed alone could never be heard by its
+ * peers — every host is installed and restarted together, as when a cluster forms. Healthy means: it answers /health
+ * over TLS from here, or, over SSH, its unit is active and the peer certificate it runs with is still valid (a
+ * firewall between the operator and port 2379 must not turn a roll into a restart of every master). `done(host)` is
+ * called after each host that finished, in order (renew.ts records progress).
  */
 export async function rollControl(inv: Inventory, hosts: Host[], o: RolloutOptions,
   fn: (r: Remote, step: Step, out: HostOutcome) => Promise<void>, done: (host: string) => void = () => {}): Promise<HostOutcome[]> {
-  if (hosts.length < 2 || o.dryRun || !(await etcdAnswers(inv) || await etcdHasData(inv, hosts, o))) {
-    if (hosts.length > 1 && !o.dryRun) log.info(`a new etcd cluster (no member answers, none holds data): ${hosts.map((h) => h.name).join(', ')} at once (its members must start together)`);
+  if (hosts.length < 2 || o.dryRun || !(await etcdHealthy(inv, hosts, o))) {
     const outcomes = await forHosts(inv, hosts, o, fn);
     for (const x of outcomes) if (!x.failed) done(x.host);
     return outcomes;
@@ -41,7 +43,7 @@ export async function rollControl(inv: Inventory, hosts: Host[], o: RolloutOptio
   for (const h of hosts) {
     const stopped = outcomes.find((x) => x.failed && x.failed !== 'connect');
     if (stopped) {
-      const error = `not started: ${stopped.host} failed (${stopped.failed}), so this host keeps its current, working state; rerun once that is fixed`;
+      const error = `not started: ${stopped.host} failed (${stopped.failed}), so this host was not touched (it keeps the files it has); rerun once that is fixed`;
       log.warn(error, h.name);
       outcomes.push({ host: h.name, done: [], failed: 'not started', error, writes: 0, restarts: [] });
       continue;
@@ -56,16 +58,38 @@ export async function rollControl(inv: Inventory, hosts: Host[], o: RolloutOptio
   return outcomes;
 }
 
-/** Whether a member among `hosts` holds etcd data (it joined a cluster once), asked over SSH; unreachable ones say nothing. */
-async function etcdHasData(inv: Inventory, hosts: Host[], o: RolloutOptions): Promise<boolean> {
+/**
+ * Whether some etcd member among `hosts` is healthy (see rollControl); says which way the roll goes when etcd does not
+ * answer from here. Unreachable members say nothing.
+ */
+async function etcdHealthy(inv: Inventory, hosts: Host[], o: RolloutOptions): Promise<boolean> {
+  if (await etcdAnswers(inv)) return true;
   const members = hosts.filter((h) => isEtcdMember(inv, h));
-  const found: string[] = [];
+  const seen: { host: string; data: boolean; active: boolean; expired?: string }[] = [];
   await forHosts(inv, members, { ...o, report: false, quiet: true }, async (r) => {
-    const res = await r.run(['test', '-d', `${ETCD_DATA_DIR}/member`], { ok: [0, 1], quiet: true });
-    if (res.code === 0) found.push(r.host.name);
+    const data = (await r.run(['test', '-d', `${ETCD_DATA_DIR}/member`], { ok: [0, 1], quiet: true })).code === 0;
+    const active = (await r.run(['systemctl', 'is-active', 'etcd'], { ok: [0, 1, 3, 4], quiet: true })).code === 0;
+    let expired: string | undefined;
+    try {
+      const peer = await r.read(`${inv.pki.remoteDir}/etcd-peer.crt`);
+      const info = peer ? parseCert(peer) : undefined;
+      if (info && info.notAfter <= new Date()) expired = info.notAfter.toISOString().slice(0, 10);
+    } catch { /* not a certificate: judged by the unit alone */ }
+    seen.push({ host: r.host.name, data, active, expired });
   });
-  if (found.length) log.info(`etcd answers on no member from here, but ${found.join(', ')} hold${found.length === 1 ? 's' : ''} etcd data: a running cluster, one host at a time`);
-  return found.length > 0;
+  const healthy = seen.filter((m) => m.active && !m.expired);
+  const names = hosts.map((h) => h.name).join(', ');
+  if (healthy.length) {
+    log.info(`etcd answers on no member from here, but it runs on ${healthy.map((m) => m.host).join(', ')}: a running cluster, one host at a time`);
+    return true;
+  }
+  if (!seen.some((m) => m.data)) {
+    log.info(`a new etcd cluster (no member answers, none holds data): ${names} at once (its members must start together)`);
+  } else {
+    const why = seen.some((m) => m.expired) ? `the peer certificates of ${seen.filter((m) => m.expired).map((m) => `${m.host} (expired ${m.expired})`).join(', ')} have expired` : 'no member runs';
+    log.info(`no etcd member is healthy (none answers from here; ${why}): ${names} at once, as when a cluster forms (its members must start together)`);
+  }
+  return false;
 }
 
 /**
