@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { ExitError } from './cli.ts';
 import { faultPoint } from './fault.ts';
-import { etcdHosts, type Host, type Inventory } from './inventory.ts';
+import { apiTarget, etcdHosts, type Host, type Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
 import { applyPki } from './pki/apply.ts';
 import { untilDue } from './pki/check.ts';
@@ -20,7 +20,7 @@ import { dropRetiringToken, retiringToken } from './pki/token.ts';
 import { forHosts, type HostOutcome, type RolloutOptions, summarize } from './remote/hosts.ts';
 import { withRollback } from './rollout/converge.ts';
 import { hostsReached, wherePlaced } from './rollout/desired.ts';
-import { servedMismatch } from './rollout/gates.ts';
+import { servedMismatch, waitReady } from './rollout/gates.ts';
 import { rollControl } from './rollout/roll.ts';
 import { etcdSteps, masterSteps, minionSteps, pkiToMinion } from './rollout/steps.ts';
 import { PHASE_TEXT, readPending, runningRotation, writePending } from './state.ts';
@@ -125,6 +125,7 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   log.phase(`restart (${[...touched].join(', ')})`);
   const outcomes: HostOutcome[] = [];
   let stop = false;
+  const minions = inv.minions.filter((m) => touched.has(m.name));
   const control = [...inv.masters, ...etcdHosts(inv)].filter((h) => touched.has(h.name));
   if (control.length) {
     // each control-plane host that finished is no longer owed anything: a run killed in the middle of the roll leaves
@@ -141,8 +142,17 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
     // the other masters are done even when one could not be reached (rollControl); the minions wait for all of them,
     // as a minion's new token or kubeconfig may be what that master does not accept yet
     stop = outcomes.some((x) => x.failed);
+    // the minions talk to the control plane as it is now: when it was restarted (etcd above all, which every apiserver
+    // waits for), it must answer ready where the minions reach it before any of them is touched (bounded)
+    if (!stop && !o.dryRun && inv.profile === 'modern' && minions.length && outcomes.some((x) => x.restarts.length)) {
+      try {
+        await waitReady(inv, apiTarget(inv));
+      } catch (e) {
+        log.error(`the control plane is not ready after its restarts: ${(e as Error).message}`);
+        stop = true;
+      }
+    }
   }
-  const minions = inv.minions.filter((m) => touched.has(m.name));
   if (stop && minions.length) log.warn(`not touching ${minions.map((m) => m.name).join(', ')}: they keep their current, still valid certificates`);
   else if (minions.length) {
     outcomes.push(...await forHosts(inv, minions, o, (r, step, out) => {

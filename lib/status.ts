@@ -10,7 +10,7 @@ import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { caSpecs, leafSpecs } from '../config/certs.ts';
-import { KUBECONFIG_PATH, PENDING_DIR } from '../config/files.ts';
+import { KUBECONFIG_PATH } from '../config/files.ts';
 import { KUBELET_PORT } from '../config/profiles.ts';
 import { writeAtomic } from './atomic.ts';
 import { ExitError } from './cli.ts';
@@ -24,8 +24,7 @@ import { readToken } from './pki/token.ts';
 import { clientTrust } from './pki/trust.ts';
 import { readServed, type Served } from './probe.ts';
 import type { Remote } from './remote/remote.ts';
-import { owedOn } from './rollout/converge.ts';
-import { finishHint, isSecret, kubeconfigsFor, modeProblem, pkiFilesFor } from './rollout/desired.ts';
+import { finishHint, isSecret, kubeconfigsFor, modeProblem, pkiFilesFor, restartMarkers } from './rollout/desired.ts';
 import { pendingFile, PHASE_TEXT, readPendingFile, readRotation } from './state.ts';
 
 export interface StatusRow {
@@ -180,7 +179,8 @@ export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()):
   const rows: StatusRow[] = [];
   const files = pkiFilesFor(inv, r.host);
   const kcs = kubeconfigsFor(inv, r.host).map((k) => ({ k, remote: k.path.replace('{remote}', inv.pki.remoteDir) }));
-  const state = await r.inspect([...files.map(([, remote]) => remote), ...kcs.map((x) => x.remote)]);
+  const markers = restartMarkers(inv, r.host);
+  const state = await r.inspect([...files.map(([, remote]) => remote), ...kcs.map((x) => x.remote), ...markers.map(([, p]) => p)]);
   for (const [local, remote, bytes, mode] of files) {
     const st = state.get(remote);
     const where = `${r.host.name}:${remote}`;
@@ -223,8 +223,8 @@ export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()):
       }
     }
   }
-  for (const unit of await owedOn(inv, r)) {
-    rows.push({ name: `restart.${unit}`, where: `${r.host.name}:${PENDING_DIR}/restart.${unit}`, ...blank,
+  for (const [unit, marker] of markers.filter(([, p]) => state.get(p))) {
+    rows.push({ name: `restart.${unit}`, where: `${r.host.name}:${marker}`, ...blank,
       status: `renew due: ${unit} owes a restart an earlier run did not make (it runs on files it has not read yet); ${finishHint(inv, r.host)}` });
   }
   return rows;

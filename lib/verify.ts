@@ -8,7 +8,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { leafSpecs } from '../config/certs.ts';
-import { PENDING_DIR } from '../config/files.ts';
 import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
 import { ETCD_CLIENT_PORT, KUBELET_PORT } from '../config/profiles.ts';
 import { getVar } from './envfile.ts';
@@ -20,8 +19,7 @@ import { readToken } from './pki/token.ts';
 import { clientTrust } from './pki/trust.ts';
 import { apiRequest, httpsGet, readServed, servedCert, type Credential } from './probe.ts';
 import type { Remote } from './remote/remote.ts';
-import { owedOn } from './rollout/converge.ts';
-import { envFor, finishHint, isSecret, kubeconfigContent, kubeconfigsFor, modeProblem, pkiFilesFor } from './rollout/desired.ts';
+import { envFor, finishHint, isSecret, kubeconfigContent, kubeconfigsFor, modeProblem, pkiFilesFor, restartMarkers } from './rollout/desired.ts';
 
 export interface Result { check: string; target: string; ok: boolean; detail: string }
 
@@ -110,7 +108,8 @@ export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[
   const specs = leafSpecs(inv);
   const files = pkiFilesFor(inv, r.host);
   const kcs = kubeconfigsFor(inv, r.host).map((k) => ({ k, remote: k.path.replace('{remote}', inv.pki.remoteDir) }));
-  const state = await r.inspect([...files.map(([, remote]) => remote), ...kcs.map((x) => x.remote)]);
+  const markers = restartMarkers(inv, r.host);
+  const state = await r.inspect([...files.map(([, remote]) => remote), ...kcs.map((x) => x.remote), ...markers.map(([, p]) => p)]);
   const hint = finishHint(inv, r.host);
   for (const [local, remote, bytes, mode] of files) {
     const target = `${r.host.name}:${remote}`;
@@ -156,9 +155,9 @@ export async function deployedChecks(inv: Inventory, r: Remote): Promise<Result[
           : { check: 'deployed', target, ok: true, detail: `embeds ${k.cert}.crt serial ${readCert(path.join(inv.pki.dir, `${k.cert}.crt`))?.serial}` });
   }
   // a restart an interrupted run left owed: the unit still runs on the files it read before they were replaced
-  for (const unit of await owedOn(inv, r)) {
+  for (const [unit, marker] of markers.filter(([, p]) => state.get(p))) {
     out.push({ check: 'restart owed', target: `${r.host.name}:${unit}`, ok: false,
-      detail: `${unit} owes a restart an earlier run did not make (${PENDING_DIR}/restart.${unit}): it may run on old credentials; ${hint}` });
+      detail: `${unit} owes a restart an earlier run did not make (${marker}): it may run on old credentials; ${hint}` });
   }
   return out;
 }

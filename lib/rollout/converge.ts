@@ -24,7 +24,7 @@ import { servedCert } from '../probe.ts';
 import type { HostOutcome, RolloutOptions, Step } from '../remote/hosts.ts';
 import { backupStamp, type FileState, type Remote, type Survey, type Written } from '../remote/remote.ts';
 import type { Desired } from './desired.ts';
-import { unitsOf, unitsToRestart } from './desired.ts';
+import { unitsToRestart } from './desired.ts';
 import { restartAndGate, waitActive } from './gates.ts';
 
 /** Everything one host should look like after a step of the recipe, and what to restart when it changes. */
@@ -224,14 +224,4 @@ export async function withRollback(inv: Inventory, r: Remote, out: HostOutcome, 
     }
     throw new Error(`${(e as Error).message} (rolled back${incomplete})`);
   }
-}
-
-/**
- * The restarts a host still owes (`restart.<unit>` in PENDING_DIR, for the units kubetls runs there): what a run that
- * was killed, or whose restart or gate failed, left behind. verify and status --remote report them.
- */
-export async function owedOn(inv: Inventory, r: Remote): Promise<string[]> {
-  const units = unitsOf(inv, r.host);
-  const st = await r.inspect(units.map((u) => `${PENDING_DIR}/restart.${u}`));
-  return units.filter((u) => st.get(`${PENDING_DIR}/restart.${u}`));
 }

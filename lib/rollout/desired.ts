@@ -72,8 +72,15 @@ export function pkiFilesFor(inv: Inventory, host: Host): [string, string, () => 
   return placementsFor(inv, host).map((p) => [path.join(inv.pki.dir, p.file), remotePath(inv, p.path), placedBytes(inv, p), p.mode]);
 }
 
-/** Which units of a host read which path (the owed-restart markers name units; status and verify name what they read). */
+/** The units kubetls runs on a host, in restart order. */
 export const unitsOf = (inv: Inventory, host: Host): string[] => rolesFor(inv, host).flatMap((r) => unitsFor(inv.profile, r)).map((u) => u.unit);
+
+/**
+ * Where a host would keep the restart each of its units still owes (`restart.<unit>` in PENDING_DIR: what a run that
+ * was killed, or whose restart or gate failed, left behind; lib/rollout/converge.ts writes and clears them): status and
+ * verify look at them in the same round trip as the files.
+ */
+export const restartMarkers = (inv: Inventory, host: Host): [unit: string, path: string][] => unitsOf(inv, host).map((u) => [u, `${modes.PENDING_DIR}/restart.${u}`]);
 
 /**
  * What is wrong with the owner and mode a deployed file has, against what kubetls gives it (undefined: nothing). For a
