@@ -12,7 +12,7 @@ import { pickUids, prepareHostDirs, writeBaseEtc } from './base.ts';
 import { clusterYaml, knownHosts, sshConfig, writeBinWrappers } from './files.ts';
 import { haproxyConfig } from './haproxy.ts';
 import { killHost, nsExec, waitSshd, type ExecOptions, type ExecResult } from './host.ts';
-import { downWindows, parseSystemdJournal, type JournalLine } from './journal.ts';
+import { downWindows, parseSystemdJournal, restartStops, type JournalLine } from './journal.ts';
 import {
   FAIL_NEXT_START, FAIL_NEXT_START_SCRIPT, WAIT_READY, WAIT_READY_SCRIPT, cgroupsOf, cgroupPids, kubeBinDir, kubeUnitFiles, launchNspawn, netCgroupOf, programsFor, removeCgroup,
   rootfsDir, startBridge, systemdUnavailable, waitBooted,
@@ -159,6 +159,11 @@ export class Lab {
   /** When `unit` was down on a host (each stop or restart, from its real journal: "Stopping" to "Started"). */
   downWindows(host: string, unit: string): { from: string; to: string }[] {
     return downWindows(this.execSync(host, ['journalctl', '--no-pager', '-o', 'json', '_PID=1']), unit);
+  }
+
+  /** When a restart stopped a unit on a host (its real journal's "Stopped UNIT." of each restart job). */
+  restartStops(host: string, unit: string): string[] {
+    return restartStops(this.execSync(host, ['journalctl', '--no-pager', '-o', 'json', '_PID=1']), unit);
   }
 
   /** A unit's log: its journal (`journalctl -u UNIT -o cat`). */

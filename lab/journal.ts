@@ -36,6 +36,22 @@ export function downWindows(jsonLines: string, unit: string, now = new Date()): 
 }
 
 /**
+ * When a restart job stopped a unit, from the real journal ("Stopped X." with JOB_TYPE=restart): systemd writes it
+ * whether the unit was up or still starting (a "Stopping X..." line comes only in the first case), so it counts the
+ * restarts that began after a time even when a start job begun before that time finishes after it.
+ */
+export function restartStops(jsonLines: string, unit: string): string[] {
+  const out: string[] = [];
+  for (const line of jsonLines.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let e: Record<string, string>;
+    try { e = JSON.parse(line) as Record<string, string>; } catch { continue; }
+    if (e.UNIT === `${unit}.service` && e.MESSAGE_ID === UNIT_STOPPED && e.JOB_TYPE === 'restart') out.push(new Date(Number(e.__REALTIME_TIMESTAMP) / 1000).toISOString());
+  }
+  return out;
+}
+
+/**
  * The events read from a real journal (`journalctl -o json _PID=1`): "Started X." is a start, or a restart when
  * its job was one (JOB_TYPE=restart); "Stopped X." of a stop job a stop (the stop half of a restart is not an event of
  * its own); "X: Failed with result …" a failure. pid: 0 (systemd's message names no PID; `lab.services` has them).
