@@ -15,6 +15,18 @@ const UNIT_RESTART_SCHEDULED = '5eb03494b6584870a536b337290809b3';
 const UNIT_FAILED = 'd9b373ed55a64feb8242e02dbe79a49c';
 const UNIT_STOPPING = 'de5b426a63be47a7b6ac3eaac82e2f6f';
 
+/** The entries of `journalctl -o json` output (one JSON object a line; other lines skipped), each with its time. */
+function entries(jsonLines: string): { e: Record<string, string>; time: string }[] {
+  const out: { e: Record<string, string>; time: string }[] = [];
+  for (const line of jsonLines.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let e: Record<string, string>;
+    try { e = JSON.parse(line) as Record<string, string>; } catch { continue; }
+    out.push({ e, time: new Date(Number(e.__REALTIME_TIMESTAMP) / 1000).toISOString() });
+  }
+  return out;
+}
+
 /**
  * When a unit was down, from the real journal: from each "Stopping X..." to the next "Started X." (a restart is both),
  * or to `now` when it has not started again. The HA tests check that no two masters' windows overlap.
@@ -22,12 +34,8 @@ const UNIT_STOPPING = 'de5b426a63be47a7b6ac3eaac82e2f6f';
 export function downWindows(jsonLines: string, unit: string, now = new Date()): { from: string; to: string }[] {
   const out: { from: string; to: string }[] = [];
   let open: string | undefined;
-  for (const line of jsonLines.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let e: Record<string, string>;
-    try { e = JSON.parse(line) as Record<string, string>; } catch { continue; }
+  for (const { e, time } of entries(jsonLines)) {
     if (e.UNIT !== `${unit}.service`) continue;
-    const time = new Date(Number(e.__REALTIME_TIMESTAMP) / 1000).toISOString();
     if (e.MESSAGE_ID === UNIT_STOPPING && open === undefined) open = time;
     else if (e.MESSAGE_ID === UNIT_STARTED && open !== undefined) { out.push({ from: open, to: time }); open = undefined; }
   }
@@ -41,14 +49,8 @@ export function downWindows(jsonLines: string, unit: string, now = new Date()): 
  * restarts that began after a time even when a start job begun before that time finishes after it.
  */
 export function restartStops(jsonLines: string, unit: string): string[] {
-  const out: string[] = [];
-  for (const line of jsonLines.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let e: Record<string, string>;
-    try { e = JSON.parse(line) as Record<string, string>; } catch { continue; }
-    if (e.UNIT === `${unit}.service` && e.MESSAGE_ID === UNIT_STOPPED && e.JOB_TYPE === 'restart') out.push(new Date(Number(e.__REALTIME_TIMESTAMP) / 1000).toISOString());
-  }
-  return out;
+  return entries(jsonLines).filter(({ e }) => e.UNIT === `${unit}.service` && e.MESSAGE_ID === UNIT_STOPPED && e.JOB_TYPE === 'restart')
+    .map(({ time }) => time);
 }
 
 /**
@@ -58,17 +60,9 @@ export function restartStops(jsonLines: string, unit: string): string[] {
  */
 export function parseSystemdJournal(jsonLines: string): JournalLine[] {
   const out: JournalLine[] = [];
-  for (const line of jsonLines.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let e: Record<string, string>;
-    try {
-      e = JSON.parse(line) as Record<string, string>;
-    } catch {
-      continue;
-    }
+  for (const { e, time } of entries(jsonLines)) {
     const unit = String(e.UNIT ?? '').replace(/\.service$/, '');
     if (!unit || String(e.UNIT).includes('@') || !String(e.UNIT).endsWith('.service')) continue;
-    const time = new Date(Number(e.__REALTIME_TIMESTAMP) / 1000).toISOString();
     const id = e.MESSAGE_ID;
     let event: JournalEvent | undefined;
     if (id === UNIT_STARTED) event = e.JOB_TYPE === 'restart' ? 'restart' : 'start';

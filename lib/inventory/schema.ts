@@ -22,8 +22,8 @@ const COMMON_NAME = /^[A-Za-z0-9._:@-](?:[A-Za-z0-9 ._:@-]{0,62}[A-Za-z0-9._:@-]
  * `<name>.key/.csr/.crt` on top of another file of the PKI (a minion `ca` overwrites the CA). The list holds today's
  * files (ca, server, sa, tokens, openssl) and kubeadm's names for the ones a later profile may add, reserved now so
  * that no inventory that is valid today breaks then. The names of this inventory's own certificates (config/certs.ts:
-kube-proxy, etcd-peer-<master>, kubelet-<minion>…) are refused by lib/inventory/load.ts beside these, and
-lib/pki/plan.ts (planPki) still refuses any plan whose files collide.
+ * kube-proxy, etcd-peer-<master>, kubelet-<minion>…) are refused by lib/inventory/load.ts beside these, and
+ * lib/pki/plan.ts (planPki) still refuses any plan whose files collide.
  */
 export const RESERVED_NAMES = [
   'ca', 'server', 'sa', 'tokens', 'openssl', 'admin',
