@@ -16,6 +16,7 @@ const COMMANDS = {
   verify: 'check the cluster with real TLS clients (steps 19-20, without -k)',
   status: 'what expires when, and what drifted (--remote, --json, --prometheus FILE)',
   renew: 'renew what is due, from cron (--quiet)',
+  ca: 'your own root: a CA of kubetls as an intermediate (request NAME, import NAME)',
   lab: 'a lab of real OpenSSH hosts on this machine (up, down, status)',
   demo: 'lab up, the whole recipe, verify, status, lab down',
 };

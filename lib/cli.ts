@@ -45,13 +45,14 @@ export function helpFor(...names: (keyof typeof common)[]): string {
 }
 
 /**
- * Parse this process's flags strictly (`npx zx script.ts -- …` passes a lone `--`: ignored). No script takes a
- * positional argument: `master.ts other.yaml` is refused (exit 2), never run against ./cluster.yaml.
+ * Parse this process's flags strictly (`npx zx script.ts -- …` passes a lone `--`: ignored). Only a script with
+ * subcommands (ca.ts request NAME) takes positional arguments: `master.ts other.yaml` is refused (exit 2), never run
+ * against ./cluster.yaml.
  */
-export function parseFlags<O extends Options>(options: O, usage: string) {
+export function parseFlags<O extends Options>(options: O, usage: string, allowPositionals = false) {
   const argv = scriptArgs(process.argv).filter((a) => a !== '--');
   try {
-    const { values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } }, allowPositionals: false, strict: true });
+    const { values, positionals } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } }, allowPositionals, strict: true });
     if ((values as { version?: boolean }).version) {
       process.stdout.write(`kubetls ${VERSION}\n`);
       process.exit(0);
@@ -60,7 +61,7 @@ export function parseFlags<O extends Options>(options: O, usage: string) {
       process.stdout.write(`${usage.trim()}\n`);
       process.exit(0);
     }
-    return { values };
+    return { values, positionals };
   } catch (e) {
     const positional = (e as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL';
     usageError(`${(e as Error).message}${positional ? ' (an inventory is given as --inventory PATH)' : ''}`, usage);

@@ -7,6 +7,7 @@
  *   verify  — the recipe's checks against the new certificates
  * The CA is never renewed here: inside its window every run says so and exits 1.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ExitError } from './cli.ts';
 import { faultPoint } from './fault.ts';
@@ -17,6 +18,7 @@ import { untilDue } from './pki/check.ts';
 import { type Plan, planPki } from './pki/plan.ts';
 import { PkiError, readCert } from './pki/read.ts';
 import { dropRetiringToken, retiringToken } from './pki/token.ts';
+import { rootFile } from './pki/trust.ts';
 import { forHosts, type HostOutcome, type RolloutOptions, summarize } from './remote/hosts.ts';
 import { withRollback } from './rollout/converge.ts';
 import { hostsReached, wherePlaced } from './rollout/desired.ts';
@@ -85,7 +87,9 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   };
   if (plan.ca.status === 'missing') throw new PkiError(`no CA in ${inv.pki.dir}: run scripts/master.ts first (renew never creates a CA)`);
   const caDue = plan.ca.status !== 'ok';
-  if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Rotate it now, without downtime: npx zx scripts/renew.ts --rotate-ca cluster (every certificate and kubeconfig depends on it).`);
+  if (caDue && existsSync(path.join(inv.pki.dir, rootFile('ca')))) {
+    log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Rotate it now, without downtime: npx zx scripts/renew.ts --rotate-ca cluster (it is an intermediate under your own root: phase 1 asks your root to sign the next one, docs/own-root.md).`);
+  } else if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Rotate it now, without downtime: npx zx scripts/renew.ts --rotate-ca cluster (every certificate and kubeconfig depends on it).`);
   const due = plan.items.filter((i) => i.kind !== 'ca' && i.action !== 'keep');
   if (due.some((i) => i.kind === 'token')) {
     // a second rotation before the first one ends would drop the token some hosts still use

@@ -30,11 +30,12 @@ import { faultIs, faultPoint } from './fault.ts';
 import { allHosts, etcdHosts, type Inventory } from './inventory.ts';
 import { log, shown } from './log.ts';
 import { applyPki, writeAdminKubeconfig } from './pki/apply.ts';
+import { requestNext } from './pki/intermediate.ts';
 import * as openssl from './pki/openssl.ts';
 import { planPki } from './pki/plan.ts';
 import { readKey } from './pki/read.ts';
 import { retiringToken } from './pki/token.ts';
-import { holdsOnlyKnownCas, publicFile, sideFile } from './pki/trust.ts';
+import { holdsOnlyKnownCas, publicFile, rootFile, sideFile } from './pki/trust.ts';
 import { forHosts, type HostOutcome, type RolloutOptions, summarize } from './remote/hosts.ts';
 import type { RenewResult } from './renew.ts';
 import { withRollback } from './rollout/converge.ts';
@@ -128,10 +129,18 @@ export async function rotateCa(inv: Inventory, o: RolloutOptions, sel: RotateSel
   while (rot.phase !== 'done') {
     log.phase(PHASE_TEXT[rot.phase]);
     switch (rot.phase) {
-      case 'new':
-        await makeNext(inv, rot);
+      case 'new': {
+        const waiting = await makeNext(inv, rot);
+        if (waiting.length) {
+          writeRotation(inv, rot);
+          const csrs = waiting.map((t) => shown(path.join(inv.pki.dir, `${t}.next.csr`)));
+          log.warn(`phase 1 waits for your root: sign ${csrs.join(', ')} with the root above ${waiting.length === 1 ? 'it' : 'them'}, import ${waiting.length === 1 ? 'it' : 'each'} with `
+            + `${waiting.map((t) => `npx zx scripts/ca.ts import ${t} --cert SIGNED.crt --root ROOT.crt`).join(' and ')}, then run npx zx scripts/renew.ts --rotate-ca ${rot.what} again`);
+          return { code: 75, happened: true, outcomes, renewed: [] };
+        }
         advance('bundle');
         break;
+      }
       case 'bundle': {
         const away = await rollOut('bundle');
         if (away) return stopped('bundle', `${away} not trust the new CA yet, so it signs nothing until every host does`);
@@ -200,7 +209,7 @@ async function preflight(inv: Inventory, o: RolloutOptions, targets: RotTarget[]
   const owed = readPending(inv, o.dryRun);
   if (owed.length) throw new ExitError(`${owed.join(', ')} still owe an earlier renewal (${shown(pendingFile(inv))}): run renew.ts first, then rotate`, 2);
   if (retiringToken(inv) !== undefined) throw new ExitError('a token rotation is still running: run renew.ts to finish it, then rotate', 2);
-  for (const f of targets.flatMap((t) => [sideFile(keyFile(t), 'next'), sideFile(publicFile(t), 'next'), sideFile(keyFile(t), 'prev'), sideFile(publicFile(t), 'prev')])) {
+  for (const f of targets.flatMap((t) => [sideFile(keyFile(t), 'next'), sideFile(publicFile(t), 'next'), `${t}.next.csr`, sideFile(keyFile(t), 'prev'), sideFile(publicFile(t), 'prev')])) {
     if (existsSync(path.join(inv.pki.dir, f))) throw new ExitError(`${shown(path.join(inv.pki.dir, f))} is there but no rotation is recorded: move it away (it is not kubetls's to reuse or delete)`, 2);
   }
   log.info('checking that every host holds the local CAs (a PKI folder the cluster does not trust is refused)');
@@ -222,13 +231,28 @@ async function preflight(inv: Inventory, o: RolloutOptions, targets: RotTarget[]
   if (away.length) log.warn(`cannot check ${away.join(', ')}: phase 2 will not end until ${away.length === 1 ? 'it is' : 'they are'} reachable`);
 }
 
-/** Phase 1: `<ca>.next.key` + `<ca>.next.crt` (a self-signed CA like the first one) and `sa.next.key` + `sa.next.pub`. */
-async function makeNext(inv: Inventory, rot: Rotation): Promise<void> {
+/**
+ * Phase 1: `<ca>.next.key` + `<ca>.next.crt` (a self-signed CA like the first one) and `sa.next.key` + `sa.next.pub`.
+ * A CA that is an intermediate under the operator's root (docs/own-root.md) gets `<ca>.next.key` and the request
+ * `<ca>.next.csr` instead, and the phase waits until `ca.ts import` brought its certificate: the CAs still waiting are
+ * returned (none: the phase is done). The others are made only once nothing waits, so a run that waits writes nothing
+ * a second time.
+ */
+async function makeNext(inv: Inventory, rot: Rotation): Promise<RotTarget[]> {
   const p = (f: string) => path.join(inv.pki.dir, f);
   const cnf = p('openssl.cnf');
   if (!existsSync(cnf)) writeAtomic(cnf, opensslConfig(inv), localModes.public);
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-  for (const t of rot.targets) {
+  const cnOf = (t: CaName, at: string) => { const cn = caSpecs(inv).find((c) => c.name === t)!.cn; return `${cn.slice(0, 64 - at.length - 1)}@${at}`; };
+  const under = rot.targets.filter((t): t is CaName => t !== 'sa' && existsSync(p(rootFile(t))));
+  const waiting: RotTarget[] = [];
+  for (const t of under) {
+    // named after the rotation's start, not the clock: a run that waits asks for the same request again
+    if (await requestNext(inv, t, cnOf(t, rot.started.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')))) rot.next[t] = identity(inv, t, 'next');
+    else waiting.push(t);
+  }
+  if (waiting.length) return waiting;
+  for (const t of rot.targets.filter((x) => !(under as RotTarget[]).includes(x))) {
     const key = p(sideFile(keyFile(t), 'next'));
     const pub = p(sideFile(publicFile(t), 'next'));
     // a killed phase 1 may have left half a pair: nothing has used it yet, so it is made again
@@ -238,12 +262,12 @@ async function makeNext(inv: Inventory, rot: Rotation): Promise<void> {
     else {
       // the old CA's name with the time appended (as k3s names a rotated CA): in a bundle the two are told apart by name
       // (cut to fit: a CN is at most 64 characters, and a master's name may be 63)
-      const cn = caSpecs(inv).find((c) => c.name === t)!.cn;
-      await openssl.selfSignCa({ key: `${key}.new`, subj: openssl.subj(`${cn.slice(0, 64 - stamp.length - 1)}@${stamp}`), days: inv.pki.caDays, out: `${pub}.new`, config: cnf });
+      await openssl.selfSignCa({ key: `${key}.new`, subj: openssl.subj(cnOf(t, stamp)), days: inv.pki.caDays, out: `${pub}.new`, config: cnf });
     }
     for (const f of [key, pub]) { log.cmd(['mv', `${f}.new`, f]); renameSync(`${f}.new`, f); }
     rot.next[t] = identity(inv, t, 'next');
   }
+  return [];
 }
 
 /**
@@ -311,7 +335,9 @@ async function verifyNewChain(inv: Inventory, o: RolloutOptions, rot: Rotation):
   const out: Result[] = [];
   const p = (f: string) => path.join(inv.pki.dir, f);
   for (const spec of leafSpecs(inv).filter((s) => rot.targets.includes(s.ca))) {
-    const v = await openssl.verify(p(`${spec.ca}.crt`), p(`${spec.name}.crt`));
+    // under the operator's root: the root the only anchor, the new intermediate the only certificate between
+    const root = p(rootFile(spec.ca));
+    const v = existsSync(root) ? await openssl.verify(root, p(`${spec.name}.crt`), undefined, p(`${spec.ca}.crt`)) : await openssl.verify(p(`${spec.ca}.crt`), p(`${spec.name}.crt`));
     out.push({ check: 'openssl verify', target: `${spec.name}.crt`, ok: v.ok, detail: v.ok ? `chains to the new ${spec.ca}` : v.output });
   }
   const outcomes = await forHosts(inv, allHosts(inv), { ...o, report: false }, async (r) => { out.push(...await deployedChecks(inv, r)); });

@@ -9,7 +9,7 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { caSpecs, leafSpecs } from '../config/certs.ts';
+import { caSpecs, leafSpecs, type CaName } from '../config/certs.ts';
 import { KUBECONFIG_PATH } from '../config/files.ts';
 import { KUBELET_PORT } from '../config/profiles.ts';
 import { writeAtomic } from './atomic.ts';
@@ -21,7 +21,7 @@ import { type Check, checkCa, checkLeaf, untilDue } from './pki/check.ts';
 import { insecureMode } from './pki/dir.ts';
 import { type CertInfo, parseCert, readCert, readKey, readPublicKey, UnreadableError } from './pki/read.ts';
 import { readToken } from './pki/token.ts';
-import { clientTrust } from './pki/trust.ts';
+import { clientTrust, rootFile } from './pki/trust.ts';
 import { readServed, type Served } from './probe.ts';
 import type { Remote } from './remote/remote.ts';
 import { finishHint, isSecret, kubeconfigsFor, modeProblem, pkiFilesFor, restartMarkers } from './rollout/desired.ts';
@@ -76,6 +76,10 @@ export function localStatus(inv: Inventory, now = new Date()): StatusRow[] {
   let ca: Check | undefined;
   for (const c of caSpecs(inv)) { // the cluster CA, and (modern) the etcd and front-proxy CAs
     const crt = `${c.name}.crt`;
+    if (!existsSync(file(crt)) && existsSync(file(`${c.name}.csr`))) { // requested under the operator's root, not imported yet
+      rows.push(withMode({ name: crt, where: at(crt), ...blank, status: `missing: ${c.name}.csr waits to be signed by your root, then ca.ts import ${c.name}` }, file(`${c.name}.key`)));
+      continue;
+    }
     try {
       const check = checkCa(inv, now, c.name);
       if (c.name === 'ca') ca = check;
@@ -85,6 +89,7 @@ export function localStatus(inv: Inventory, now = new Date()): StatusRow[] {
       else rows.push(withMode({ name: crt, where: at(crt), ...blank, status: `key mismatch: ${(e as Error).message}` }, file(`${c.name}.key`)));
     }
   }
+  for (const c of caSpecs(inv)) { const r = rootRow(inv, c.name, now); if (r) rows.push(r); }
   // every kubeconfig is as good as the certificate it embeds: a row each, where it is installed
   const kubeconfigRows = new Map<string, { name: string; where: string }[]>();
   for (const h of allHosts(inv)) {
@@ -138,14 +143,43 @@ function pendingRow(inv: Inventory): StatusRow | undefined {
   }
 }
 
+/**
+ * How long ahead status warns that the operator's root expires: kubetls cannot renew a root, and a new one means a new
+ * intermediate under it, then every leaf (docs/own-root.md). A year is the lead a corporate PKI usually needs.
+ */
+export const ROOT_WARN_DAYS = 365;
+
+/**
+ * The operator's root above a CA that is an intermediate (`<ca>.root.crt`, docs/own-root.md): its expiry, renew due
+ * from ROOT_WARN_DAYS ahead, and drift when the CA no longer chains to it. undefined when the CA is its own root.
+ */
+export function rootRow(inv: Inventory, ca: CaName, now = new Date()): StatusRow | undefined {
+  const name = rootFile(ca);
+  const file = path.join(inv.pki.dir, name);
+  if (!existsSync(file)) return undefined;
+  try {
+    const root = readCert(file)!;
+    const inter = readCert(path.join(inv.pki.dir, `${ca}.crt`));
+    const left = daysTo(root.notAfter, now);
+    const status = root.notAfter <= now ? 'expired'
+      : inter && !(inter.x509.checkIssued(root.x509) && inter.x509.verify(root.x509.publicKey)) ? `drift: ${ca}.crt does not chain to this root`
+        : left < ROOT_WARN_DAYS ? `renew due: your root expires in ${left} d; kubetls cannot renew it (docs/own-root.md)` : 'ok';
+    return { name, where: shown(file), subject: dn(root), sans: '-', notAfter: root.notAfter.toISOString(), daysLeft: left, issuer: root.issuer, status };
+  } catch (e) {
+    return unreadable(name, shown(file), e);
+  }
+}
+
 /** A CA rotation that is running (or damaged): its phase, so that an operator sees where a killed run stopped. */
 function rotationRow(inv: Inventory): StatusRow | undefined {
   const where = shown(path.join(inv.pki.dir, '.rotate-ca.json'));
   try {
     const r = readRotation(inv);
     if (!r || r.phase === 'done') return undefined;
+    // an intermediate's next certificate not imported yet: the operator's root has to sign first
+    const unsigned = r.phase === 'new' ? r.targets.filter((t) => existsSync(path.join(inv.pki.dir, `${t}.next.csr`))).map((t) => `${t}.next.csr`) : [];
     return { name: 'ca rotation', where, ...blank, subject: `${r.what} (${r.targets.join(', ')})`,
-      status: `renew due: CA rotation ${PHASE_TEXT[r.phase]}, started ${r.started.slice(0, 16)}Z; finish it with renew.ts --rotate-ca ${r.what}` };
+      status: `renew due: CA rotation ${PHASE_TEXT[r.phase]}, started ${r.started.slice(0, 16)}Z; ${unsigned.length ? `${unsigned.join(', ')} ${unsigned.length === 1 ? 'waits' : 'wait'} to be signed by your root (ca.ts import), then ` : ''}finish it with renew.ts --rotate-ca ${r.what}` };
   } catch (e) {
     return { name: 'ca rotation', where, ...blank, status: `unreadable: ${(e as Error).message}` };
   }

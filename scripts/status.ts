@@ -90,7 +90,7 @@ function printTable(inv: Inventory, rows: StatusRow[], wide: boolean, bad: numbe
   const inFolder = new RegExp(folders.map((d) => `${d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/`).join('|'), 'g');
   const status = (r: StatusRow) => (folders.length ? r.status.replace(inFolder, (d) => `…/${path.basename(d)}/`) : r.status);
   const authority = (issuer: string) => caSpecs(inv).find((c) => issuer === `CN=${c.cn}`)?.name ?? issuer;
-  const isCa = (r: StatusRow) => /^(ca|etcd-ca|front-proxy-ca)\.crt$/.test(r.name) && local(r);
+  const isCa = (r: StatusRow) => /^(ca|etcd-ca|front-proxy-ca)(\.root)?\.crt$/.test(r.name) && local(r);
   const expires = (r: StatusRow) => (r.notAfter ? new Date(r.notAfter).toUTCString().replace(/^\w+, (\d+) (\w+) (\d+) (\d\d:\d\d):\d\d GMT$/, '$2 $1, $3 $4 UTC') : '-');
   const residual = (r: StatusRow) => (r.daysLeft === undefined ? '-' : r.daysLeft >= 365 ? `${Math.floor(r.daysLeft / 365)}y` : `${r.daysLeft}d`);
   const certs = rows.filter((r) => !isCa(r));

@@ -63,6 +63,9 @@ export function checkCa(inv: Inventory, now = new Date(), name: CaName = 'ca'): 
   const info = readCert(crt);
   const hasKey = existsSync(keyFile);
   if (!info && !hasKey) return { status: 'missing', reasons: ['missing'] };
+  if (!info && existsSync(path.join(inv.pki.dir, `${name}.csr`))) {
+    throw new PkiError(`${shown(keyFile)} waits for its certificate from your root (${name}.csr was requested): sign it, then npx zx scripts/ca.ts import ${name} --cert FILE --root FILE (docs/own-root.md)`);
+  }
   if (!info) throw new PkiError(`${shown(keyFile)} exists without ca.crt: refusing to replace the CA silently. Restore ca.crt, or move ca.key away to create a new CA (every certificate is then reissued).`);
   if (!hasKey) throw new PkiError(`${shown(crt)} exists without ca.key: cannot sign with this CA. Restore ca.key, or move ca.crt away to create a new CA (every certificate is then reissued).`);
   if (!info.x509.checkPrivateKey(readKey(keyFile))) {

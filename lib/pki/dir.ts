@@ -18,7 +18,7 @@ import { log, shown } from '../log.ts';
 export function secretFiles(inv: Inventory): string[] {
   // with the keys of a CA rotation (lib/pki/trust.ts): the new ones before they sign, the old ones until they are dropped
   const rotated = caSpecs(inv).map((c) => c.name as string).concat(inv.profile === 'modern' ? ['sa'] : []).flatMap((n) => [`${n}.next.key`, `${n}.prev.key`]);
-  return ['ca.key', ...leafSpecs(inv).map((s) => `${s.name}.key`), 'tokens.csv', ...(inv.profile === 'modern' ? ['sa.key'] : []), ...rotated];
+  return [...caSpecs(inv).map((c) => `${c.name}.key`), ...leafSpecs(inv).map((s) => `${s.name}.key`), 'tokens.csv', ...(inv.profile === 'modern' ? ['sa.key'] : []), ...rotated];
 }
 
 /** `0644` when others may read or write the file (any group or other bit), undefined when owner-only or absent. */
@@ -159,5 +159,5 @@ function tightenDir(dir: string, judged: Stats): void {
   }
 }
 /** What kubetls itself keeps in pki.dir: <name>.key/.csr/.crt, sa.pub, ca.srl, openssl.cnf, tokens.csv, `.new` leftovers, its state files. */
-const PKI_FILE = /^(?:[a-z0-9-]+(?:\.next|\.prev)?\.(?:key|csr|crt|pub|srl|cnf|csv|kubeconfig)|\.renew-pending\.json|\.last-renew|\.kubetls\.lock|\.token-retiring|\.rotate-ca\.json)(?:\.new)?$/;
+const PKI_FILE = /^(?:[a-z0-9-]+(?:\.next|\.prev|\.root)?\.(?:key|csr|crt|pub|srl|cnf|csv|kubeconfig)|\.renew-pending\.json|\.last-renew|\.kubetls\.lock|\.token-retiring|\.rotate-ca\.json)(?:\.new)?$/;
 

@@ -101,6 +101,16 @@ export async function selfSignCa(a: { key: string; subj: string; days: number; o
   });
 }
 
+/**
+ * Under the operator's own root (docs/own-root.md), the CA's request for the root to sign: `openssl req -new -key ca.key
+ * -subj "/CN=kubemaster" -addext basicConstraints=critical,CA:TRUE,pathlen:0 -addext keyUsage=critical,keyCertSign,cRLSign
+ * -out ca.csr`. It asks for what kubetls's own CAs carry, and pathlen 0: this CA signs leaves only. The signer decides.
+ */
+export async function reqCa(a: { key: string; subj: string; config: string; out: string }, o?: RunOptions) {
+  await openssl(['req', '-new', '-key', a.key, '-subj', a.subj, '-config', a.config, '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', a.out, DIGEST], o, [a.out]);
+}
+
 /** Step 4: `openssl req -new -key server.key -subj "/CN=…" -reqexts SAN -config openssl.cnf -out server.csr`. */
 export async function reqNew(a: { key: string; subj: string; reqexts: string; config: string; out: string }, o?: RunOptions) {
   await openssl(['req', '-new', '-key', a.key, '-subj', a.subj, '-reqexts', a.reqexts, '-config', a.config, '-out', a.out, DIGEST], o, [a.out]);
@@ -128,9 +138,13 @@ export async function pubout(a: { key: string; out: string }, o?: RunOptions) {
   await openssl(['pkey', '-in', a.key, '-pubout', '-out', a.out], o, [a.out]);
 }
 
-/** `openssl verify -CAfile ca.crt -purpose sslserver server.crt` → true when openssl says OK. Used by status and tests. */
-export async function verify(ca: string, cert: string, purpose?: 'sslserver' | 'sslclient'): Promise<{ ok: boolean; output: string }> {
-  const argv = ['verify', '-CAfile', ca, ...(purpose ? ['-purpose', purpose] : []), cert];
+/**
+ * `openssl verify -CAfile ca.crt -purpose sslserver server.crt` → true when openssl says OK. Used by the CA rotation
+ * and tests. `untrusted`: an intermediate between the anchor and the certificate (`-untrusted ca.crt`, with the
+ * operator's root as -CAfile).
+ */
+export async function verify(ca: string, cert: string, purpose?: 'sslserver' | 'sslclient', untrusted?: string): Promise<{ ok: boolean; output: string }> {
+  const argv = ['verify', '-CAfile', ca, ...(untrusted ? ['-untrusted', untrusted] : []), ...(purpose ? ['-purpose', purpose] : []), cert];
   const r = await execa('openssl', argv, { reject: false, stdin: 'ignore' });
   return { ok: r.exitCode === 0 && /: OK$/m.test(r.stdout), output: `${r.stdout}${r.stderr}`.trim() };
 }

@@ -67,7 +67,8 @@ export function planPki(inv: Inventory, now = new Date()): Plan {
   // replace the CA, `sa` the service-account key). Every item's files and their `.new` names are checked against each
   // other and against the files kubetls keeps beside them.
   const rotation = [...caSpecs(inv).map((c) => c.name as string), 'sa'].flatMap((n) => ['next', 'prev'].flatMap((side) => [`${n}.${side}.key`, `${n}.${side}.${n === 'sa' ? 'pub' : 'crt'}`]));
-  const owners = new Map<string, string>(['openssl.cnf', ...caSpecs(inv).map((c) => `${c.name}.srl`), 'admin.kubeconfig', '.renew-pending.json', '.last-renew', '.kubetls.lock', '.rotate-ca.json', ...rotation].map((f) => [f, 'kubetls']));
+  const owners = new Map<string, string>(['openssl.cnf', ...caSpecs(inv).map((c) => `${c.name}.srl`), 'admin.kubeconfig', '.renew-pending.json', '.last-renew', '.kubetls.lock', '.rotate-ca.json', ...rotation,
+    ...caSpecs(inv).flatMap((c) => [`${c.name}.csr`, `${c.name}.root.crt`])].map((f) => [f, 'kubetls']));
   for (const item of items) {
     for (const f of item.files.flatMap((x) => [x, `${x}.new`])) {
       const first = owners.get(f.toLowerCase());
@@ -75,7 +76,8 @@ export function planPki(inv: Inventory, now = new Date()): Plan {
       owners.set(f.toLowerCase(), `${item.kind} ${item.name}`);
     }
   }
-  const known = new Set([...caSpecs(inv).map((c) => c.name), ...leafSpecs(inv).map((l) => l.name)]);
+  // kubetls's own files beside a CA (the operator's root, a rotation's next and previous CA) are no host's
+  const known = new Set([...caSpecs(inv).flatMap((c) => [c.name, `${c.name}.root`, `${c.name}.next`, `${c.name}.prev`]), ...leafSpecs(inv).map((l) => l.name)]);
   const orphans = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.crt') && !known.has(f.slice(0, -4))).sort() : [];
   const configFile = path.join(dir, 'openssl.cnf');
   const text = opensslConfig(inv);

@@ -11,12 +11,21 @@
  * signer first. The controller-manager's signer is not a trust point: it gets ca.crt alone as ca-signer.crt
  * (config/layout.ts), since the real binary refuses a bundle there.
  *
+ * Under the operator's own root (docs/own-root.md) a CA of kubetls is an intermediate, and pki.dir holds the root's
+ * certificate beside it as `<ca>.root.crt`. Then every leaf a host receives carries the intermediate that signed it
+ * (leaf first, then the intermediate), so that a client trusting only the root verifies what a server presents; the
+ * root itself goes to no host. The trust points stay the intermediate(s) alone: the real binaries (Go's crypto/x509)
+ * take an intermediate as a trust anchor, and a `--client-ca-file` holding the root would let every certificate the
+ * root ever signed, for anything, log in to the cluster. kubetls's own clients (node's TLS, which wants a self-signed
+ * anchor) trust the intermediate and the root (clientTrust).
+ *
  * This module reads files only (no openssl, no network), so that the PKI and the rollout can use it without a circle;
  * the rotation's record (`.rotate-ca.json`) is lib/state.ts's.
  */
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { CaName } from '../../config/certs.ts';
 import type { Inventory } from '../inventory.ts';
 import { ROTATE_NAMES, runningRotation, type Rotation, type RotTarget } from '../state.ts';
 
@@ -24,6 +33,14 @@ import { ROTATE_NAMES, runningRotation, type Rotation, type RotTarget } from '..
 export const publicFile = (t: RotTarget) => (t === 'sa' ? 'sa.pub' : `${t}.crt`);
 /** <name>.next.<ext> / <name>.prev.<ext> beside <name>.<ext>. */
 export const sideFile = (file: string, side: 'next' | 'prev') => file.replace(/\.([a-z]+)$/, `.${side}.$1`);
+/** The operator's root above a CA of kubetls, when that CA is an intermediate (`ca.ts import`): `<ca>.root.crt`. */
+export const rootFile = (ca: CaName) => `${ca}.root.crt`;
+const CA_NAMES: CaName[] = ['ca', 'etcd-ca', 'front-proxy-ca'];
+/** The root's bytes above a CA, or undefined when that CA is its own root (made by kubetls, self-signed). */
+export function rootBytes(inv: Inventory, ca: CaName): Buffer | undefined {
+  const f = path.join(inv.pki.dir, rootFile(ca));
+  return existsSync(f) ? readFileSync(f) : undefined;
+}
 const targetOf = (file: string): RotTarget | undefined => (Object.values(ROTATE_NAMES).flat() as RotTarget[]).find((t) => publicFile(t) === file);
 
 /**
@@ -44,7 +61,31 @@ function bundle(inv: Inventory, file: string, side: 'next' | 'prev' | undefined)
   const own = readFileSync(path.join(inv.pki.dir, file));
   if (!side) return own;
   const other = readFileSync(path.join(inv.pki.dir, sideFile(file, side)));
-  return Buffer.concat([own, own.at(-1) === 0x0a ? Buffer.alloc(0) : Buffer.from('\n'), other]);
+  return concat(own, other);
+}
+
+/** Two PEM texts as one, with exactly the newline between them that the first may lack. */
+const concat = (a: Buffer, b: Buffer) => Buffer.concat([a, a.at(-1) === 0x0a ? Buffer.alloc(0) : Buffer.from('\n'), b]);
+
+/**
+ * A leaf certificate as a host receives it: under an intermediate, followed by the intermediate that signed it (the
+ * current CA, or during a rotation the other side); otherwise the file as it is.
+ */
+function withChain(inv: Inventory, file: string, leaf: Buffer): Buffer {
+  const roots = CA_NAMES.filter((c) => rootBytes(inv, c));
+  if (!roots.length || !file.endsWith('.crt') || file.endsWith('.root.crt')) return leaf;
+  let x: X509Certificate;
+  try { x = new X509Certificate(leaf); } catch { return leaf; } // not a certificate: status and verify say so
+  for (const c of roots) {
+    for (const f of [`${c}.crt`, `${c}.next.crt`, `${c}.prev.crt`]) {
+      const p = path.join(inv.pki.dir, f);
+      if (!existsSync(p)) continue;
+      const ca = readFileSync(p);
+      const issuer = new X509Certificate(ca);
+      if (x.checkIssued(issuer) && x.verify(issuer.publicKey)) return concat(leaf, ca);
+    }
+  }
+  return leaf;
 }
 
 /**
@@ -53,15 +94,18 @@ function bundle(inv: Inventory, file: string, side: 'next' | 'prev' | undefined)
  */
 export function deployedBytes(inv: Inventory, file: string): Buffer {
   const t = targetOf(file);
-  return bundle(inv, file, t ? otherSide(runningRotation(inv), t, false) : undefined);
+  if (t) return bundle(inv, file, otherSide(runningRotation(inv), t, false));
+  return withChain(inv, file, readFileSync(path.join(inv.pki.dir, file)));
 }
 
 /**
  * What kubetls's own TLS clients (health gates, verify, status) trust for a CA: the bundle while servers may present a
  * certificate of either CA (phases 2 and 3), the current CA alone otherwise.
  */
-export function clientTrust(inv: Inventory, ca: 'ca' | 'etcd-ca' | 'front-proxy-ca' = 'ca'): Buffer {
-  return bundle(inv, publicFile(ca), otherSide(runningRotation(inv), ca, true));
+export function clientTrust(inv: Inventory, ca: CaName = 'ca'): Buffer {
+  const own = bundle(inv, publicFile(ca), otherSide(runningRotation(inv), ca, true));
+  const root = rootBytes(inv, ca); // node's TLS verifies up to a self-signed certificate: the root, under an intermediate
+  return root ? concat(own, root) : own;
 }
 
 /** The certificates of a PEM bundle (a file of several CERTIFICATE blocks). */
