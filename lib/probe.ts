@@ -6,14 +6,42 @@ import https from 'node:https';
 import tls from 'node:tls';
 import { apiTarget, type ApiTarget, type Inventory, masterTarget } from './inventory.ts';
 import { parseCert, type CertInfo } from './pki/read.ts';
-import { clientTrust } from './pki/trust.ts';
+import { clientTrust, pemCerts } from './pki/trust.ts';
+
+type CaOption = string | Buffer | (string | Buffer)[] | undefined;
+type IdentityCheck = (host: string, cert: tls.PeerCertificate) => Error | undefined;
+
+/**
+ * The name check of every connection made here. Under the operator's own root (docs/own-root.md) kubetls's clients
+ * trust the root as well as the intermediates (node's TLS wants a self-signed anchor), and the root may have signed
+ * anything, for any name, through any of its other CAs. So when `ca` holds a CA that is not self-signed, the server's
+ * certificate must also be issued by one of those: anything else the root signed is refused, as the hosts' own
+ * binaries refuse it (they trust the intermediates alone). With kubetls's self-signed CAs: node's own name check.
+ */
+export function pinnedIdentity(ca: CaOption): IdentityCheck {
+  // never undefined: tls.connect spreads its options over its defaults, so an undefined check would replace node's own
+  if (!ca) return tls.checkServerIdentity;
+  let certs;
+  try { certs = (Array.isArray(ca) ? ca : [ca]).flatMap((b) => pemCerts(b)); } catch { return tls.checkServerIdentity; } // node reports bad bytes itself
+  const below = certs.filter((c) => !(c.checkIssued(c) && c.verify(c.publicKey)));
+  if (!below.length) return tls.checkServerIdentity;
+  const allowed = new Set(below.map((c) => c.fingerprint256));
+  return (host, cert) => {
+    const wrongName = tls.checkServerIdentity(host, cert);
+    if (wrongName) return wrongName;
+    const issuer = (cert as tls.DetailedPeerCertificate).issuerCertificate; // node passes the detailed certificate here
+    if (issuer && allowed.has(issuer.fingerprint256)) return undefined;
+    // no `code`: node reports a failed check by its code when it has one, and the sentence is what status shows
+    return new Error(`the certificate for ${host} was issued by ${issuer?.subject?.CN ?? 'an unknown CA'}, not by kubetls's intermediate`);
+  };
+}
 
 /** The certificate an apiserver serves (default: the first master's), verified against ca.crt for the target's name. */
 export function servedCert(inv: Inventory, t: ApiTarget = masterTarget(inv, inv.master), timeoutMs = 5000): Promise<{ serial: string; fingerprint: string }> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({
       host: t.address, port: t.port, servername: t.name,
-      ca: clientTrust(inv), rejectUnauthorized: true, timeout: timeoutMs,
+      ca: clientTrust(inv), checkServerIdentity: pinnedIdentity(clientTrust(inv)), rejectUnauthorized: true, timeout: timeoutMs,
     }, () => {
       const c = s.getPeerCertificate();
       s.destroy();
@@ -33,7 +61,7 @@ export interface Served { info: CertInfo; authorized: boolean; error?: string }
  */
 export function readServed(host: string, port: number, servername: string, ca: Buffer | undefined, timeoutMs = 5000): Promise<Served> {
   return new Promise((resolve, reject) => {
-    const s = tls.connect({ host, port, servername, ca, rejectUnauthorized: false, timeout: timeoutMs }, () => {
+    const s = tls.connect({ host, port, servername, ca, checkServerIdentity: pinnedIdentity(ca), rejectUnauthorized: false, timeout: timeoutMs }, () => {
       const raw = s.getPeerCertificate().raw;
       const authorized = s.authorized;
       const error = s.authorizationError ? String(s.authorizationError) : undefined;
@@ -48,7 +76,7 @@ export function readServed(host: string, port: number, servername: string, ca: B
 /** One HTTPS GET, the peer verified (rejectUnauthorized), at most 64 KiB of body kept; also verify.ts's kubeletGet. */
 export function httpsGet(o: https.RequestOptions & { path: string }, timeoutMs = 5000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = https.get({ ...o, rejectUnauthorized: true, timeout: timeoutMs, agent: false }, (res) => {
+    const req = https.get({ checkServerIdentity: pinnedIdentity(o.ca), ...o, rejectUnauthorized: true, timeout: timeoutMs, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => { if (body.length < 65536) body += c; });
@@ -71,7 +99,7 @@ export function apiRequest(inv: Inventory, method: 'GET' | 'POST', urlPath: stri
     const payload = body ? JSON.stringify(body) : undefined;
     const req = https.request({
       host: t.address, port: t.port, servername: t.name, method, path: urlPath,
-      ca: clientTrust(inv), cert: cred.cert, key: cred.key, rejectUnauthorized: true, agent: false,
+      ca: clientTrust(inv), checkServerIdentity: pinnedIdentity(clientTrust(inv)), cert: cred.cert, key: cred.key, rejectUnauthorized: true, agent: false,
       headers: {
         host: `${t.name}:${t.port}`, accept: 'application/json',
         ...(cred.token ? { authorization: `Bearer ${cred.token}` } : {}),

@@ -18,7 +18,7 @@ import { untilDue } from './pki/check.ts';
 import { type Plan, planPki } from './pki/plan.ts';
 import { PkiError, readCert } from './pki/read.ts';
 import { dropRetiringToken, retiringToken } from './pki/token.ts';
-import { rootFile } from './pki/trust.ts';
+import { rootBytes } from './pki/trust.ts';
 import { forHosts, type HostOutcome, type RolloutOptions, summarize } from './remote/hosts.ts';
 import { withRollback } from './rollout/converge.ts';
 import { hostsReached, wherePlaced } from './rollout/desired.ts';
@@ -73,7 +73,7 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
   // touch is renewed as usual, so a due leaf is never left to expire behind it; the leaves of the CAs it replaces (and
   // sa.key) are its own, phase 3 reissues every one of them. Every run says what to run to finish it, and exits 1.
   const rot = runningRotation(inv);
-  if (rot) {
+  if (rot && rot.phase !== 'new') { // phase 1 has sent nothing yet (and may wait for the operator's root): renew as usual
     for (const i of plan.items) {
       const mine = (i.spec && rot.targets.includes(i.spec.ca)) || (i.kind === 'sa' && rot.targets.includes('sa'));
       if (i.kind === 'ca' || i.action === 'keep' || !mine) continue;
@@ -82,12 +82,14 @@ export async function renew(inv: Inventory, o: RolloutOptions = {}, sel: RenewSe
     }
   }
   const unfinished = () => {
-    if (rot) log.error(`a CA rotation of ${rot.what} is not finished (${PHASE_TEXT[rot.phase]}, started ${rot.started}): finish it with npx zx scripts/renew.ts --rotate-ca ${rot.what}`);
+    const unsigned = rot?.phase === 'new' ? rot.targets.filter((t) => existsSync(path.join(inv.pki.dir, `${t}.next.csr`))).map((t) => `${t}.next.csr`) : [];
+    if (rot) log.error(`a CA rotation of ${rot.what} is not finished (${PHASE_TEXT[rot.phase]}, started ${rot.started}): `
+      + `${unsigned.length ? `${unsigned.join(', ')} ${unsigned.length === 1 ? 'waits' : 'wait'} to be signed by your root and imported (ca.ts import), then ` : ''}finish it with npx zx scripts/renew.ts --rotate-ca ${rot.what}`);
     return rot ? 1 : 0;
   };
   if (plan.ca.status === 'missing') throw new PkiError(`no CA in ${inv.pki.dir}: run scripts/master.ts first (renew never creates a CA)`);
   const caDue = plan.ca.status !== 'ok';
-  if (caDue && existsSync(path.join(inv.pki.dir, rootFile('ca')))) {
+  if (caDue && rootBytes(inv, 'ca')) {
     log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Rotate it now, without downtime: npx zx scripts/renew.ts --rotate-ca cluster (it is an intermediate under your own root: phase 1 asks your root to sign the next one, docs/own-root.md).`);
   } else if (caDue) log.error(`${plan.ca.reasons.join('; ')} — THE CA IS NOT RENEWED AUTOMATICALLY. Rotate it now, without downtime: npx zx scripts/renew.ts --rotate-ca cluster (every certificate and kubeconfig depends on it).`);
   const due = plan.items.filter((i) => i.kind !== 'ca' && i.action !== 'keep');

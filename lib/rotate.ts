@@ -35,7 +35,7 @@ import * as openssl from './pki/openssl.ts';
 import { planPki } from './pki/plan.ts';
 import { readKey } from './pki/read.ts';
 import { retiringToken } from './pki/token.ts';
-import { holdsOnlyKnownCas, publicFile, rootFile, sideFile } from './pki/trust.ts';
+import { holdsOnlyKnownCas, publicFile, rootBytes, rootFile, sideFile } from './pki/trust.ts';
 import { forHosts, type HostOutcome, type RolloutOptions, summarize } from './remote/hosts.ts';
 import type { RenewResult } from './renew.ts';
 import { withRollback } from './rollout/converge.ts';
@@ -244,7 +244,7 @@ async function makeNext(inv: Inventory, rot: Rotation): Promise<RotTarget[]> {
   if (!existsSync(cnf)) writeAtomic(cnf, opensslConfig(inv), localModes.public);
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const cnOf = (t: CaName, at: string) => { const cn = caSpecs(inv).find((c) => c.name === t)!.cn; return `${cn.slice(0, 64 - at.length - 1)}@${at}`; };
-  const under = rot.targets.filter((t): t is CaName => t !== 'sa' && existsSync(p(rootFile(t))));
+  const under = rot.targets.filter((t): t is CaName => t !== 'sa' && rootBytes(inv, t) !== undefined);
   const waiting: RotTarget[] = [];
   for (const t of under) {
     // named after the rotation's start, not the clock: a run that waits asks for the same request again
@@ -337,7 +337,7 @@ async function verifyNewChain(inv: Inventory, o: RolloutOptions, rot: Rotation):
   for (const spec of leafSpecs(inv).filter((s) => rot.targets.includes(s.ca))) {
     // under the operator's root: the root the only anchor, the new intermediate the only certificate between
     const root = p(rootFile(spec.ca));
-    const v = existsSync(root) ? await openssl.verify(root, p(`${spec.name}.crt`), undefined, p(`${spec.ca}.crt`)) : await openssl.verify(p(`${spec.ca}.crt`), p(`${spec.name}.crt`));
+    const v = rootBytes(inv, spec.ca) ? await openssl.verify(root, p(`${spec.name}.crt`), undefined, p(`${spec.ca}.crt`)) : await openssl.verify(p(`${spec.ca}.crt`), p(`${spec.name}.crt`));
     out.push({ check: 'openssl verify', target: `${spec.name}.crt`, ok: v.ok, detail: v.ok ? `chains to the new ${spec.ca}` : v.output });
   }
   const outcomes = await forHosts(inv, allHosts(inv), { ...o, report: false }, async (r) => { out.push(...await deployedChecks(inv, r)); });

@@ -176,10 +176,14 @@ export function writeRotation(inv: Inventory, r: Rotation): void {
 export const EXPIRED = (ca: string) => `${ca}.crt has expired: nothing it signed verifies any more, so a rotation (which keeps a working cluster working) cannot run. `
   + `Move ${ca}.crt and ${ca}.key away and run scripts/master.ts --replace-ca: a new CA, every certificate reissued, every unit restarted, as at install.`;
 
-/** master.ts and minions.ts refuse to run while a rotation runs: each would undo part of a phase (renew.ts renews around it). */
+/**
+ * master.ts and minions.ts refuse to run while a rotation runs: each would undo part of a phase (renew.ts renews around
+ * it). Phase 1 is not one of those: it makes the new CA here and sends nothing, and a phase 1 that waits for the
+ * operator's root to sign (docs/own-root.md) may wait for weeks, during which nodes are added and leaves come due.
+ */
 export function refuseDuringRotation(inv: Inventory, script: string): void {
   const r = readRotation(inv);
-  if (r && r.phase !== 'done') {
+  if (r && r.phase !== 'done' && r.phase !== 'new') {
     throw new ExitError(`a CA rotation of ${r.what} is running (${PHASE_TEXT[r.phase]}, started ${r.started}): ${script} would undo part of it. `
       + `Finish it first: npx zx scripts/renew.ts --rotate-ca ${r.what}`, 2);
   }

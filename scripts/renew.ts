@@ -4,7 +4,7 @@
  *   npx zx scripts/renew.ts [--inventory cluster.yaml] [--quiet] [--dry-run] [--json] [--only HOST,…] [--cert NAME,… [--force]]
  *   npx zx scripts/renew.ts --rotate-ca cluster|etcd|front-proxy|service-account|all [--force] [--drop-now]   (lib/rotate.ts)
  * Exit 0: nothing due, or renewed and verified · 1: something failed, or the CA is inside its window · 75: locked, or a
- * CA rotation waits before its phase 5 (run it again later).
+ * CA rotation waits: before its phase 5, or in its phase 1 for the operator's root to sign (run it again later).
  */
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
 import { allHosts } from '../lib/inventory.ts';
@@ -33,7 +33,9 @@ certificates are served and accepted, and rolls a host back if they are not.
                      trust bundles (old + new) everywhere, every leaf reissued and rolled out, verified with the new
                      CA only, old CA dropped. Run it again after a failure or a kill: it resumes. Modern profile.
                      With the service-account key, phase 5 waits an hour after phase 3 (exit 75 until then: run
-                     again later) so that every pod's token is renewed with the new key first.
+                     again later) so that every pod's token is renewed with the new key first. A CA that is an
+                     intermediate under your own root waits in phase 1 (exit 75) until ca.ts import brought the
+                     next one, signed by that root (docs/own-root.md).
   --drop-now         with --rotate-ca: drop the old service-account key without that wait
 ${helpFor('inventory', 'dry-run', 'only', 'json', 'concurrency', 'accept-new-host-keys')}
 

@@ -137,13 +137,15 @@ test('parseExtensions reads basicConstraints, key usage and name constraints as 
   t.deepEqual(parseExtensions('X509v3 Subject Key Identifier: \n    CA:TRUE\nX509v3 Basic Constraints: critical\n    CA:TRUE, pathlen:10\n'), { ca: true, pathlen: 10, permitted: [], excluded: [] });
   t.deepEqual(parseExtensions('X509v3 Basic Constraints: \n    CA:TRUEISH\n'), { ca: false, permitted: [], excluded: [] });
   t.deepEqual(parseExtensions('X509v3 Name Constraints: \n    DNS:stray\n    Permitted:\n      DNS:a\n'), { ca: false, permitted: ['DNS:a'], excluded: [] }, 'a name before Permitted: belongs to no list');
+  t.deepEqual(parseExtensions('X509v3 Name Constraints: critical\n    Permitted:\n      DNS:a\n        Signature Algorithm: sha1WithRSAEncryption\n'),
+    { ca: false, permitted: ['DNS:a'], excluded: [], signature: 'sha1WithRSAEncryption' }, 'the signature line is never a name');
 });
 
 test('caExtensions reads a real certificate with the real openssl, a v1 certificate as no CA', async (t) => {
   const root = await makeRoot({ dir: tempDir(), ext: ['basicConstraints=critical,CA:TRUE,pathlen:2', 'keyUsage=critical,keyCertSign', 'nameConstraints=critical,excluded;DNS:evil.example'] });
-  t.deepEqual(await caExtensions(readFileSync(root.crt, 'utf8')), { ca: true, pathlen: 2, keyUsage: ['Certificate Sign'], permitted: [], excluded: ['DNS:evil.example'] });
+  t.deepEqual(await caExtensions(readFileSync(root.crt, 'utf8')), { ca: true, pathlen: 2, keyUsage: ['Certificate Sign'], permitted: [], excluded: ['DNS:evil.example'], signature: 'ecdsa-with-SHA256' });
   await execa('openssl', ['x509', '-req', '-in', f('other.csr'), '-signkey', f('other.key'), '-days', '1', '-out', f('v1.crt')]); // no extensions: X.509 v1
-  t.deepEqual(await caExtensions(readFileSync(f('v1.crt'), 'utf8')), { ca: false, permitted: [], excluded: [] });
+  t.deepEqual(await caExtensions(readFileSync(f('v1.crt'), 'utf8')), { ca: false, permitted: [], excluded: [], signature: 'ecdsa-with-SHA256' });
   t.deepEqual(await caExtensions('not a certificate'), { ca: false, permitted: [], excluded: [] });
 });
 
@@ -195,4 +197,34 @@ test('constraintProblem: excluded wins over permitted; permitted of one kind lea
   t.is(constraintProblem('IP:127.0.0.1', { permitted: [], excluded: ['IP:127.0.0.0/255.255.255.0'] }), 'excluded by IP:127.0.0.0/255.255.255.0');
   t.is(constraintProblem('IP:127.0.0.1', { permitted: [], excluded: ['DNS:127.0.0.1'] }), undefined, 'a DNS constraint never matches an IP SAN');
   t.is(constraintProblem('DNS:x.example.com', { permitted: ['DNS:example.com'], excluded: ['DNS:'] }), 'excluded by DNS:', 'an empty DNS exclusion excludes every name');
+});
+
+test('a certificate the root signed with SHA-1 is refused: Go refuses it', async (t) => {
+  const sha1 = path.join(dir, 'sha1.crt');
+  await execa('openssl', ['x509', '-req', '-in', f('ca.csr'), '-CA', fx.rootFiles.crt, '-CAkey', fx.rootFiles.key, '-set_serial', '77', '-days', '100', '-sha1',
+    '-copy_extensions', 'copyall', '-out', sha1]);
+  const cert = await read(sha1);
+  t.is(cert.ext.signature, 'ecdsa-with-SHA1');
+  t.deepEqual(check({ cert: withExt(cert, { keyUsage: ['Certificate Sign'], ca: true }) }),
+    ['the root signed the certificate with ecdsa-with-SHA1: Go\'s crypto/x509 refuses it as insecure; sign with SHA-256 or better']);
+});
+
+test('a root whose extended key usage leaves out serverAuth is refused: nothing below it could serve', async (t) => {
+  const narrow = await makeRoot({ dir: tempDir(), ext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign', 'extendedKeyUsage=clientAuth'] });
+  const cert = await read(await signWithRoot(narrow, f('ca.csr'), { ext: CA_EXT, out: f('under-narrow.crt') }));
+  t.deepEqual(check({ root: await read(narrow.crt), cert }),
+    ['the root\'s extended key usage does not allow both serverAuth and clientAuth, so nothing below it may serve or log in']);
+  const both = await makeRoot({ dir: tempDir(), ext: ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign', 'extendedKeyUsage=serverAuth,clientAuth'] });
+  t.deepEqual(check({ root: await read(both.crt), cert: await read(await signWithRoot(both, f('ca.csr'), { ext: CA_EXT, out: f('under-both.crt') })) }), []);
+});
+
+test('a certificate that ends inside pki.renew_before_days is refused: it would be due at once', (t) => {
+  const end = new Date(fx.good.x509.validTo).getTime();
+  const days = Math.floor((end - Date.now()) / 86_400_000);
+  const inside = check({ renewBeforeDays: days + 1 });
+  t.is(inside.length, 1, inside.join('\n'));
+  t.regex(inside[0]!, new RegExp(`^the certificate ends .*Z, inside pki\\.renew_before_days \\(${days + 1} d\\): it would be due at once; sign it for longer$`));
+  t.deepEqual(check({ renewBeforeDays: days - 1 }), []);
+  t.deepEqual(check({ renewBeforeDays: 0 }), []);
+  t.deepEqual(check({ now: new Date(end - 86_400_000), renewBeforeDays: 1 }).length, 1, 'exactly renew_before_days left is due');
 });

@@ -5,12 +5,15 @@
  * operator runs. The import checks themselves, one by one: test/import-check.test.ts.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import https from 'node:https';
+import tls from 'node:tls';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { loadInventory } from '../lib/inventory/load.ts';
-import { clientTrust, deployedBytes, pemCerts } from '../lib/pki/trust.ts';
+import { clientTrust, deployedBytes, pemCerts, rootBytes } from '../lib/pki/trust.ts';
+import { httpsGet, readServed } from '../lib/probe.ts';
 import { rootRow } from '../lib/status.ts';
 import { tempDir, writeInventory } from './helpers/inventory.ts';
 import { makeRoot, signWithRoot, type Root } from './helpers/own-root.ts';
@@ -70,6 +73,9 @@ test('three CAs imported under one root: master.ts signs every leaf under them, 
   for (const name of CAS) {
     const { imported } = await underRoot(t, inv, root, name);
     t.is(imported.code, 0, imported.all);
+    // accepted, and told what the operator should know: a root without name constraints trusts what this CA signs anywhere
+    t.regex(imported.all, /WARNING: neither the certificate nor the root carries name constraints: a certificate this CA signs/);
+    t.notRegex(imported.all, /CAs? below it|before leaves signed/, 'pathlen:0 as requested, and a life longer than pki.days');
   }
   const dir = pkiOf(inv);
   const m = await runScript('master', ['--inventory', inv, '--pki-only']);
@@ -128,6 +134,9 @@ test('status warns a year ahead that the root expires, and says drift when the C
   const other = await makeRoot({ cn: 'Other Root' });
   writeFileSync(path.join(i.pki.dir, 'ca.root.crt'), readFileSync(other.crt));
   t.is(rootRow(i, 'ca')!.status, 'drift: ca.crt does not chain to this root');
+  // a root file that did not issue ca.crt is no root of it: not trusted, not a reason to send a chain
+  t.is(rootBytes(i, 'ca'), undefined);
+  t.is(pemCerts(clientTrust(i, 'ca')).length, 1);
 });
 
 /** One refusal: exit 2, every named reason printed, nothing in pki.dir changed by the import. */
@@ -275,4 +284,54 @@ test('ca.ts import refuses during a rotation of a CA kubetls made itself, and re
   t.is(req.code, 2, req.all);
   t.regex(req.all, /a CA rotation is running: ca\.ts request etcd-ca is refused/);
   t.deepEqual(listing(dir), before);
+});
+
+test('kubetls\'s own clients refuse a certificate the root signed outside kubetls\'s intermediate, even for the right name', async (t) => {
+  const inv = modern();
+  const root = await makeRoot();
+  t.is((await underRoot(t, inv, root, 'ca')).imported.code, 0);
+  t.is((await runScript('master', ['--inventory', inv, '--pki-only'])).code, 0);
+  const i = loadInventory(inv);
+  const dir = tempDir();
+  // what anyone holding a certificate from the same root could present: a leaf for the master's name, signed by the root
+  await execa('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, 'rogue.key'), '-subj', '/CN=kubemaster', '-out', path.join(dir, 'rogue.csr')]);
+  const rogue = await signWithRoot(root, path.join(dir, 'rogue.csr'), { ext: ['basicConstraints=critical,CA:FALSE', 'extendedKeyUsage=serverAuth', 'subjectAltName=DNS:kubemaster'], days: 30 });
+  const serve = async (cert: Buffer, key: Buffer) => {
+    const srv = https.createServer({ cert, key }, (_q, res) => res.end('ok'));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return { srv, port: (srv.address() as { port: number }).port };
+  };
+  const ours = await serve(deployedBytes(i, 'server.crt'), readFileSync(path.join(i.pki.dir, 'server.key')));
+  const theirs = await serve(readFileSync(rogue), readFileSync(path.join(dir, 'rogue.key')));
+  try {
+    const ca = clientTrust(i);
+    const good = await readServed('127.0.0.1', ours.port, 'kubemaster', ca);
+    t.true(good.authorized, good.error);
+    t.like(await httpsGet({ host: '127.0.0.1', port: ours.port, servername: 'kubemaster', ca, path: '/' }), { status: 200, body: 'ok' });
+    // node's own check alone would take the rogue one: it chains to the root, for the right name
+    const plain = await new Promise<boolean>((r) => { const c = tls.connect({ host: '127.0.0.1', port: theirs.port, servername: 'kubemaster', ca }, () => { r(c.authorized); c.end(); }); c.on('error', () => r(false)); });
+    t.true(plain, 'the root alone vouches for it');
+    const bad = await readServed('127.0.0.1', theirs.port, 'kubemaster', ca);
+    t.false(bad.authorized);
+    t.regex(bad.error ?? '', /the certificate for kubemaster was issued by Example Corp Root, not by kubetls's intermediate/);
+    await t.throwsAsync(httpsGet({ host: '127.0.0.1', port: theirs.port, servername: 'kubemaster', ca, path: '/' }), { message: /not by kubetls's intermediate/ });
+  } finally {
+    ours.srv.close();
+    theirs.srv.close();
+  }
+});
+
+test('an import run again after it was killed before removing the request removes it, and changes nothing else', async (t) => {
+  const inv = modern();
+  const root = await makeRoot();
+  const { signed, imported } = await underRoot(t, inv, root, 'ca');
+  t.is(imported.code, 0);
+  const csr = path.join(pkiOf(inv), 'ca.csr');
+  t.false(existsSync(csr));
+  writeFileSync(csr, 'left by a run killed after the import', { mode: 0o600 });
+  const crt = readFileSync(path.join(pkiOf(inv), 'ca.crt'));
+  const again = await ca(inv, 'import', 'ca', '--cert', signed, '--root', root.crt);
+  t.is(again.code, 0, again.all);
+  t.false(existsSync(csr));
+  t.deepEqual(readFileSync(path.join(pkiOf(inv), 'ca.crt')), crt);
 });

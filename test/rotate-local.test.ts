@@ -111,6 +111,10 @@ test('a damaged rotation record is refused, never guessed; master.ts and minions
   t.throws(() => refuseDuringRotation(inv, 'master.ts'), { message: /a CA rotation of all is running \(phase 3 of 5: rolling out the new leaves.*master\.ts would undo part of it.*--rotate-ca all/ });
   record(inv, 'done', 'all', ['ca']);
   t.notThrows(() => refuseDuringRotation(inv, 'master.ts'), 'a finished rotation is only a record');
+  record(inv, 'new', 'all', ['ca']);
+  t.notThrows(() => refuseDuringRotation(inv, 'master.ts'), 'phase 1 has sent nothing: it may wait for a root\'s signature for weeks');
+  record(inv, 'bundle', 'all', ['ca']);
+  t.throws(() => refuseDuringRotation(inv, 'minions.ts'), { message: /phase 2 of 5/ });
   record(inv, 'bundle');
   for (const script of ['master', 'minions']) {
     const r = await runScript(script, ['--inventory', inv.file, '--dry-run']);

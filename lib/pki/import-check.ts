@@ -23,9 +23,14 @@ export interface CaExtensions {
   /** name constraints, as openssl prints each (`DNS:example.com`, `IP:10.0.0.0/255.0.0.0`) */
   permitted: string[];
   excluded: string[];
+  /** the algorithm its issuer signed it with, as openssl names it (`ecdsa-with-SHA256`, `sha1WithRSAEncryption`) */
+  signature?: string;
 }
 
-/** The extensions of one certificate from the text `openssl x509 -noout -ext basicConstraints,keyUsage,nameConstraints` prints. */
+/**
+ * The extensions of one certificate from the text `openssl x509 -noout -ext basicConstraints,keyUsage,nameConstraints
+ * -text -certopt …` prints (the extensions, then an indented `Signature Algorithm:` line).
+ */
 export function parseExtensions(text: string): CaExtensions {
   const out: CaExtensions = { ca: false, permitted: [], excluded: [] };
   let section = '';
@@ -33,6 +38,8 @@ export function parseExtensions(text: string): CaExtensions {
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (!line) continue;
+    const sig = /^Signature Algorithm: (.+)$/.exec(line);
+    if (sig) { out.signature = sig[1]; continue; }
     if (/^X509v3 /.test(raw)) { // a heading starts at the left margin; its values are indented
       section = line.replace(/^X509v3 /, '').replace(/:.*$/, '');
       list = undefined;
@@ -64,6 +71,8 @@ export interface ImportInput {
   /** every SAN the leaves under this CA carry (`DNS:name`, `IP:address`): name constraints must allow them */
   sans: string[];
   now: Date;
+  /** pki.renew_before_days: a certificate that ends inside it would be due at once */
+  renewBeforeDays?: number;
 }
 
 const EKU_SERVER = '1.3.6.1.5.5.7.3.1';
@@ -84,20 +93,22 @@ export function importProblems(i: ImportInput): string[] {
   if (!root.ext.ca) out.push('the root is not a CA certificate (basicConstraints CA:TRUE missing)');
   if (root.ext.keyUsage && !root.ext.keyUsage.includes('Certificate Sign')) out.push('the root\'s key usage does not allow Certificate Sign');
   if (root.ext.pathlen === 0) out.push('the root has pathlen 0: it may sign no CA, and kubetls\'s CA would be one below it');
+  if (narrowsEku(root.x509.keyUsage)) out.push('the root\'s extended key usage does not allow both serverAuth and clientAuth, so nothing below it may serve or log in');
   if (to(root.x509) <= i.now) out.push(`the root expired on ${iso(to(root.x509))}`);
   // the certificate: a CA, issued by that root, inside its lifetime, for the key kubetls holds
   if (cert.x509.fingerprint256 === root.x509.fingerprint256) out.push('the certificate is the root itself: import the certificate your root signed for kubetls\'s request');
   if (!cert.ext.ca) out.push('the certificate is not a CA certificate (basicConstraints CA:TRUE missing): sign the request as a CA (basicConstraints=critical,CA:TRUE)');
   if (!cert.ext.keyUsage) out.push('the certificate has no key usage: a CA certificate must allow Certificate Sign (RFC 5280 4.2.1.3)');
   else if (!cert.ext.keyUsage.includes('Certificate Sign')) out.push('the certificate\'s key usage does not allow Certificate Sign');
-  const eku = cert.x509.keyUsage; // node's name for extendedKeyUsage; undefined when there is none (no restriction)
-  if (eku && !eku.includes(EKU_ANY) && !(eku.includes(EKU_SERVER) && eku.includes(EKU_CLIENT))) {
-    out.push('the certificate\'s extended key usage does not allow both serverAuth and clientAuth, which the leaves under it need');
-  }
+  if (narrowsEku(cert.x509.keyUsage)) out.push('the certificate\'s extended key usage does not allow both serverAuth and clientAuth, which the leaves under it need');
+  if (/sha1|md5|md2|md4/i.test(cert.ext.signature ?? '')) out.push(`the root signed the certificate with ${cert.ext.signature}: Go's crypto/x509 refuses it as insecure; sign with SHA-256 or better`);
   if (!cert.x509.checkIssued(root.x509) || !cert.x509.verify(root.x509.publicKey)) out.push(`the certificate does not chain to the given root (issuer ${oneLine(cert.x509.issuer)}, root ${oneLine(root.x509.subject)})`);
   if (from(cert.x509) < from(root.x509)) out.push(`the certificate starts (${iso(from(cert.x509))}) before its root (${iso(from(root.x509))})`);
   if (to(cert.x509) > to(root.x509)) out.push(`the certificate outlives its root: it ends ${iso(to(cert.x509))}, the root ${iso(to(root.x509))}`);
   if (to(cert.x509) <= i.now) out.push(`the certificate expired on ${iso(to(cert.x509))}`);
+  else if (i.renewBeforeDays !== undefined && to(cert.x509).getTime() - i.now.getTime() <= i.renewBeforeDays * 86_400_000) {
+    out.push(`the certificate ends ${iso(to(cert.x509))}, inside pki.renew_before_days (${i.renewBeforeDays} d): it would be due at once; sign it for longer`);
+  }
   if (from(cert.x509).getTime() > i.now.getTime() + SKEW_MS) out.push(`the certificate is not valid before ${iso(from(cert.x509))}`);
   if (!cert.x509.checkPrivateKey(i.key)) out.push('the certificate does not match the key kubetls made for this CA: sign the request ca.ts request wrote');
   // name constraints, of the root and of the certificate itself, over every name the leaves will carry
@@ -110,6 +121,11 @@ export function importProblems(i: ImportInput): string[] {
     }
   }
   return out;
+}
+
+/** Whether an extendedKeyUsage (node's `keyUsage`: OIDs; undefined when absent, which restricts nothing) leaves out serverAuth or clientAuth. */
+function narrowsEku(eku: string[] | undefined): boolean {
+  return !!eku && !eku.includes(EKU_ANY) && !(eku.includes(EKU_SERVER) && eku.includes(EKU_CLIENT));
 }
 
 /** Why name constraints refuse one SAN (`DNS:name`, `IP:address`), or undefined when they allow it. */

@@ -26,7 +26,7 @@ import { ensureDir } from './dir.ts';
 import { importProblems, parseExtensions, type CaExtensions } from './import-check.ts';
 import * as openssl from './openssl.ts';
 import { readKey, readPkiFile } from './read.ts';
-import { pemCerts, rootFile } from './trust.ts';
+import { pemCerts, rootBytes, rootFile } from './trust.ts';
 
 /** The request a CA's key signs, for the operator's root to sign: `<ca>.csr` in pki.dir. */
 export const csrFile = (ca: CaName) => `${ca}.csr`;
@@ -40,8 +40,9 @@ export function caNamed(inv: Inventory, name: string): CaName {
 }
 
 /**
- * Refused while the CA is in use: an intermediate replaces a CA that signs only through a rotation, and the rotation
- * of an intermediate (a new one signed by the same root) is not something kubetls does yet.
+ * Refused while the CA is in use (a CA that signs is replaced only by a rotation, and kubetls does not rotate a CA it
+ * made into an intermediate), and while any rotation runs: then `import` takes only the next intermediate of a
+ * rotation in its phase 1.
  */
 function refuseInUse(inv: Inventory, ca: CaName, what: string): void {
   const crt = path.join(inv.pki.dir, `${ca}.crt`);
@@ -94,7 +95,10 @@ export async function requestNext(inv: Inventory, ca: CaName, cn: string): Promi
   const p = (f: string) => path.join(inv.pki.dir, f);
   const key = p(`${ca}.next.key`);
   const csr = p(`${ca}.next.csr`);
-  if (existsSync(p(`${ca}.next.crt`)) && existsSync(key)) return true; // imported, and checked then against this key
+  if (existsSync(p(`${ca}.next.crt`)) && existsSync(key)) { // imported, and checked then against this key
+    removeRequest(csr); // an import killed before it removed the request
+    return true;
+  }
   if (!existsSync(key)) {
     rmSync(csr, { force: true }); // the request of a key that is gone
     await openssl.genkey(`${key}.new`, inv.pki.key, inv.pki.caBits);
@@ -116,13 +120,14 @@ async function csrMatches(csr: string, key: string, cn: string): Promise<boolean
   if (r.exitCode !== 0) return false;
   const pub = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/.exec(r.stdout)?.[0];
   const mine = createPublicKey(readKey(key)).export({ type: 'spki', format: 'pem' }).toString().trim();
-  return pub?.trim() === mine && r.stdout.includes(`subject=CN=${cn}`);
+  return pub?.trim() === mine && r.stdout.split('\n').includes(`subject=CN=${cn}`);
 }
 
 /** A certificate's extensions, as the real openssl reads them (node:crypto has no pathlen, key usage bits or name constraints). */
 export async function caExtensions(pem: string): Promise<CaExtensions> {
-  const r = await execa('openssl', ['x509', '-noout', '-ext', 'basicConstraints,keyUsage,nameConstraints'], { input: pem, reject: false });
-  // exit 1 with "No extensions in certificate": a v1 certificate, which is no CA
+  const r = await execa('openssl', ['x509', '-noout', '-ext', 'basicConstraints,keyUsage,nameConstraints', '-text', '-certopt',
+    'no_header,no_version,no_serial,no_issuer,no_validity,no_subject,no_pubkey,no_extensions,no_sigdump,no_aux'], { input: pem, reject: false });
+  // a v1 certificate has no extensions ("No extensions in certificate"), and is no CA
   return parseExtensions(r.exitCode === 0 ? r.stdout : '');
 }
 
@@ -163,33 +168,61 @@ export async function importCa(inv: Inventory, ca: CaName, files: ImportFiles, o
   // during phase 1 of a rotation of this CA, the certificate is the next intermediate, under the same root
   const rot = runningRotation(inv);
   const rootAt = p(rootFile(ca));
-  const next = rot?.phase === 'new' && rot.targets.includes(ca) && existsSync(rootAt);
+  const next = rot?.phase === 'new' && rot.targets.includes(ca) && rootBytes(inv, ca) !== undefined;
   const crt = p(next ? `${ca}.next.crt` : `${ca}.crt`);
   if (existsSync(crt) && existsSync(rootAt)) {
     const same = new X509Certificate(readFileSync(crt)).fingerprint256 === cert!.fingerprint256
       && new X509Certificate(readFileSync(rootAt)).fingerprint256 === root.fingerprint256;
-    if (same) { log.info(`${shown(crt)} is already this certificate, under this root: nothing to do`); return false; }
+    if (same) {
+      log.info(`${shown(crt)} is already this certificate, under this root: nothing to do`);
+      removeRequest(p(next ? `${ca}.next.csr` : csrFile(ca)), o.dryRun); // a run killed after the import left it
+      return false;
+    }
   }
   if (next && new X509Certificate(readFileSync(rootAt)).fingerprint256 !== root.fingerprint256) {
     throw new ExitError(`${shown(files.root)} is not the root above ${ca} (${shown(rootAt)}): a rotation keeps the root, and only the intermediate changes`, 2);
   }
   if (!next) refuseInUse(inv, ca, `ca.ts import ${ca}`);
   const keyFile = p(next ? `${ca}.next.key` : `${ca}.key`);
-  if (!existsSync(keyFile)) throw new ExitError(`${shown(keyFile)} is missing: run npx zx scripts/ca.ts request ${ca} first, and have that request signed`, 2);
+  if (!existsSync(keyFile)) {
+    throw new ExitError(`${shown(keyFile)} is missing: ${next ? `run npx zx scripts/renew.ts --rotate-ca ${rot!.what} first (its phase 1 makes the key and ${ca}.next.csr)` : `run npx zx scripts/ca.ts request ${ca} first`}, and have that request signed`, 2);
+  }
   const sans = [...new Set(leafSpecs(inv).filter((l) => l.ca === ca).flatMap((l) => l.sans))];
+  const certExt = await caExtensions(cert!.toString());
+  const rootExt = await caExtensions(root.toString());
   const problems = importProblems({
-    cert: { x509: cert!, ext: await caExtensions(cert!.toString()) }, root: { x509: root, ext: await caExtensions(root.toString()) },
-    key: readKey(keyFile), sans, now: o.now ?? new Date(),
+    cert: { x509: cert!, ext: certExt }, root: { x509: root, ext: rootExt },
+    key: readKey(keyFile), sans, now: o.now ?? new Date(), renewBeforeDays: inv.pki.renewBeforeDays,
   });
   if (problems.length) throw new ExitError(`refusing ${shown(files.cert)} as ${ca}:\n${problems.map((x) => `  - ${x}`).join('\n')}`, 2);
   for (const [to, c] of [...(next ? [] : [[rootAt, root]] as const), [crt, cert!]] as const) {
     log.action(`cp ${to === crt ? files.cert : files.root} ${shown(to)}  # ${to === crt ? `kubetls's ${next ? 'next ' : ''}${ca}, signed by the root` : 'the root, certificate only'}`);
     if (!o.dryRun) writeAtomic(to, c.toString(), localModes.public);
   }
-  const csr = p(next ? `${ca}.next.csr` : csrFile(ca));
-  if (existsSync(csr)) {
-    log.cmd(['rm', csr]);
-    if (!o.dryRun) rmSync(csr);
-  }
+  removeRequest(p(next ? `${ca}.next.csr` : csrFile(ca)), o.dryRun);
+  for (const w of importWarnings(cert!, certExt, rootExt, inv)) log.warn(w);
   return true;
+}
+
+/** A request that was answered: `rm ca.csr`. */
+export function removeRequest(csr: string, dryRun?: boolean): void {
+  if (!existsSync(csr)) return;
+  log.cmd(['rm', csr]);
+  if (!dryRun) rmSync(csr);
+}
+
+/**
+ * What an import accepts but an operator should know (docs/own-root.md): ca.key is on every master and is the
+ * controller-manager's signing key, so whatever it signs chains to the root. Without name constraints, or with room
+ * for CAs below it, that reaches further than the cluster.
+ */
+function importWarnings(cert: X509Certificate, certExt: CaExtensions, rootExt: CaExtensions, inv: Inventory): string[] {
+  const out: string[] = [];
+  if (!certExt.permitted.length && !certExt.excluded.length && !rootExt.permitted.length && !rootExt.excluded.length) {
+    out.push('neither the certificate nor the root carries name constraints: a certificate this CA signs (the controller-manager signs CSRs with its key on every master) is trusted for any name by every client of your root. A root of this cluster\'s own, or name constraints, keep it inside the cluster (docs/own-root.md)');
+  }
+  if (certExt.pathlen === undefined || certExt.pathlen > 0) out.push(`the certificate allows ${certExt.pathlen === undefined ? 'any number of' : certExt.pathlen} CA${certExt.pathlen === 1 ? '' : 's'} below it: kubetls's request asked for pathlen:0`);
+  const left = (new Date(cert.validTo).getTime() - Date.now()) / 86_400_000;
+  if (left < inv.pki.days) out.push(`the certificate ends in ${Math.floor(left)} d, before leaves signed for pki.days (${inv.pki.days} d) would: they stop verifying when it does`);
+  return out;
 }

@@ -36,10 +36,21 @@ export const sideFile = (file: string, side: 'next' | 'prev') => file.replace(/\
 /** The operator's root above a CA of kubetls, when that CA is an intermediate (`ca.ts import`): `<ca>.root.crt`. */
 export const rootFile = (ca: CaName) => `${ca}.root.crt`;
 const CA_NAMES: CaName[] = ['ca', 'etcd-ca', 'front-proxy-ca'];
-/** The root's bytes above a CA, or undefined when that CA is its own root (made by kubetls, self-signed). */
+/**
+ * The root's bytes above a CA, or undefined when that CA is its own root (made by kubetls, self-signed). A root file
+ * that did not issue `<ca>.crt` (left behind when the CA was replaced) is no root of it: status shows that as drift.
+ */
 export function rootBytes(inv: Inventory, ca: CaName): Buffer | undefined {
   const f = path.join(inv.pki.dir, rootFile(ca));
-  return existsSync(f) ? readFileSync(f) : undefined;
+  if (!existsSync(f)) return undefined;
+  const root = readFileSync(f);
+  try {
+    const r = new X509Certificate(root);
+    const c = new X509Certificate(readFileSync(path.join(inv.pki.dir, `${ca}.crt`)));
+    return c.checkIssued(r) && c.verify(r.publicKey) ? root : undefined;
+  } catch {
+    return undefined; // no ca.crt yet, or bytes that are no certificate (status names the file)
+  }
 }
 const targetOf = (file: string): RotTarget | undefined => (Object.values(ROTATE_NAMES).flat() as RotTarget[]).find((t) => publicFile(t) === file);
 
