@@ -228,3 +228,45 @@ test('a certificate that ends inside pki.renew_before_days is refused: it would 
   t.deepEqual(check({ renewBeforeDays: 0 }), []);
   t.deepEqual(check({ now: new Date(end - 86_400_000), renewBeforeDays: 1 }).length, 1, 'exactly renew_before_days left is due');
 });
+
+// ---- written for the mutants Stryker's first run left alive (test/MUTATION.md) ----------------------------------------
+
+test('parseExtensions: a value that mentions X509v3 is a value, and Permitted: under another extension starts no list', (t) => {
+  t.deepEqual(parseExtensions('X509v3 Name Constraints: critical\n    Permitted:\n      DirName:CN=X509v3 look-alike\n'),
+    { ca: false, permitted: ['DirName:CN=X509v3 look-alike'], excluded: [] });
+  t.deepEqual(parseExtensions('X509v3 Certificate Policies: \n    Permitted:\n      DNS:not-a-constraint\n'), { ca: false, permitted: [], excluded: [] });
+});
+
+test('a certificate that names the root as its issuer but was signed by another key does not chain', async (t) => {
+  // a root with the same name and no key identifiers, so that only the signature tells the two apart
+  const noIds = ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign', 'subjectKeyIdentifier=none', 'authorityKeyIdentifier=none'];
+  const real = await makeRoot({ dir: tempDir(), ext: noIds });
+  const twin = await makeRoot({ dir: tempDir(), ext: noIds });
+  const cert = await read(await signWithRoot(real, f('ca.csr'), { ext: [...CA_EXT, 'subjectKeyIdentifier=none', 'authorityKeyIdentifier=none'], out: f('no-ids.crt') }));
+  const twinRoot = await read(twin.crt);
+  t.true(cert.x509.checkIssued(twinRoot.x509), 'the names match');
+  t.deepEqual(check({ root: await read(real.crt), cert }), []);
+  t.deepEqual(check({ root: twinRoot, cert }), ['the certificate does not chain to the given root (issuer CN=Example Corp Root, root CN=Example Corp Root)']);
+});
+
+test('a root named with several fields is named whole in a refusal', async (t) => {
+  const dirOf = tempDir();
+  await execa('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dirOf, 'k'), '-subj', '/O=Example Corp/CN=Corp Root',
+    '-days', '3650', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-out', path.join(dirOf, 'c')]);
+  t.deepEqual(check({ root: await read(path.join(dirOf, 'c')) }), ['the certificate does not chain to the given root (issuer CN=Example Corp Root, root O=Example Corp, CN=Corp Root)']);
+});
+
+test('name constraints: other kinds are named together and only a kind prefix counts; one permitted name of several is enough', (t) => {
+  t.deepEqual(check({ cert: withExt(fx.good, { permitted: ['email:a@example.com', 'URI:IP:x'] }) }),
+    ['the certificate\'s name constraints include email:a@example.com, URI:IP:x: kubetls checks DNS and IP constraints only']);
+  t.is(constraintProblem('DNS:b.com', { permitted: ['DNS:a.com', 'DNS:b.com'], excluded: [] }), undefined);
+  t.is(constraintProblem('IP:10.0.0.1', { permitted: ['IP:127.0.0.0/255.0.0.0', 'IP:10.0.0.0/255.0.0.0'], excluded: [] }), undefined);
+});
+
+test('ipWithin: a name, an IPv6 address in an IPv4 range, and a mask of the other family are never inside', (t) => {
+  t.false(ipWithin('kubemaster', '127.0.0.0/255.0.0.0'));
+  t.false(ipWithin('fd00::1', '0.0.0.0/0.0.0.0'));
+  t.false(ipWithin('fd00::1', 'FD00:0:0:0:0:0:0:0/255.0.0.0'));
+  t.false(ipWithin('127.0.0.1', '127.0.0.0/FFFF:0:0:0:0:0:0:0'));
+  t.deepEqual(ipBytes('::ffff:10.100.200.255'), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 10, 100, 200, 255]);
+});
