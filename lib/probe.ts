@@ -38,10 +38,11 @@ export function pinnedIdentity(ca: CaOption): IdentityCheck {
 
 /** The certificate an apiserver serves (default: the first master's), verified against ca.crt for the target's name. */
 export function servedCert(inv: Inventory, t: ApiTarget = masterTarget(inv, inv.master), timeoutMs = 5000): Promise<{ serial: string; fingerprint: string }> {
+  const ca = clientTrust(inv);
   return new Promise((resolve, reject) => {
     const s = tls.connect({
       host: t.address, port: t.port, servername: t.name,
-      ca: clientTrust(inv), checkServerIdentity: pinnedIdentity(clientTrust(inv)), rejectUnauthorized: true, timeout: timeoutMs,
+      ca, checkServerIdentity: pinnedIdentity(ca), rejectUnauthorized: true, timeout: timeoutMs,
     }, () => {
       const c = s.getPeerCertificate();
       s.destroy();
@@ -95,11 +96,12 @@ export interface Credential { cert?: Buffer; key?: Buffer; token?: string }
  */
 export function apiRequest(inv: Inventory, method: 'GET' | 'POST', urlPath: string, cred: Credential, body?: object, timeoutMs = 5000,
   t: ApiTarget = apiTarget(inv)): Promise<{ status: number; json: unknown }> {
+  const ca = clientTrust(inv);
   return new Promise((resolve, reject) => {
     const payload = body ? JSON.stringify(body) : undefined;
     const req = https.request({
       host: t.address, port: t.port, servername: t.name, method, path: urlPath,
-      ca: clientTrust(inv), checkServerIdentity: pinnedIdentity(clientTrust(inv)), cert: cred.cert, key: cred.key, rejectUnauthorized: true, agent: false,
+      ca, checkServerIdentity: pinnedIdentity(ca), cert: cred.cert, key: cred.key, rejectUnauthorized: true, agent: false,
       headers: {
         host: `${t.name}:${t.port}`, accept: 'application/json',
         ...(cred.token ? { authorization: `Bearer ${cred.token}` } : {}),
