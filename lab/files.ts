@@ -38,7 +38,7 @@ apiserver:
   dns: [kubernetes.default.svc, ${master.name}]
   ip: [10.24.0.1, ${master.address}]
   port: 6443
-${lb ? `  endpoint: { name: ${lb.name}, address: ${lb.address}, drain_seconds: 5 }   # the lab's haproxy (lab/haproxy.ts): down after 2 s
+${lb ? `  endpoint: { name: ${lb.name}, address: ${lb.address}, drain_seconds: 8 }   # the lab's haproxy (lab/haproxy.ts): down after 6 s
 ` : ''}cluster_dns: 10.24.0.10
 cluster_domain: kubic.local
 ssh:

@@ -93,6 +93,22 @@ async function rootOnlyThroughBalancer(lab: Lab): Promise<string[]> {
   return failed;
 }
 
+/** When requests failed: what haproxy and each etcd member said meanwhile (masters down and up, leader changes). */
+async function balancerStory(lab: Lab, since: Date): Promise<string> {
+  const at = since.toISOString().slice(0, 19).replace('T', ' ');
+  const lines: string[] = [];
+  const say = async (host: string, unit: string, pattern: RegExp) => {
+    const j = await lab.exec(host, ['journalctl', '-u', unit, '--since', at, '-o', 'short-iso-precise', '--no-pager']);
+    lines.push(...j.stdout.split('\n').filter((l) => pattern.test(l)).map((l) => `${host}: ${l}`));
+  };
+  await say(lab.lb!.name, 'haproxy', /is (DOWN|UP)|no server available/);
+  for (const m of lab.masters) {
+    await say(m.name, 'etcd', /leader|campaign|election/i);
+    await say(m.name, 'kube-apiserver', /ShutdownInitiated|AfterShutdownDelayDuration|InFlightRequestsDrained|Serving securely|Failed to shutdown/);
+  }
+  return lines.join('\n');
+}
+
 test.serial('three masters behind haproxy under the operator\'s root: master.ts, minions.ts and verify.ts, and clients that trust only the root', async (t) => {
   const lab = await labP;
   for (const ca of ['ca', 'etcd-ca', 'front-proxy-ca']) {
@@ -109,6 +125,7 @@ test.serial('renew --rotate-ca cluster under the root: phase 1 waits (exit 75) f
   const lab = await labP;
   const pki = (f: string) => path.join(lab.pkiDir, f);
   const oldCa = readFileSync(pki('ca.crt'));
+  const started = new Date();
   const clients = [
     poll(lab, 'system:node:kubeminion1', () => lab.readFile('kubeminion1', '/var/lib/kubelet/kubeconfig')),
     poll(lab, 'kubernetes-admin', () => readFileSync(pki('admin.kubeconfig'), 'utf8')),
@@ -146,6 +163,7 @@ test.serial('renew --rotate-ca cluster under the root: phase 1 waits (exit 75) f
     counts = await Promise.all(clients.map((c) => c.stop()));
   }
   t.log(`requests: ${counts.map((c) => `${c.ok} ok, ${c.failed} failed`).join('; ')}`);
+  if (counts.some((c) => c.failed)) t.log(await balancerStory(lab, started));
   for (const c of counts) {
     t.is(c.failed, 0, c.errors.join('\n'));
     t.true(c.ok > 50, `${c.ok} requests`);
