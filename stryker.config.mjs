@@ -12,7 +12,7 @@
  */
 const fastTests = [
   'test/envfile.test.ts', 'test/inventory.test.ts', 'test/knownhosts.test.ts', 'test/kubeconfig.test.ts',
-  'test/pki.test.ts', 'test/status.test.ts', 'test/bite-local.test.ts', 'test/import-check.test.ts',
+  'test/pki.test.ts', 'test/status.test.ts', 'test/bite-local.test.ts', 'test/import-check.test.ts', 'test/csr-decide.test.ts',
 ];
 
 export default {
@@ -24,7 +24,7 @@ export default {
     'lib/inventory.ts', 'lib/inventory/*.ts', 'config/certs.ts', 'config/openssl.ts', 'lib/pki/openssl.ts',
     'lib/pki/read.ts', 'lib/pki/check.ts', 'lib/pki/token.ts', 'lib/pki/dir.ts', 'lib/pki/plan.ts', 'lib/pki/apply.ts',
     'lib/atomic.ts', 'lib/envfile.ts', 'lib/kubeconfig.ts', 'lib/remote/knownhosts.ts', 'lib/status.ts', 'lib/lock.ts',
-    'lib/pki/import-check.ts',
+    'lib/pki/import-check.ts', 'lib/csr/decide.ts',
   ],
   concurrency: 1, // 2 cores shared; ava itself runs 2 test files at once
   timeoutMS: 60_000,
