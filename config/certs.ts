@@ -11,6 +11,9 @@ import { isIP } from 'node:net';
 import type { Inventory } from '../lib/inventory.ts';
 import { minionIdentity } from './profiles.ts';
 
+/** The user approve.ts is to the apiserver (its client certificate's CN, no group); lib/rbac.ts binds its role to it. */
+export const APPROVER_USER = 'kubetls:approver';
+
 /** The CAs: the cluster CA of the recipe, and (modern) kubeadm's etcd and front-proxy CAs, kept apart so that a certificate of one can never authenticate to the service of another. */
 export type CaName = 'ca' | 'etcd-ca' | 'front-proxy-ca';
 export interface CaSpec { name: CaName; cn: string }
@@ -82,6 +85,8 @@ function modernLeaves(inv: Inventory): LeafSpec[] {
     client('scheduler', 'system:kube-scheduler', 'ca'),
     client('kube-proxy', 'system:kube-proxy', 'ca'),
     client('admin', 'kubernetes-admin', 'ca', 'system:masters'),
+    // approve.ts's own identity (lib/csr/): it may read CSRs and approve for the kubelet-serving signer, nothing else
+    client('approver', APPROVER_USER, 'ca'),
     ...inv.etcd.members.flatMap((m) => {
       const sans = [`DNS:${m.name}`, 'DNS:localhost', sanOf(m.address), 'IP:127.0.0.1', 'IP:::1'];
       return [withSans(`etcd-server-${m.name}`, m.name, undefined, sans, ['serverAuth', 'clientAuth'], 'etcd-ca'),

@@ -1,9 +1,9 @@
 /**
- * The one API object kubetls needs (modern profile): a ClusterRoleBinding that lets the apiserver's kubelet client
+ * The API objects kubetls makes (modern profile). First, a ClusterRoleBinding that lets the apiserver's kubelet client
  * certificate (CN kube-apiserver-kubelet-client, no group) use the kubelets' API, which `kubectl logs`, `exec`,
- * `port-forward` and `nodes/NAME/proxy` go through.
+ * `port-forward` and `nodes/NAME/proxy` go through. Second (at the end), approve.ts's role and its binding.
  *
- * Why: the kubelets run with `--authorization-mode=Webhook` (config/profiles.ts), so each request the apiserver makes
+ * Why the first: the kubelets run with `--authorization-mode=Webhook` (config/profiles.ts), so each request the apiserver makes
  * to a kubelet is authorized by a SubjectAccessReview for that user. The default RBAC has the role
  * (system:kubelet-api-admin) but binds it to nobody. kubeadm solves it by putting its kubelet client in a group bound to
  * cluster-admin; kubernetes-the-hard-way by a role and binding of its own. kubetls binds the built-in role to the user
@@ -11,6 +11,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { APPROVER_USER } from '../config/certs.ts';
+import { KUBELET_SERVING } from './csr/decide.ts';
 import type { Inventory } from './inventory.ts';
 import { log } from './log.ts';
 import { apiRequest, type Credential } from './probe.ts';
@@ -60,4 +62,69 @@ export async function ensureKubeletApiBinding(inv: Inventory, o: { dryRun?: bool
   const made = await apiRequest(inv, 'POST', URL, admin, kubeletApiBinding());
   if (made.status !== 201) throw new Error(`${shell.join(' ')}: HTTP ${made.status} ${JSON.stringify(made.json).slice(0, 200)}`);
   return 'created';
+}
+
+// ---- approve.ts's identity (lib/csr/): read CSRs, approve or deny for the kubelet-serving signer, nothing else ----
+
+export const APPROVER_ROLE = 'kubetls:kubelet-serving-approver';
+const ROLES_URL = '/apis/rbac.authorization.k8s.io/v1/clusterroles';
+
+/** The role, as kubelet-csr-approver's and the Kubernetes docs' approvers have it, without `nodes` (cluster.yaml decides). */
+export function approverRole(): { apiVersion: string; kind: string; metadata: object; rules: object[] } {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole',
+    metadata: { name: APPROVER_ROLE, labels: { 'app.kubernetes.io/managed-by': 'kubetls' } },
+    rules: [
+      { apiGroups: ['certificates.k8s.io'], resources: ['certificatesigningrequests'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['certificates.k8s.io'], resources: ['certificatesigningrequests/approval'], verbs: ['update'] },
+      { apiGroups: ['certificates.k8s.io'], resources: ['signers'], resourceNames: [KUBELET_SERVING], verbs: ['approve'] },
+    ],
+  };
+}
+export function approverBinding(): object {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding',
+    metadata: { name: APPROVER_ROLE, labels: { 'app.kubernetes.io/managed-by': 'kubetls' } },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: APPROVER_ROLE },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: APPROVER_USER }],
+  };
+}
+
+type Rule = { apiGroups?: string[]; resources?: string[]; resourceNames?: string[]; verbs?: string[] };
+const ruleKey = (r: Rule) => JSON.stringify([r.apiGroups ?? [], r.resources ?? [], r.resourceNames ?? [], r.verbs ?? []]);
+/** The role as found grants exactly what kubetls makes it grant: a wider one (an operator's `*`) is refused, never kept. */
+export const approverRoleIs = (found: { rules?: Rule[] }) =>
+  JSON.stringify((found.rules ?? []).map(ruleKey).sort()) === JSON.stringify((approverRole().rules as Rule[]).map(ruleKey).sort());
+/** The binding as found binds kubetls's role to the approver's user alone. */
+export const approverBindingIs = (b: Binding) => b.roleRef?.kind === 'ClusterRole' && b.roleRef.name === APPROVER_ROLE
+  && (b.subjects ?? []).length === 1 && b.subjects![0]!.kind === 'User' && b.subjects![0]!.name === APPROVER_USER;
+
+/**
+ * Make sure the approver's role and binding exist (as admin), like ensureKubeletApiBinding: 'kept' (two GETs),
+ * 'created', 'would create'. Either one found granting something else is an error naming what to delete.
+ */
+export async function ensureApproverRbac(inv: Inventory, o: { dryRun?: boolean } = {}): Promise<'kept' | 'created' | 'would create'> {
+  const pki = (f: string) => path.join(inv.pki.dir, f);
+  const admin: Credential = { cert: readFileSync(pki('admin.crt')), key: readFileSync(pki('admin.key')) };
+  let made = false;
+  const objects = [
+    { kind: 'clusterrole', url: ROLES_URL, body: approverRole(), ok: (j: unknown) => approverRoleIs(j as { rules?: Rule[] }),
+      shell: ['kubectl', 'create', 'clusterrole', APPROVER_ROLE, '…'], what: `the rules kubetls gives it (read CSRs, approve for ${KUBELET_SERVING})` },
+    { kind: 'clusterrolebinding', url: URL, body: approverBinding(), ok: (j: unknown) => approverBindingIs(j as Binding),
+      shell: ['kubectl', 'create', 'clusterrolebinding', APPROVER_ROLE, `--clusterrole=${APPROVER_ROLE}`, `--user=${APPROVER_USER}`], what: `${APPROVER_ROLE} to user ${APPROVER_USER} alone` },
+  ];
+  for (const x of objects) {
+    const got = await apiRequest(inv, 'GET', `${x.url}/${APPROVER_ROLE}`, admin);
+    if (got.status === 200) {
+      if (x.ok(got.json)) continue;
+      throw new Error(`${x.kind} ${APPROVER_ROLE} exists but does not grant ${x.what}: check it, delete it (kubectl delete ${x.kind} ${APPROVER_ROLE}) and rerun master.ts`);
+    }
+    if (got.status !== 404) throw new Error(`GET ${x.kind} ${APPROVER_ROLE}: HTTP ${got.status} ${JSON.stringify(got.json).slice(0, 200)}`);
+    log.cmd(x.shell);
+    if (o.dryRun) return 'would create';
+    const r = await apiRequest(inv, 'POST', x.url, admin, x.body);
+    if (r.status !== 201) throw new Error(`${x.shell.join(' ')}: HTTP ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
+    made = true;
+  }
+  return made ? 'created' : 'kept';
 }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { leafSpecs } from '../config/certs.ts';
+import { APPROVER_USER, leafSpecs } from '../config/certs.ts';
 import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
 import { ETCD_CLIENT_PORT, KUBELET_PORT } from '../config/profiles.ts';
 import { getVar } from './envfile.ts';
@@ -171,6 +171,7 @@ const COMPONENTS: [cert: string, user: string, groups: string[]][] = [
   ['kube-proxy', 'system:kube-proxy', []],
   ['apiserver-kubelet-client', 'kube-apiserver-kubelet-client', []],
   ['admin', 'kubernetes-admin', ['system:masters']],
+  ['approver', APPROVER_USER, []],
 ];
 
 /**

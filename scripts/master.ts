@@ -12,7 +12,7 @@ import { log } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
 import { tightenModes } from '../lib/pki/dir.ts';
 import { planPki, summary } from '../lib/pki/plan.ts';
-import { ensureKubeletApiBinding, KUBELET_API_BINDING } from '../lib/rbac.ts';
+import { APPROVER_ROLE, ensureApproverRbac, ensureKubeletApiBinding, KUBELET_API_BINDING } from '../lib/rbac.ts';
 import { forHosts, selectHosts, summarize } from '../lib/remote/hosts.ts';
 import { withRollback } from '../lib/rollout/converge.ts';
 import { rollControl } from '../lib/rollout/roll.ts';
@@ -85,15 +85,17 @@ await main(async () => {
     outcomes.push(...await rollControl(inv, control, o, (r, step, out) => withRollback(inv, r, out, o,
       () => (r.host.role === 'master' ? masterSteps(inv, r, step, out, o) : etcdSteps(inv, r, step, out, o)))));
   }
-  // modern: the one API object the kubelets' Webhook authorization needs for the apiserver's own requests (lib/rbac.ts),
-  // asked through the balancer once a master is up; counted on the first master that finished
+  // modern: the API objects kubetls makes (lib/rbac.ts): the binding the kubelets' Webhook authorization needs for the
+  // apiserver's own requests, and approve.ts's role; asked through the balancer once a master is up; counted on the
+  // first master that finished
   const master = outcomes.find((x) => inv.masters.some((m) => m.name === x.host) && !x.failed);
   if (inv.profile === 'modern' && master) {
     if (dryRun) {
-      log.info(`would check clusterrolebinding ${KUBELET_API_BINDING} and create it if missing`, master.host);
+      log.info(`would check clusterrolebinding ${KUBELET_API_BINDING}, clusterrole and clusterrolebinding ${APPROVER_ROLE}, and create what is missing`, master.host);
     } else {
       try {
         if (await ensureKubeletApiBinding(inv) === 'created') master.done.push('rbac');
+        if (await ensureApproverRbac(inv) === 'created') master.done.push('rbac approver');
       } catch (e) {
         master.failed = 'rbac';
         master.error = (e as Error).message;

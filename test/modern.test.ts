@@ -34,7 +34,7 @@ test.serial('master.ts, minions.ts and verify.ts give a modern control plane tha
   ok('etcd health', 'kubemaster');
   ok('etcd refuses', 'kubemaster');
   ok('admin', 'admin.kubeconfig');
-  for (const c of ['controller-manager', 'scheduler', 'kube-proxy', 'apiserver-kubelet-client', 'admin']) ok('whoami', c);
+  for (const c of ['controller-manager', 'scheduler', 'kube-proxy', 'apiserver-kubelet-client', 'admin', 'approver']) ok('whoami', c);
   for (const m of ['kubeminion1', 'kubeminion2']) {
     ok('kubelet serves', m);
     ok('kubelet authorizes', m);

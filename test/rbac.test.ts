@@ -1,6 +1,6 @@
-// The one API object kubetls makes (lib/rbac.ts): which bindings of its name it keeps, and which it refuses.
+// The API objects kubetls makes (lib/rbac.ts): which objects of its names it keeps, and which it refuses.
 import test from 'ava';
-import { grants, kubeletApiBinding, KUBELET_API_ROLE, KUBELET_CLIENT_USER } from '../lib/rbac.ts';
+import { APPROVER_ROLE, approverBinding, approverBindingIs, approverRole, approverRoleIs, grants, kubeletApiBinding, KUBELET_API_ROLE, KUBELET_CLIENT_USER } from '../lib/rbac.ts';
 
 const binding = (roleRef: object, subjects: object[]) => ({ roleRef, subjects });
 const role = { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: KUBELET_API_ROLE };
@@ -19,4 +19,27 @@ test('the binding kubetls makes is kept as it is, and any other binding of its n
   t.false(grants(binding(role, [user, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:authenticated' }])));
   t.false(grants(binding(role, [{ kind: 'ServiceAccount', name: 'default', namespace: 'default' }, user])));
   t.false(grants({} as never));
+});
+
+test('the approver\'s role is kept only when it grants exactly reading CSRs and approving for the kubelet-serving signer', (t) => {
+  const rules = approverRole().rules as { apiGroups: string[]; resources: string[]; resourceNames?: string[]; verbs: string[] }[];
+  t.true(approverRoleIs({ rules }));
+  t.true(approverRoleIs({ rules: [...rules].reverse() }), 'the order of rules does not matter');
+  // any signer, another signer, a wider verb, one more rule, one rule fewer: refused
+  t.false(approverRoleIs({ rules: rules.map((r) => (r.resources[0] === 'signers' ? { ...r, resourceNames: undefined } : r)) }));
+  t.false(approverRoleIs({ rules: rules.map((r) => (r.resources[0] === 'signers' ? { ...r, resourceNames: ['kubernetes.io/kube-apiserver-client'] } : r)) }));
+  t.false(approverRoleIs({ rules: rules.map((r) => (r.resources[0] === 'certificatesigningrequests' ? { ...r, verbs: ['*'] } : r)) }));
+  t.false(approverRoleIs({ rules: [...rules, { apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] }));
+  t.false(approverRoleIs({ rules: rules.slice(1) }));
+  t.false(approverRoleIs({}));
+});
+
+test('the approver\'s binding is kept only when it binds its role to the approver\'s user alone', (t) => {
+  const made = approverBinding() as { roleRef: object; subjects: { kind: string; name: string }[] };
+  t.true(approverBindingIs(made as never));
+  t.false(approverBindingIs({ ...made, roleRef: { kind: 'ClusterRole', name: 'cluster-admin' } } as never));
+  t.false(approverBindingIs({ ...made, roleRef: { kind: 'Role', name: APPROVER_ROLE } } as never));
+  t.false(approverBindingIs({ ...made, subjects: [...made.subjects, { kind: 'Group', name: 'system:authenticated' }] } as never));
+  t.false(approverBindingIs({ ...made, subjects: [{ kind: 'Group', name: made.subjects[0]!.name }] } as never));
+  t.false(approverBindingIs({ ...made, subjects: [] } as never));
 });

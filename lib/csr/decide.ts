@@ -49,6 +49,15 @@ const NODES_GROUP = 'system:nodes';
 const USAGE_SETS = [['digital signature', 'key encipherment', 'server auth'], ['digital signature', 'server auth']];
 const CURVES = ['P-256', 'P-384']; // as openssl names them (NIST CURVE)
 
+/**
+ * A value the requester chose, as a reason may show it: printable ASCII as it is, anything else escaped (a name with
+ * an escape sequence must not reach a terminal through `kubectl get csr` or the log), at most 100 characters.
+ */
+export function shownValue(v: string): string {
+  const s = v.replace(/[^\x20-\x7e]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+  return s.length > 100 ? `${s.slice(0, 100)}…` : s;
+}
+
 /** The decision for one CSR, given the hosts of cluster.yaml whose kubelets may ask (the minions). */
 export function decide(csr: CsrFacts, hosts: Host[]): Decision {
   if (csr.signerName !== KUBELET_SERVING) return { verdict: 'ignore', reason: `signer ${csr.signerName} is not ${KUBELET_SERVING}` };
@@ -59,22 +68,22 @@ export function decide(csr: CsrFacts, hosts: Host[]): Decision {
 
 /** Every reason to deny, in the order a person would check them; [] to approve. */
 export function problemsOf(csr: CsrFacts, hosts: Host[]): string[] {
-  if (!csr.username.startsWith(NODE_PREFIX) || csr.username.length === NODE_PREFIX.length) return [`requester ${csr.username} is not a node (system:node:<name>)`];
+  if (!csr.username.startsWith(NODE_PREFIX) || csr.username.length === NODE_PREFIX.length) return [`requester ${shownValue(csr.username)} is not a node (system:node:<name>)`];
   const name = csr.username.slice(NODE_PREFIX.length);
   const out: string[] = [];
-  if (!csr.groups.includes(NODES_GROUP)) out.push(`requester ${csr.username} is not in group ${NODES_GROUP}`);
+  if (!csr.groups.includes(NODES_GROUP)) out.push(`requester ${shownValue(csr.username)} is not in group ${NODES_GROUP}`);
   const host = hosts.find((h) => h.name === name);
-  if (!host) return [...out, `node ${name} is not a host of cluster.yaml`];
+  if (!host) return [...out, `node ${shownValue(name)} is not a host of cluster.yaml`];
   const want = [`O=${NODES_GROUP}`, `CN=${csr.username}`];
-  if (csr.subject.length !== 2 || !want.every((w) => csr.subject.includes(w))) out.push(`subject ${csr.subject.join(', ') || '(empty)'} is not ${want.join(', ')}`);
+  if (csr.subject.length !== 2 || !want.every((w) => csr.subject.includes(w))) out.push(`subject ${shownValue(csr.subject.join(', ')) || '(empty)'} is not ${want.join(', ')}`);
   if (!csr.dns.length && !csr.ips.length) out.push('no DNS or IP SAN');
   const names = [host.name, host.address].map((n) => n.toLowerCase());
-  for (const d of csr.dns) if (!names.includes(d.toLowerCase())) out.push(`DNS name ${d} is not ${name}'s in cluster.yaml`);
+  for (const d of csr.dns) if (!names.includes(d.toLowerCase())) out.push(`DNS name ${shownValue(d)} is not ${name}'s in cluster.yaml`);
   for (const ip of csr.ips) if (canonicalAddress(ip) !== canonicalAddress(host.address)) out.push(`IP address ${ip} is not ${name}'s in cluster.yaml (${host.address})`);
-  for (const o of csr.otherSans) out.push(`SAN ${o} is not allowed (DNS and IP only)`);
+  for (const o of csr.otherSans) out.push(`SAN ${shownValue(o)} is not allowed (DNS and IP only)`);
   const usages = [...new Set(csr.usages)].sort();
   if (usages.length !== csr.usages.length || !USAGE_SETS.some((s) => s.join() === usages.join())) {
-    out.push(`usages ${csr.usages.join(', ') || '(none)'} are not digital signature + server auth (and key encipherment)`);
+    out.push(`usages ${shownValue(csr.usages.join(', ')) || '(none)'} are not digital signature + server auth (and key encipherment)`);
   }
   const k = csr.key;
   const keyOk = k.type === 'rsa' ? k.bits >= 2048 : k.type === 'ec' && CURVES.includes(k.curve ?? '');

@@ -71,7 +71,7 @@ function readGeneralNames(b: Buffer, out: { dns: string[]; ips: string[]; otherS
     if (tag === 0x82) out.dns.push(v.toString('latin1'));
     else if (tag === 0x87 && v.length === 4) out.ips.push([...v].join('.'));
     else if (tag === 0x87 && v.length === 16) out.ips.push(Array.from({ length: 8 }, (_, k) => v.readUInt16BE(2 * k).toString(16)).join(':'));
-    else out.otherSans.push(tag === 0x87 ? `IP:(${v.length} bytes)` : `${KINDS[tag] ?? `tag 0x${tag.toString(16)}`}:${tag === 0x81 || tag === 0x86 ? v.toString('latin1') : '…'}`);
+    else out.otherSans.push(tag === 0x87 ? `IP:(${v.length} bytes)` : `${KINDS[tag] ?? `tag 0x${tag.toString(16)}`}:${tag === 0x81 || tag === 0x86 ? v.toString('latin1') : '(not shown)'}`);
     at = el.end;
   }
 }
