@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
-import { decide, KUBELET_SERVING, problemsOf, type CsrFacts } from '../lib/csr/decide.ts';
+import { decide, KUBELET_SERVING, problemsOf, shownValue, type CsrFacts } from '../lib/csr/decide.ts';
 import { decided, parseReqText, readCsr, sansOf, type CsrObject } from '../lib/csr/read.ts';
 import type { Host } from '../lib/inventory.ts';
 import { tempDir } from './helpers/inventory.ts';
@@ -96,6 +96,8 @@ test('a value the requester chose reaches a reason escaped and cut: no terminal 
   t.false(/[\x00-\x1f\x7f-\x9f]/.test(reason), reason);
   t.regex(reason, /DNS name evil\\u\{1b\}\[2J\\u\{9b\}name is not/);
   t.regex(reason, /SAN URI:x{96}… is not allowed/);
+  t.is(shownValue('y'.repeat(100)), 'y'.repeat(100), 'a value of exactly 100 characters is shown whole');
+  t.is(shownValue('y'.repeat(101)), `${'y'.repeat(100)}…`);
   t.regex(problemsOf(facts({ username: 'bob\nsystem:node:kubeminion1' }), HOSTS)[0]!, /^requester bob\\u\{a\}system:node:kubeminion1 is not a node/);
 });
 
