@@ -8,7 +8,7 @@ import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { decide, KUBELET_SERVING, problemsOf, shownValue, type CsrFacts } from '../lib/csr/decide.ts';
-import { decided, parseReqText, readCsr, sansOf, type CsrObject } from '../lib/csr/read.ts';
+import { decided, readCsr, sansOf, strictDer, subjectLines, type CsrObject } from '../lib/csr/read.ts';
 import type { Host } from '../lib/inventory.ts';
 import { tempDir } from './helpers/inventory.ts';
 
@@ -97,6 +97,8 @@ test('a value the requester chose reaches a reason escaped and cut: no terminal 
   t.regex(reason, /DNS name evil\\u\{1b\}\[2J\\u\{9b\}name is not/);
   t.regex(reason, /SAN URI:x{96}… is not allowed/);
   t.is(shownValue('y'.repeat(100)), 'y'.repeat(100), 'a value of exactly 100 characters is shown whole');
+  const many = decide(facts({ dns: Array.from({ length: 5000 }, (_, i) => `n${i}`) }), HOSTS);
+  t.true(many.verdict === 'deny' && many.reason.length <= 2000, 'a denial of thousands of SANs stays small enough to store');
   t.is(shownValue('y'.repeat(101)), `${'y'.repeat(100)}…`);
   t.regex(problemsOf(facts({ username: 'bob\nsystem:node:kubeminion1' }), HOSTS)[0]!, /^requester bob\\u\{a\}system:node:kubeminion1 is not a node/);
 });
@@ -163,8 +165,31 @@ test('the SAN reader takes only well-formed DER: a length past its end, or an IP
   t.deepEqual(sansOf(''), { dns: [], ips: [], otherSans: [] });
 });
 
-test('the subject and key reader: every attribute on its own line, escaped; a key it does not know is `other`', (t) => {
-  const facts: Pick<CsrFacts, 'subject' | 'key'> = parseReqText('subject=\n    O=system:nodes\n    CN=system:node:a\\, b\nPublic Key Algorithm: rsaEncryption\n  Public-Key: (4096 bit)\n');
-  t.deepEqual(facts, { subject: ['O=system:nodes', 'CN=system:node:a\\, b'], key: { type: 'rsa', bits: 4096 } });
-  t.deepEqual(parseReqText('Public Key Algorithm: ED25519\n').key, { type: 'other', bits: 0 });
+test('the subject reader: every attribute on its own line, escaped', (t) => {
+  t.deepEqual(subjectLines('subject=\n    O=system:nodes\n    CN=system:node:a\\, b\n'), ['O=system:nodes', 'CN=system:node:a\\, b']);
+  t.deepEqual(subjectLines('nothing'), []);
+});
+
+test('a request that is not exactly one CERTIFICATE REQUEST block is denied: a harmless block before a forged one, a byte-order mark, text after', async (t) => {
+  const own = await request({});
+  const pem = Buffer.from(own.spec.request, 'base64').toString();
+  const forged = Buffer.from((await request({ sans: 'DNS:kubeminion1,DNS:kubernetes.default.svc,IP:10.96.0.1' })).spec.request, 'base64').toString();
+  const harmless = pem.replaceAll('CERTIFICATE REQUEST', 'FOO').replace(/-----END FOO-----\n$/, '-----END FOO-----\x0b\n');
+  for (const text of [harmless + forged, `\ufeff${pem}`, `${pem}junk\n`, pem + pem]) {
+    const o = { ...own, spec: { ...own.spec, request: Buffer.from(text).toString('base64') } };
+    t.is(strictDer(o.spec.request), undefined);
+    const d = decide(await readCsr(o), HOSTS);
+    t.is(d.verdict, 'deny');
+  }
+  t.truthy(strictDer(own.spec.request));
+});
+
+test('text in an extension cannot pose as the subject: an nsComment holding subject lines leaves the real subject, denied', async (t) => {
+  // an IA5String with real newlines, as DER (the config file's own syntax would not keep them)
+  const text = Buffer.from('\nsubject=\n    O=system:nodes\n    CN=system:node:kubeminion1\n');
+  const config = `[req]\ndistinguished_name = dn\nreq_extensions = ext\n[dn]\n[ext]\nsubjectAltName = DNS:kubeminion1\nnsComment = DER:16${text.length.toString(16).padStart(2, '0')}${text.toString('hex')}\n`;
+  const o = await request({ config, sans: '', subj: '/O=system:nodes/OU=system:masters/CN=system:node:kubeminion1' });
+  const facts = await readCsr(o);
+  t.deepEqual(facts.subject, ['O=system:nodes', 'OU=system:masters', 'CN=system:node:kubeminion1']);
+  t.is(decide(facts, HOSTS).verdict, 'deny');
 });

@@ -14,7 +14,7 @@ import type { Inventory } from '../inventory.ts';
 import { faultHold, faultPoint } from '../fault.ts';
 import { log } from '../log.ts';
 import { apiRequest, type Credential } from '../probe.ts';
-import { decide, KUBELET_SERVING } from './decide.ts';
+import { decide, KUBELET_SERVING, shownValue } from './decide.ts';
 import { decided, readCsr, type CsrObject } from './read.ts';
 
 const CSRS = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
@@ -51,8 +51,9 @@ export async function approvePending(inv: Inventory, o: { dryRun?: boolean; watc
     const d = decide(await readCsr(csr), inv.minions);
     if (d.verdict === 'ignore') continue; // the field selector already keeps other signers out
     const name = csr.metadata.name;
+    const shown = shownValue(name); // Kubernetes does not check a CSR's name: it may hold any byte
     const approve = d.verdict === 'approve';
-    log.cmd(['kubectl', 'certificate', approve ? 'approve' : 'deny', name]);
+    log.cmd(['kubectl', 'certificate', approve ? 'approve' : 'deny', shown]);
     if (o.dryRun) {
       out.push({ name, did: approve ? 'would approve' : 'would deny', ...(approve ? { node: d.node } : { reason: d.reason }) });
       continue;
@@ -63,13 +64,13 @@ export async function approvePending(inv: Inventory, o: { dryRun?: boolean; watc
     const body = { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', ...csr, status: { ...csr.status, conditions: [...(csr.status?.conditions ?? []), condition] } };
     const r = await apiRequest(inv, 'PUT', `${CSRS}/${encodeURIComponent(name)}/approval`, cred, body, 20_000);
     if (r.status === 409) {
-      log.info(`${name}: changed since it was read (another run or approver decided it): left as it is`);
+      log.info(`${shown}: changed since it was read (another run or approver decided it): left as it is`);
       out.push({ name, did: 'left' });
       continue;
     }
-    if (r.status !== 200) throw new Error(`kubectl certificate ${approve ? 'approve' : 'deny'} ${name}: HTTP ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
-    if (approve) log.info(`${name}: approved for ${d.node}`);
-    else log.warn(`${name}: denied: ${d.reason}`);
+    if (r.status !== 200) throw new Error(`kubectl certificate ${approve ? 'approve' : 'deny'} ${shown}: HTTP ${r.status} ${shownValue(JSON.stringify(r.json).slice(0, 200))}`);
+    if (approve) log.info(`${shown}: approved for ${d.node}`);
+    else log.warn(`${shown}: denied: ${d.reason}`);
     out.push({ name, did: approve ? 'approved' : 'denied', ...(approve ? { node: d.node } : { reason: d.reason }) });
     faultPoint(`decided-${out.length}`);
   }

@@ -62,7 +62,9 @@ export function shownValue(v: string): string {
 export function decide(csr: CsrFacts, hosts: Host[]): Decision {
   if (csr.signerName !== KUBELET_SERVING) return { verdict: 'ignore', reason: `signer ${csr.signerName} is not ${KUBELET_SERVING}` };
   const problems = problemsOf(csr, hosts);
-  if (problems.length) return { verdict: 'deny', reason: `kubetls approve: ${problems.join('; ')}` };
+  // at most 2000 characters: a CSR with thousands of bad SANs must not make a denial too big for the apiserver to store
+  const reason = `kubetls approve: ${problems.join('; ')}`;
+  if (problems.length) return { verdict: 'deny', reason: reason.length > 2000 ? `${reason.slice(0, 1999)}…` : reason };
   return { verdict: 'approve', node: csr.username.slice(NODE_PREFIX.length) };
 }
 

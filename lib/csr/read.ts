@@ -2,6 +2,7 @@
  * What a CertificateSigningRequest object asks, read for lib/csr/decide.ts: the request itself by the real openssl
  * (`openssl req -verify -subject -text`: node has no CSR parser), the rest from the object as the apiserver stored it.
  */
+import { createPublicKey } from 'node:crypto';
 import { execa } from 'execa';
 import type { CsrFacts } from './decide.ts';
 
@@ -15,30 +16,56 @@ export interface CsrObject {
 /** Approved, Denied or Failed already: nothing left to decide (a run killed half-way never decides twice). */
 export const decided = (o: CsrObject): boolean => (o.status?.conditions ?? []).some((c) => ['Approved', 'Denied', 'Failed'].includes(c.type));
 
-/** The facts of one CSR object. A request openssl cannot read has no SAN, no key and no valid signature: denied. */
+/**
+ * The request's DER, only when `spec.request` is exactly one PEM block named CERTIFICATE REQUEST and nothing else: two
+ * readers (openssl here, Go in the apiserver and the signer) must never see two different requests in one text.
+ */
+export function strictDer(request: string): Buffer | undefined {
+  const text = Buffer.from(request, 'base64').toString('latin1');
+  const m = /^-----BEGIN CERTIFICATE REQUEST-----\r?\n((?:[A-Za-z0-9+/=]+\r?\n)+)-----END CERTIFICATE REQUEST-----\r?\n?$/.exec(text);
+  return m ? Buffer.from(m[1]!.replace(/\s/g, ''), 'base64') : undefined;
+}
+
+const CURVE_NAMES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+
+/**
+ * The facts of one CSR object, every reader fed the same DER, each answer from a call of its own (no free text of the
+ * request can pose as another field). A request that is not one strict PEM block, or that openssl cannot read, has no
+ * subject, no SAN, no key and no valid signature: denied.
+ */
 export async function readCsr(o: CsrObject): Promise<CsrFacts> {
-  const pem = Buffer.from(o.spec.request, 'base64');
-  const r = await execa('openssl', ['req', '-noout', '-verify', '-subject', '-nameopt', 'sep_multiline,sname,esc_2253,esc_ctrl,utf8',
-    '-text', '-reqopt', 'no_header,no_version,no_subject,no_attributes,no_sigdump'], { input: pem, reject: false });
-  // the SANs from the DER (openssl's text joins them with ", ", which a DNS name may itself contain)
-  const der = await execa('openssl', ['asn1parse'], { input: pem, reject: false });
+  const spec = { signerName: o.spec.signerName, username: o.spec.username ?? '', groups: o.spec.groups ?? [], usages: o.spec.usages ?? [] };
+  const der = strictDer(o.spec.request);
+  if (!der) return { ...spec, subject: [], dns: [], ips: [], otherSans: ['(not one CERTIFICATE REQUEST block)'], key: { type: 'other', bits: 0 }, signatureOk: false };
+  const openssl = (args: string[]) => execa('openssl', ['req', '-inform', 'DER', '-noout', ...args], { input: der, reject: false });
+  const verified = await openssl(['-verify']);
+  const subject = await openssl(['-subject', '-nameopt', 'sep_multiline,sname,esc_2253,esc_ctrl,utf8']);
+  const pub = await openssl(['-pubkey']);
+  const asn1 = await execa('openssl', ['asn1parse', '-inform', 'DER'], { input: der, reject: false });
+  let key: CsrFacts['key'] = { type: 'other', bits: 0 };
+  try {
+    const k = createPublicKey(pub.stdout);
+    const d = k.asymmetricKeyDetails ?? {};
+    if (k.asymmetricKeyType === 'rsa') key = { type: 'rsa', bits: d.modulusLength ?? 0 };
+    else if (k.asymmetricKeyType === 'ec') key = { type: 'ec', bits: 0, ...(d.namedCurve && CURVE_NAMES[d.namedCurve] ? { curve: CURVE_NAMES[d.namedCurve] } : {}) };
+  } catch { /* no key openssl could give: other */ }
+  if (key.type === 'ec') key.bits = Number(key.curve?.slice(2) ?? 0);
   return {
-    signerName: o.spec.signerName, username: o.spec.username ?? '', groups: o.spec.groups ?? [], usages: o.spec.usages ?? [],
-    ...parseReqText(`${r.stdout}\n${r.stderr}`), ...sansOf(der.exitCode === 0 ? der.stdout : ''), signatureOk: r.exitCode === 0 && /self-signature verify OK/.test(r.stdout + r.stderr),
+    ...spec, subject: subject.exitCode === 0 ? subjectLines(subject.stdout) : [], key,
+    ...sansOf(asn1.exitCode === 0 ? asn1.stdout : ''),
+    // openssl 3.0 may exit 0 on a bad signature: its own line is the answer, and this call prints nothing else
+    signatureOk: verified.exitCode === 0 && /^Certificate request self-signature verify OK$/m.test(`${verified.stdout}\n${verified.stderr}`)
+      && !/verify failure|error/i.test(`${verified.stdout}\n${verified.stderr}`),
   };
 }
 
-/** The subject and the key from openssl's text of a request (see readCsr). Exported for the tests. */
-export function parseReqText(text: string): Pick<CsrFacts, 'subject' | 'key'> {
+/** The subject lines of `openssl req -noout -subject -nameopt sep_multiline,…` (one attribute per line). Exported for the tests. */
+export function subjectLines(text: string): string[] {
   const lines = text.split('\n');
   const at = lines.findIndex((l) => l.startsWith('subject='));
-  const subject: string[] = [];
-  for (let i = at + 1; at >= 0 && i < lines.length && /^ {4}\S/.test(lines[i]!); i++) subject.push(lines[i]!.trim());
-  const alg = /Public Key Algorithm: (\S+)/.exec(text)?.[1];
-  const bits = Number(/Public-Key: \((\d+) bit\)/.exec(text)?.[1] ?? 0);
-  const curve = /NIST CURVE: (\S+)/.exec(text)?.[1]; // a curve without a NIST name has none here (and is denied)
-  const type = alg === 'rsaEncryption' ? 'rsa' as const : alg === 'id-ecPublicKey' ? 'ec' as const : 'other' as const;
-  return { subject, key: { type, bits, ...(type === 'ec' && curve ? { curve } : {}) } };
+  const out: string[] = [];
+  for (let i = at + 1; at >= 0 && i < lines.length && /^ {4}\S/.test(lines[i]!); i++) out.push(lines[i]!.trim());
+  return out;
 }
 
 /**
