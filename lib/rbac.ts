@@ -75,7 +75,7 @@ export function approverRole(): { apiVersion: string; kind: string; metadata: ob
     apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole',
     metadata: { name: APPROVER_ROLE, labels: { 'app.kubernetes.io/managed-by': 'kubetls' } },
     rules: [
-      { apiGroups: ['certificates.k8s.io'], resources: ['certificatesigningrequests'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['certificates.k8s.io'], resources: ['certificatesigningrequests'], verbs: ['list'] }, // all it reads
       { apiGroups: ['certificates.k8s.io'], resources: ['certificatesigningrequests/approval'], verbs: ['update'] },
       { apiGroups: ['certificates.k8s.io'], resources: ['signers'], resourceNames: [KUBELET_SERVING], verbs: ['approve'] },
     ],
@@ -92,8 +92,11 @@ export function approverBinding(): object {
 
 type Rule = { apiGroups?: string[]; resources?: string[]; resourceNames?: string[]; verbs?: string[] };
 const ruleKey = (r: Rule) => JSON.stringify([r.apiGroups ?? [], r.resources ?? [], r.resourceNames ?? [], r.verbs ?? []]);
-/** The role as found grants exactly what kubetls makes it grant: a wider one (an operator's `*`) is refused, never kept. */
-export const approverRoleIs = (found: { rules?: Rule[] }) =>
+/**
+ * The role as found grants exactly what kubetls makes it grant: a wider one (an operator's `*`) is refused, never kept;
+ * so is one with an aggregationRule, whose rules other roles could widen later.
+ */
+export const approverRoleIs = (found: { rules?: Rule[]; aggregationRule?: unknown }) => found.aggregationRule === undefined &&
   JSON.stringify((found.rules ?? []).map(ruleKey).sort()) === JSON.stringify((approverRole().rules as Rule[]).map(ruleKey).sort());
 /** The binding as found binds kubetls's role to the approver's user alone. */
 export const approverBindingIs = (b: Binding) => b.roleRef?.kind === 'ClusterRole' && b.roleRef.name === APPROVER_ROLE
@@ -108,7 +111,7 @@ export async function ensureApproverRbac(inv: Inventory, o: { dryRun?: boolean }
   const admin: Credential = { cert: readFileSync(pki('admin.crt')), key: readFileSync(pki('admin.key')) };
   let made = false;
   const objects = [
-    { kind: 'clusterrole', url: ROLES_URL, body: approverRole(), ok: (j: unknown) => approverRoleIs(j as { rules?: Rule[] }),
+    { kind: 'clusterrole', url: ROLES_URL, body: approverRole(), ok: (j: unknown) => approverRoleIs(j as { rules?: Rule[]; aggregationRule?: unknown }),
       shell: ['kubectl', 'create', 'clusterrole', APPROVER_ROLE, '…'], what: `the rules kubetls gives it (read CSRs, approve for ${KUBELET_SERVING})` },
     { kind: 'clusterrolebinding', url: URL, body: approverBinding(), ok: (j: unknown) => approverBindingIs(j as Binding),
       shell: ['kubectl', 'create', 'clusterrolebinding', APPROVER_ROLE, `--clusterrole=${APPROVER_ROLE}`, `--user=${APPROVER_USER}`], what: `${APPROVER_ROLE} to user ${APPROVER_USER} alone` },

@@ -3,12 +3,13 @@
  * The approver of kubelet serving certificates (docs/approve.md): every pending `kubernetes.io/kubelet-serving` CSR
  * approved when it asks for the node's own names and addresses in cluster.yaml, denied with its reason otherwise.
  *   npx zx scripts/approve.ts [--inventory cluster.yaml] [--watch [--interval SECONDS]] [--dry-run] [--json]
- * Exit 0: every pending CSR decided (denials included) · 1: the apiserver could not be asked · 2: usage.
+ * Exit 0: every pending CSR decided (denials included) · 1: the apiserver could not be asked, or refused to update a
+ * CSR (the others are still decided) · 2: usage.
  * It takes no lock: it writes nothing in pki.dir, and a CSR decided twice is refused by the apiserver (409).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { common, helpFor, intFlag, main, parseFlags, usageError } from '../lib/cli.ts';
-import { approvePending, type Outcome } from '../lib/csr/approve.ts';
+import { approvePending } from '../lib/csr/approve.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
 import { configureLog, log } from '../lib/log.ts';
 
@@ -38,13 +39,11 @@ await main(async () => {
   if (f.json) configureLog({ sink: (s) => process.stderr.write(`${s}\n`) });
   const inv = loadInventory(f.inventory);
   if (inv.profile !== 'modern') usageError('approve needs the modern profile (the legacy kubelets have no CSR API)', USAGE);
-  const once = async (): Promise<Outcome[]> => {
-    return approvePending(inv, { dryRun: f['dry-run'], watch: f.watch });
-  };
+  const once = () => approvePending(inv, { dryRun: f['dry-run'], watch: f.watch });
   if (!f.watch) {
     const out = await once();
     if (f.json) process.stdout.write(`${JSON.stringify({ apiVersion: 'kubetls/v1', kind: 'Approvals', items: out }, null, 2)}\n`);
-    return 0;
+    return out.some((x) => x.did === 'failed') ? 1 : 0;
   }
   // until stopped (systemd, or ^C): a failed pass is retried later, each time twice as late, at most 5 minutes
   let wait = interval;

@@ -157,6 +157,29 @@ test.serial('a CSR decided by someone else after approve read it is left as it i
   }
 });
 
+test.serial('a CSR the apiserver will not update (deleted after approve read it) is named, exit 1, and every other one is still decided', async (t) => {
+  const lab = await labP;
+  const names = ['a-gone', 'b-kept', 'c-kept'];
+  for (const n of names) {
+    const r = await kubectl(lab, 'kubeminion1', ['create', '-f', '-'], await csr(n, { sans: 'DNS:kubeminion1' }));
+    t.is(r.exitCode, 0, r.stderr);
+  }
+  const release = path.join(tempDir(), 'release');
+  const held = execa(process.execPath, [path.join(repoRoot, 'bin/kubetls.mjs'), 'approve', ...inv(lab)],
+    { cwd: repoRoot, reject: false, all: true, stdin: 'ignore', env: { NODE_OPTIONS: '', KUBETLS_FAULT: 'approve-hold', KUBETLS_FAULT_RELEASE: release } });
+  let said = '';
+  held.all!.on('data', (c: Buffer) => { said += c; });
+  for (let i = 0; i < 300 && !/3 pending kubelet serving CSRs/.test(said); i++) await sleep(100);
+  t.is((await kubectl(lab, 'admin', ['delete', 'csr', 'a-gone'])).exitCode, 0);
+  writeFileSync(release, '');
+  const r = await held;
+  t.is(r.exitCode, 1, r.all);
+  t.regex(r.all, /kubectl certificate approve a-gone: HTTP 404/);
+  const got = await csrs(lab);
+  t.false(got.has('a-gone'));
+  t.deepEqual(['b-kept', 'c-kept'].map((n) => conditions(got.get(n))), [['Approved'], ['Approved']]);
+});
+
 test.serial('approve killed (kill -9) right after its first decision, then run again: the rest are decided, the first is not touched again', async (t) => {
   const lab = await labP;
   const names = ['killed-1', 'killed-2', 'killed-3'];

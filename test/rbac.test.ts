@@ -32,6 +32,7 @@ test('the approver\'s role is kept only when it grants exactly reading CSRs and 
   t.false(approverRoleIs({ rules: [...rules, { apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] }));
   t.false(approverRoleIs({ rules: rules.slice(1) }));
   t.false(approverRoleIs({}));
+  t.false(approverRoleIs({ rules, aggregationRule: { clusterRoleSelectors: [{ matchLabels: { any: 'role' } }] } }), 'rules others could widen');
 });
 
 test('the approver\'s binding is kept only when it binds its role to the approver\'s user alone', (t) => {

@@ -22,8 +22,9 @@ const CSRS = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 export interface Outcome {
   name: string;
   node?: string;
-  /** what was done (or, on a dry run, would be): approved, denied; left: decided meanwhile by someone else */
-  did: 'approved' | 'denied' | 'left' | 'would approve' | 'would deny';
+  /** what was done (or, on a dry run, would be): approved, denied; left: decided meanwhile by someone else; failed: the
+   * apiserver refused the update (the CSR stays pending; the others are still decided) */
+  did: 'approved' | 'denied' | 'left' | 'failed' | 'would approve' | 'would deny';
   reason?: string;
 }
 
@@ -68,7 +69,13 @@ export async function approvePending(inv: Inventory, o: { dryRun?: boolean; watc
       out.push({ name, did: 'left' });
       continue;
     }
-    if (r.status !== 200) throw new Error(`kubectl certificate ${approve ? 'approve' : 'deny'} ${shown}: HTTP ${r.status} ${shownValue(JSON.stringify(r.json).slice(0, 200))}`);
+    if (r.status !== 200) {
+      // one CSR the apiserver will not update (deleted meanwhile, or made to fail) must not keep the others waiting
+      const error = `kubectl certificate ${approve ? 'approve' : 'deny'} ${shown}: HTTP ${r.status} ${shownValue(JSON.stringify(r.json).slice(0, 200))}`;
+      log.error(error);
+      out.push({ name, did: 'failed', reason: error });
+      continue;
+    }
     if (approve) log.info(`${shown}: approved for ${d.node}`);
     else log.warn(`${shown}: denied: ${d.reason}`);
     out.push({ name, did: approve ? 'approved' : 'denied', ...(approve ? { node: d.node } : { reason: d.reason }) });

@@ -1,6 +1,7 @@
 /**
  * What a CertificateSigningRequest object asks, read for lib/csr/decide.ts: the request itself by the real openssl
- * (`openssl req -verify -subject -text`: node has no CSR parser), the rest from the object as the apiserver stored it.
+ * (node has no CSR parser: `openssl req -verify`, `-subject`, `-pubkey` and `asn1parse`, one call per fact), the rest
+ * from the object as the apiserver stored it.
  */
 import { createPublicKey } from 'node:crypto';
 import { execa } from 'execa';
@@ -47,9 +48,11 @@ export async function readCsr(o: CsrObject): Promise<CsrFacts> {
     const k = createPublicKey(pub.stdout);
     const d = k.asymmetricKeyDetails ?? {};
     if (k.asymmetricKeyType === 'rsa') key = { type: 'rsa', bits: d.modulusLength ?? 0 };
-    else if (k.asymmetricKeyType === 'ec') key = { type: 'ec', bits: 0, ...(d.namedCurve && CURVE_NAMES[d.namedCurve] ? { curve: CURVE_NAMES[d.namedCurve] } : {}) };
+    else if (k.asymmetricKeyType === 'ec') {
+      const curve = CURVE_NAMES[d.namedCurve ?? ''];
+      key = curve ? { type: 'ec', bits: Number(curve.slice(2)), curve } : { type: 'ec', bits: 0 };
+    }
   } catch { /* no key openssl could give: other */ }
-  if (key.type === 'ec') key.bits = Number(key.curve?.slice(2) ?? 0);
   return {
     ...spec, subject: subject.exitCode === 0 ? subjectLines(subject.stdout) : [], key,
     ...sansOf(asn1.exitCode === 0 ? asn1.stdout : ''),
