@@ -43,6 +43,22 @@ async function csrs(lab: Lab): Promise<Map<string, Csr>> {
 }
 const conditions = (c: Csr | undefined) => (c?.status?.conditions ?? []).map((x) => x.type);
 
+/**
+ * An approve run held (the approve-hold fault) once it has read `pending` CSRs: `release()` lets it go on, and gives
+ * what it printed and its exit code.
+ */
+async function heldRun(t: ExecutionContext, lab: Lab, pending: number) {
+  const file = path.join(tempDir(), 'release');
+  const run = execa(process.execPath, [path.join(repoRoot, 'bin/kubetls.mjs'), 'approve', ...inv(lab)],
+    { cwd: repoRoot, reject: false, all: true, stdin: 'ignore', env: { NODE_OPTIONS: '', KUBETLS_FAULT: 'approve-hold', KUBETLS_FAULT_RELEASE: file } });
+  let said = '';
+  run.all!.on('data', (c: Buffer) => { said += c; });
+  const read = new RegExp(`${pending} pending kubelet serving CSRs`);
+  for (let i = 0; i < 300 && !read.test(said); i++) await sleep(100);
+  t.regex(said, read);
+  return { release: async () => { writeFileSync(file, ''); return run; } };
+}
+
 test.serial('master.ts makes the approver\'s certificate and a role that reads CSRs and approves for the kubelet-serving signer only', async (t) => {
   const lab = await labP;
   must(t, await runScript('master', inv(lab)));
@@ -137,17 +153,10 @@ test.serial('a CSR decided by someone else after approve read it is left as it i
     t.is(r.exitCode, 0, r.stderr);
   }
   // the first run reads the four, then is held (the approve-hold fault) while a second run decides them all
-  const release = path.join(tempDir(), 'release');
-  const held = execa(process.execPath, [path.join(repoRoot, 'bin/kubetls.mjs'), 'approve', ...inv(lab)],
-    { cwd: repoRoot, reject: false, all: true, stdin: 'ignore', env: { NODE_OPTIONS: '', KUBETLS_FAULT: 'approve-hold', KUBETLS_FAULT_RELEASE: release } });
-  let said = '';
-  held.all!.on('data', (c: Buffer) => { said += c; });
-  for (let i = 0; i < 300 && !/4 pending kubelet serving CSRs/.test(said); i++) await sleep(100);
-  t.regex(said, /4 pending kubelet serving CSRs/);
+  const held = await heldRun(t, lab, 4);
   must(t, await runScript('approve', inv(lab)));
   const decidedFirst = await csrs(lab);
-  writeFileSync(release, '');
-  const late = await held;
+  const late = await held.release();
   t.is(late.exitCode, 0, late.all);
   t.is(late.all.match(/changed since it was read .*left as it is/g)?.length, 4, late.all);
   const got = await csrs(lab);
@@ -164,15 +173,9 @@ test.serial('a CSR the apiserver will not update (deleted after approve read it)
     const r = await kubectl(lab, 'kubeminion1', ['create', '-f', '-'], await csr(n, { sans: 'DNS:kubeminion1' }));
     t.is(r.exitCode, 0, r.stderr);
   }
-  const release = path.join(tempDir(), 'release');
-  const held = execa(process.execPath, [path.join(repoRoot, 'bin/kubetls.mjs'), 'approve', ...inv(lab)],
-    { cwd: repoRoot, reject: false, all: true, stdin: 'ignore', env: { NODE_OPTIONS: '', KUBETLS_FAULT: 'approve-hold', KUBETLS_FAULT_RELEASE: release } });
-  let said = '';
-  held.all!.on('data', (c: Buffer) => { said += c; });
-  for (let i = 0; i < 300 && !/3 pending kubelet serving CSRs/.test(said); i++) await sleep(100);
+  const held = await heldRun(t, lab, 3);
   t.is((await kubectl(lab, 'admin', ['delete', 'csr', 'a-gone'])).exitCode, 0);
-  writeFileSync(release, '');
-  const r = await held;
+  const r = await held.release();
   t.is(r.exitCode, 1, r.all);
   t.regex(r.all, /kubectl certificate approve a-gone: HTTP 404/);
   const got = await csrs(lab);
