@@ -17,6 +17,7 @@ const COMMANDS = {
   status: 'what expires when, and what drifted (--remote, --json, --prometheus FILE)',
   renew: 'renew what is due, from cron (--quiet)',
   ca: 'your own root: a CA of kubetls as an intermediate (request NAME, import NAME)',
+  join: 'a node of cluster.yaml joins by bootstrap token (kubelet.certificates: api)',
   approve: "approve the kubelets' serving-certificate requests that cluster.yaml allows (--watch)",
   lab: 'a lab of real OpenSSH hosts on this machine (up, down, status)',
   demo: 'lab up, the whole recipe, verify, status, lab down',

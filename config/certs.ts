@@ -63,7 +63,8 @@ export function serverSpec(inv: Inventory): LeafSpec {
 
 /** Every leaf certificate of the inventory, in the order the plan lists them. */
 export function leafSpecs(inv: Inventory): LeafSpec[] {
-  const minions = inv.minions.map((m): LeafSpec => ({
+  // kubelet.certificates: api: kubetls makes no key for a node; each kubelet makes its own and joins by token
+  const minions = (inv.kubelet?.certificates === 'api' ? [] : inv.minions).map((m): LeafSpec => ({
     kind: 'minion', name: m.name, ...minionIdentity(inv.profile, m.name), sans: [], eku: ['clientAuth'], section: 'client', ca: 'ca',
   }));
   return [serverSpec(inv), ...minions, ...(inv.profile === 'modern' ? modernLeaves(inv) : [])];
@@ -92,6 +93,8 @@ function modernLeaves(inv: Inventory): LeafSpec[] {
       return [withSans(`etcd-server-${m.name}`, m.name, undefined, sans, ['serverAuth', 'clientAuth'], 'etcd-ca'),
         withSans(`etcd-peer-${m.name}`, m.name, undefined, sans, ['serverAuth', 'clientAuth'], 'etcd-ca')];
     }),
-    ...inv.minions.map((m) => withSans(`kubelet-${m.name}`, `system:node:${m.name}`, 'system:nodes', [`DNS:${m.name}`, sanOf(m.address)], ['serverAuth'], 'ca')),
+    // the kubelets' serving pairs, unless they ask for their own (kubelet.certificates: api; the inventory's name
+    // check passes no kubelet settings, and so reserves these names whatever the mode)
+    ...(inv.kubelet?.certificates === 'api' ? [] : inv.minions).map((m) => withSans(`kubelet-${m.name}`, `system:node:${m.name}`, 'system:nodes', [`DNS:${m.name}`, sanOf(m.address)], ['serverAuth'], 'ca')),
   ];
 }

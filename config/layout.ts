@@ -7,7 +7,7 @@
  * adds kubeadm's certificate set (https://kubernetes.io/docs/setup/best-practices/certificates/) under kubeadm's
  * file names where kubeadm has one, and the recipe's names where the recipe has one (server.crt, tokens.csv).
  */
-import type { Profile } from '../lib/inventory.ts';
+import type { KubeletCerts, Profile } from '../lib/inventory.ts';
 import { envFile, KUBECONFIG_PATH, kubeconfig as kubeconfigMode, masterPki, minionPki, type FileMode } from './files.ts';
 
 /**
@@ -33,6 +33,11 @@ export const etcdPki: FileMode = { owner: 'etcd', group: 'etcd', mode: 0o600 };
 /** Where the kubelet keeps its serving pair by default (`--cert-dir=/var/lib/kubelet/pki`): the names are its own. */
 export const KUBELET_PKI = '/var/lib/kubelet/pki';
 export const KUBE_PROXY_KUBECONFIG = '/var/lib/kube-proxy/kubeconfig';
+/** kubelet.certificates: api: what the kubelet asks for its client certificate with while it has none (kubeadm's name). */
+export const BOOTSTRAP_KUBECONFIG = '/var/lib/kubelet/bootstrap-kubeconfig';
+/** kubelet.certificates: api: the kubelet's current client and serving pairs (certificate and key in one file), its own. */
+export const KUBELET_CLIENT_CURRENT = `${KUBELET_PKI}/kubelet-client-current.pem`;
+export const KUBELET_SERVER_CURRENT = `${KUBELET_PKI}/kubelet-server-current.pem`;
 
 /** The master's files (step 7, and for modern the control plane's kubeadm set). */
 export function masterFiles(profile: Profile): FilePlacement[] {
@@ -70,25 +75,30 @@ export function etcdFiles(member: string): FilePlacement[] {
   ];
 }
 
-/** A minion's files of step 13 (master.ts copies them): the CA and the node's client pair. */
-export function minionFiles(name: string): FilePlacement[] {
-  return ['ca.crt', `${name}.crt`, `${name}.key`].map((file): FilePlacement => ({ file, path: `{remote}/${file}`, mode: minionPki }));
+/** A minion's files of step 13 (master.ts copies them): the CA and the node's client pair (api: the CA alone). */
+export function minionFiles(name: string, kubelet: KubeletCerts = 'push'): FilePlacement[] {
+  return ['ca.crt', ...(kubelet === 'api' ? [] : [`${name}.crt`, `${name}.key`])].map((file): FilePlacement => ({ file, path: `{remote}/${file}`, mode: minionPki }));
 }
 
-/** Modern: the kubelet's serving pair (minions.ts installs it with the kubelet's other inputs). */
-export function kubeletFiles(profile: Profile, name: string): FilePlacement[] {
-  if (profile === 'legacy') return [];
+/** Modern: the kubelet's serving pair (minions.ts installs it with the kubelet's other inputs); api: the kubelet's own. */
+export function kubeletFiles(profile: Profile, name: string, kubelet: KubeletCerts = 'push'): FilePlacement[] {
+  if (profile === 'legacy' || kubelet === 'api') return [];
   return [
     { file: `kubelet-${name}.crt`, path: `${KUBELET_PKI}/kubelet.crt`, mode: minionPki },
     { file: `kubelet-${name}.key`, path: `${KUBELET_PKI}/kubelet.key`, mode: minionPki },
   ];
 }
 
-/** A minion's kubeconfigs: the kubelet's (step 14, its node identity + the token) and, modern, kube-proxy's own. */
-export function minionKubeconfigs(profile: Profile, name: string): KubeconfigPlacement[] {
+/**
+ * A minion's kubeconfigs: the kubelet's (step 14, its node identity + the token) and, modern, kube-proxy's own. With
+ * kubelet.certificates: api the kubelet writes its kubeconfig itself, after it joined with a bootstrap token
+ * (lib/join.ts writes the bootstrap kubeconfig then, and removes it once the node is in).
+ */
+export function minionKubeconfigs(profile: Profile, name: string, certs: KubeletCerts = 'push'): KubeconfigPlacement[] {
   const kubelet: KubeconfigPlacement = { path: KUBECONFIG_PATH, cert: name, user: 'kubelet', token: true, mode: kubeconfigMode };
+  const proxy: KubeconfigPlacement = { path: KUBE_PROXY_KUBECONFIG, cert: 'kube-proxy', user: 'system:kube-proxy', mode: kubeconfigMode };
   if (profile === 'legacy') return [kubelet];
-  return [kubelet, { path: KUBE_PROXY_KUBECONFIG, cert: 'kube-proxy', user: 'system:kube-proxy', mode: kubeconfigMode }];
+  return certs === 'api' ? [proxy] : [kubelet, proxy];
 }
 
 /** /etc/default/etcd, as Debian's etcd-server package ships it (root:root 0644, no secret). */

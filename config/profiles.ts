@@ -11,9 +11,10 @@
  *  - kube-controller-manager's `--pod-eviction-timeout` was removed in 1.27; `--enable-server` left the kubelet.
  * Each value is one `VAR="…"` line; lib/envfile.ts edits only that variable and keeps the rest of the file.
  */
-import type { Profile } from '../lib/inventory.ts';
+import { isIP } from 'node:net';
+import type { KubeletCerts, Profile } from '../lib/inventory.ts';
 import { KUBECONFIG_PATH } from './files.ts';
-import { KUBE_PROXY_KUBECONFIG, KUBELET_PKI } from './layout.ts';
+import { BOOTSTRAP_KUBECONFIG, KUBE_PROXY_KUBECONFIG, KUBELET_PKI } from './layout.ts';
 
 export interface FlagContext {
   remoteDir: string; // pki.remote_dir, e.g. /srv/kubernetes
@@ -29,6 +30,9 @@ export interface FlagContext {
   cluster: string; // the cluster's name (etcd's initial cluster token)
   /** modern: the etcd members, in inventory order */
   etcd: { name: string; address: string }[];
+  /** who carries the kubelets' certificates; `api`: how long the controller-manager signs for, in minutes */
+  kubelet: KubeletCerts;
+  signingMinutes: number;
 }
 
 /** `<address>:<port>` (IPv6 in brackets). */
@@ -85,6 +89,8 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
           `--tls-cert-file=${r}/server.crt`,
           `--tls-private-key-file=${r}/server.key`,
           `--token-auth-file=${r}/tokens.csv`,
+          // api: nodes join with a bootstrap token (a Secret in kube-system, lib/join.ts)
+          !legacy && c.kubelet === 'api' && '--enable-bootstrap-token-auth=true',
           `--secure-port=${c.port}`,
           !legacy && `--service-account-issuer=https://kubernetes.default.svc.${c.clusterDomain}`,
           !legacy && `--service-account-key-file=${r}/sa.pub`,
@@ -122,6 +128,11 @@ export function masterEnv(profile: Profile, c: FlagContext): EnvEdit[] {
           // modern: signs the nodes' CSRs with the cluster CA (kubeadm's choice), one service account per controller;
           // ca-signer.crt is ca.crt, never a bundle (config/layout.ts masterFiles)
           !legacy && `--cluster-signing-cert-file=${r}/ca-signer.crt --cluster-signing-key-file=${r}/ca.key --use-service-account-credentials=true`,
+          // api: the kubelets' certificates live as long as pki.days says (or kubelet.certificate_minutes): the
+          // default is a year whatever pki.days is. push keeps today's flags (a cluster that does not switch restarts nothing)
+          !legacy && c.kubelet === 'api' && `--cluster-signing-duration=${c.signingMinutes}m`,
+          // and deletes an expired bootstrap token (a join killed before it deleted its own): off by default
+          !legacy && c.kubelet === 'api' && '--controllers=*,tokencleaner',
           '--node-monitor-grace-period=20s',
           legacy && '--pod-eviction-timeout=20s',
         ),
@@ -164,8 +175,11 @@ export function etcdEnv(c: FlagContext, member: { name: string; address: string 
   }];
 }
 
+/** The kubelet's --node-ip: the minion's node_ip, else its address when that is an IP the kubelet takes. */
+const nodeIp = (host: { address: string; nodeIp?: string }) => host.nodeIp ?? (isIP(host.address) && !isLoopback(host.address) ? host.address : undefined);
+
 /** Steps 15, 16 and 17: a minion's /etc/kubernetes/config, kubelet and proxy. */
-export function minionEnv(profile: Profile, c: FlagContext, host: { name: string; address: string }): EnvEdit[] {
+export function minionEnv(profile: Profile, c: FlagContext, host: { name: string; address: string; nodeIp?: string }): EnvEdit[] {
   const legacy = profile === 'legacy';
   return [
     { path: '/etc/kubernetes/config', vars: { KUBE_MASTER: `--master=${c.masterUrl}` } },
@@ -185,7 +199,16 @@ export function minionEnv(profile: Profile, c: FlagContext, host: { name: string
           `--kubeconfig=${c.kubeconfig}`,
           '--node-status-update-frequency=5s',
           // its API (logs, exec) only for callers with a certificate from the cluster CA: 1.30 still lets anonymous in by default
-          !legacy && `--tls-cert-file=${KUBELET_PKI}/kubelet.crt --tls-private-key-file=${KUBELET_PKI}/kubelet.key --client-ca-file=${c.remoteDir}/ca.crt --anonymous-auth=false`,
+          !legacy && c.kubelet === 'push' && `--tls-cert-file=${KUBELET_PKI}/kubelet.crt --tls-private-key-file=${KUBELET_PKI}/kubelet.key`,
+          !legacy && `--client-ca-file=${c.remoteDir}/ca.crt --anonymous-auth=false`,
+          // api: the kubelet keeps its client certificate in --cert-dir (kubelet-client-current.pem, renewed at 70–90 % of
+          // its life through a CSR the controller-manager approves and signs) and asks for its serving certificate
+          // (kubelet-server-current.pem, approved by approve.ts). --bootstrap-kubeconfig is read only while it has no valid
+          // client certificate: then it writes --kubeconfig itself, naming kubelet-client-current.pem
+          !legacy && c.kubelet === 'api' && `--bootstrap-kubeconfig=${BOOTSTRAP_KUBECONFIG} --cert-dir=${KUBELET_PKI} --rotate-certificates=true --rotate-server-certificates=true`,
+          // api: the addresses its serving CSR names are the Node's: the inventory's (node_ip, else an address that is
+          // an IP and not loopback, which the kubelet refuses), not every address the host has (approve.ts denies any other)
+          !legacy && c.kubelet === 'api' && nodeIp(host) !== undefined && `--node-ip=${nodeIp(host)}`,
           // and each caller authorized by the apiserver (SubjectAccessReview): the flag's default is AlwaysAllow, with
           // which any certificate of the cluster CA (another node's, kube-proxy's) may exec into this node's pods. The
           // apiserver's own kubelet client is allowed by the binding master.ts makes (lib/rbac.ts). Its health port
@@ -208,7 +231,7 @@ export function minionEnv(profile: Profile, c: FlagContext, host: { name: string
  */
 export type UnitRole = 'master' | 'etcd' | 'minion';
 export interface UnitReads { unit: string; reads: string[] }
-export function unitsFor(profile: Profile, role: UnitRole): UnitReads[] {
+export function unitsFor(profile: Profile, role: UnitRole, kubelet: KubeletCerts = 'push'): UnitReads[] {
   const R = '{remote}';
   if (profile === 'legacy') {
     if (role === 'master') {
@@ -238,8 +261,11 @@ export function unitsFor(profile: Profile, role: UnitRole): UnitReads[] {
       { unit: 'kube-scheduler', reads: [cfg, '/etc/kubernetes/scheduler', `${R}/scheduler.conf`] },
     ];
   }
+  // api: the kubeconfig and the certificates are the kubelet's own; a new bootstrap kubeconfig needs no restart (the
+  // kubelet reads it only when its own client certificate is gone or expired, and then it starts over anyway)
+  const kubeletReads = kubelet === 'api' ? [] : [KUBECONFIG_PATH, `${KUBELET_PKI}/kubelet.crt`, `${KUBELET_PKI}/kubelet.key`];
   return [
-    { unit: 'kubelet', reads: ['/etc/kubernetes/config', '/etc/kubernetes/kubelet', KUBECONFIG_PATH, `${KUBELET_PKI}/kubelet.crt`, `${KUBELET_PKI}/kubelet.key`, `${R}/ca.crt`] },
+    { unit: 'kubelet', reads: ['/etc/kubernetes/config', '/etc/kubernetes/kubelet', ...kubeletReads, `${R}/ca.crt`] },
     { unit: 'kube-proxy', reads: ['/etc/kubernetes/config', '/etc/kubernetes/proxy', KUBE_PROXY_KUBECONFIG] },
   ];
 }

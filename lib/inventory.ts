@@ -8,6 +8,11 @@
 import { isIP } from 'node:net';
 
 export type Profile = 'legacy' | 'modern';
+/**
+ * Who carries the kubelets' certificates (cluster.yaml `kubelet.certificates`): `push`, kubetls over SSH (the recipe);
+ * `api`, the kubelets themselves through the CSR API (docs/approve.md).
+ */
+export type KubeletCerts = 'push' | 'api';
 export type KeyType = 'rsa' | 'ecdsa-p256' | 'ecdsa-p384';
 
 export interface Host {
@@ -15,6 +20,8 @@ export interface Host {
   /** `etcd`: a member of etcd.members that is not the master (a host of its own, reached over SSH like the others) */
   role: 'master' | 'minion' | 'etcd';
   address: string; // what we connect to; the name is what certificates and URLs use
+  /** a minion's node_ip: the address its Node reports when it is not `address` (the kubelet's --node-ip) */
+  nodeIp?: string;
   port: number;
   user: string;
   /** which of address, port and user cluster.yaml gave (for this host, or under ssh:): those win over ssh_config */
@@ -66,7 +73,15 @@ export interface Inventory {
    * member named like a master IS that master host; any other member is a host of its own.
    */
   etcd: { members: Host[] };
+  /**
+   * Who carries the kubelets' certificates (modern; legacy is always `push`): kubetls over SSH, or the kubelets
+   * themselves through the CSR API (docs/approve.md). certificateMinutes: what the controller-manager signs for.
+   */
+  kubelet: { certificates: KubeletCerts; certificateMinutes: number };
 }
+
+/** The kubelets rotate their own certificates through the CSR API (kubelet.certificates: api). */
+export const kubeletApi = (inv: Inventory): boolean => inv.profile === 'modern' && inv.kubelet.certificates === 'api';
 
 /** Every host, the masters first, then the etcd members of their own, then the minions. */
 export const allHosts = (inv: Inventory): Host[] => [...inv.masters, ...etcdHosts(inv), ...inv.minions];

@@ -12,8 +12,9 @@ export interface KubeconfigInput {
   cluster: string;
   server: string; // https://kubemaster:6443
   ca: Buffer | string; // PEM
-  cert: Buffer | string;
-  key: Buffer | string;
+  /** a client certificate and key, embedded; none: the token alone (a bootstrap kubeconfig) */
+  cert?: Buffer | string;
+  key?: Buffer | string;
   token?: string;
   user?: string;
   context?: string;
@@ -35,8 +36,7 @@ export function kubeconfig(k: KubeconfigInput): string {
     kind: 'Config',
     preferences: {},
     users: [{ name: user, user: {
-      'client-certificate-data': b64(k.cert),
-      'client-key-data': b64(k.key),
+      ...(k.cert && k.key ? { 'client-certificate-data': b64(k.cert), 'client-key-data': b64(k.key) } : {}),
       ...(k.token ? { token: k.token } : {}),
     } }],
   }, { lineWidth: 0, indentSeq: false });

@@ -94,7 +94,7 @@ export interface Credential { cert?: Buffer; key?: Buffer; token?: string }
  * One HTTPS request to the apiserver as clients reach it (the balancer, or the one master; or `t`), its certificate
  * verified against ca.crt for the target's name.
  */
-export function apiRequest(inv: Inventory, method: 'GET' | 'POST' | 'PUT', urlPath: string, cred: Credential, body?: object, timeoutMs = 5000,
+export function apiRequest(inv: Inventory, method: 'GET' | 'POST' | 'PUT' | 'DELETE', urlPath: string, cred: Credential, body?: object, timeoutMs = 5000,
   t: ApiTarget = apiTarget(inv)): Promise<{ status: number; json: unknown }> {
   const ca = clientTrust(inv);
   return new Promise((resolve, reject) => {

@@ -14,7 +14,7 @@ import { KUBECONFIG_PATH } from '../config/files.ts';
 import { KUBELET_PORT } from '../config/profiles.ts';
 import { writeAtomic } from './atomic.ts';
 import { ExitError } from './cli.ts';
-import { allHosts, type Host, type Inventory, masterTarget } from './inventory.ts';
+import { allHosts, type Host, type Inventory, kubeletApi, masterTarget } from './inventory.ts';
 import { readKubeconfig } from './kubeconfig.ts';
 import { shown } from './log.ts';
 import { type Check, checkCa, checkLeaf, untilDue } from './pki/check.ts';
@@ -23,6 +23,7 @@ import { type CertInfo, parseCert, readCert, readKey, readPublicKey, UnreadableE
 import { readToken } from './pki/token.ts';
 import { clientTrust, rootFile } from './pki/trust.ts';
 import { readServed, type Served } from './probe.ts';
+import { kubeletClientRow, rotationStatus } from './kubelet-own.ts';
 import type { Remote } from './remote/remote.ts';
 import { finishHint, isSecret, kubeconfigsFor, modeProblem, pkiFilesFor, restartMarkers } from './rollout/desired.ts';
 import { pendingFile, PHASE_TEXT, readPendingFile, readRotation } from './state.ts';
@@ -257,6 +258,11 @@ export async function remoteStatus(inv: Inventory, r: Remote, now = new Date()):
       }
     }
   }
+  if (r.host.role === 'minion' && kubeletApi(inv)) {
+    const c = await kubeletClientRow(inv, r, now);
+    rows.push({ name: 'kubelet-client-current.pem', where: c.where, subject: c.info ? dn(c.info) : '-', sans: '-', issuer: c.info?.issuer ?? '-',
+      notAfter: c.info?.notAfter.toISOString(), daysLeft: c.info ? daysTo(c.info.notAfter, now) : undefined, status: c.status });
+  }
   for (const [unit, marker] of markers.filter(([, p]) => state.get(p))) {
     rows.push({ name: `restart.${unit}`, where: `${r.host.name}:${marker}`, ...blank,
       status: `renew due: ${unit} owes a restart an earlier run did not make (it runs on files it has not read yet); ${finishHint(inv, r.host)}` });
@@ -310,7 +316,8 @@ export async function servedKubelets(inv: Inventory, now = new Date()): Promise<
   try { if (readCert(caFile)) ca = clientTrust(inv); } catch { /* its own row says unreadable */ }
   return Promise.all(inv.minions.map(async (m): Promise<StatusRow> => {
     const a = m.address.includes(':') ? `[${m.address}]` : m.address;
-    const base = { name: `kubelet-${m.name}.crt`, where: `${a}:${KUBELET_PORT} (served)`, served: 'kubelet' };
+    // api: the kubelet's own serving certificate (kubelet-server-current.pem on the node), judged by chain, name and expiry
+    const base = { name: kubeletApi(inv) ? `${m.name} kubelet-server-current.pem` : `kubelet-${m.name}.crt`, where: `${a}:${KUBELET_PORT} (served)`, served: 'kubelet' };
     let got: Served;
     try { got = await readServed(m.address, KUBELET_PORT, m.name, ca); } catch (e) { return { ...base, ...blank, status: `missing: ${(e as Error).message}` }; }
     const i = got.info;
@@ -318,6 +325,8 @@ export async function servedKubelets(inv: Inventory, now = new Date()): Promise<
     try { local = readCert(path.join(inv.pki.dir, `kubelet-${m.name}.crt`)); } catch { /* its own row */ }
     const status = i.notAfter <= now ? 'expired'
       : !got.authorized ? `drift: not trusted with the local ca.crt for ${m.name} (${got.error ?? 'unverified'})`
+      // api: the kubelet's own certificate; what to watch is its rotation (lib/kubelet-own.ts)
+      : kubeletApi(inv) ? rotationStatus(i.x509, now, 'serving')
       : local && local.fingerprint !== i.fingerprint ? `drift: serves serial ${i.serial}, local is ${local.serial}`
       : untilDue(inv, i.notAfter, now) <= 0 ? 'renew due' : 'ok';
     return { ...base, subject: dn(i), sans: i.sans.join(','), issuer: i.issuer, notAfter: i.notAfter.toISOString(), daysLeft: daysTo(i.notAfter, now), status };

@@ -11,10 +11,11 @@ import { APPROVER_USER, leafSpecs } from '../config/certs.ts';
 import { TOKEN_USER, minionIdentity } from '../config/profiles.ts';
 import { ETCD_CLIENT_PORT, KUBELET_PORT } from '../config/profiles.ts';
 import { getVar } from './envfile.ts';
-import { apiTarget, type ApiTarget, type Host, type Inventory, masterTarget, urlOf } from './inventory.ts';
+import { apiTarget, type ApiTarget, type Host, type Inventory, kubeletApi, masterTarget, urlOf } from './inventory.ts';
 import { log, shown } from './log.ts';
 import { checkLeaf } from './pki/check.ts';
 import { readCert } from './pki/read.ts';
+import { rotationStatus } from './kubelet-own.ts';
 import { readToken } from './pki/token.ts';
 import { clientTrust } from './pki/trust.ts';
 import { apiRequest, httpsGet, readServed, servedCert, type Credential } from './probe.ts';
@@ -69,7 +70,8 @@ export async function apiChecks(inv: Inventory, minions: Host[], master?: Host):
       return `serial ${served.serial} = local server.crt, verified for ${t.name}${t === api && !master ? ' (through the balancer)' : ''}`;
     }));
   }
-  const creds: [string, Credential, string, string[]][] = minions.map((m) => {
+  // api: kubetls holds no node's certificate (each kubelet has its own: modernChecks asks what it serves)
+  const creds: [string, Credential, string, string[]][] = (kubeletApi(inv) ? [] : minions).map((m) => {
     const want = minionIdentity(inv.profile, m.name);
     log.cmd(['curl', '--cacert', pki('ca.crt'), '--cert', pki(`${m.name}.crt`), '--key', pki(`${m.name}.key`), '--resolve', resolveFlag, `${url}/version`]);
     return [`cert ${m.name}`, { cert: readFileSync(pki(`${m.name}.crt`)), key: readFileSync(pki(`${m.name}.key`)) }, want.cn, want.o ? [want.o] : []];
@@ -227,6 +229,12 @@ export async function modernChecks(inv: Inventory, minions: Host[]): Promise<Res
     results.push(await attempt('kubelet serves', m.name, async () => {
       const got = await readServed(m.address, KUBELET_PORT, m.name, ca);
       if (!got.authorized) throw new Error(`${m.address}:${KUBELET_PORT} serves a certificate not valid for ${m.name} with ca.crt: ${got.error}`);
+      // api: the kubelet's own certificate, approved by approve.ts: trusted with ca.crt for its name is the check
+      if (kubeletApi(inv)) {
+        const late = rotationStatus(got.info.x509, new Date(), 'serving');
+        if (late !== 'ok') throw new Error(`serves serial ${got.info.serial}: ${late}`);
+        return `serial ${got.info.serial} (its own, issued by ${got.info.issuer}), verified for ${m.name}, not after ${got.info.notAfter.toISOString()}`;
+      }
       const local = readCert(pki(`kubelet-${m.name}.crt`));
       if (local && local.fingerprint !== got.info.fingerprint) throw new Error(`serves serial ${got.info.serial}, local kubelet-${m.name}.crt is ${local.serial}`);
       return `serial ${got.info.serial} = local kubelet-${m.name}.crt, verified for ${m.name}`;

@@ -5,14 +5,14 @@
  */
 import { existsSync } from 'node:fs';
 import { common, ExitError, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
-import { allHosts } from '../lib/inventory.ts';
+import { allHosts, kubeletApi } from '../lib/inventory.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { log } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
 import { tightenModes } from '../lib/pki/dir.ts';
 import { planPki, summary } from '../lib/pki/plan.ts';
-import { APPROVER_ROLE, ensureApproverRbac, ensureKubeletApiBinding, KUBELET_API_BINDING } from '../lib/rbac.ts';
+import { API_BINDINGS, APPROVER_ROLE, ensureApproverRbac, ensureKubeletApiBinding, ensureKubeletApiRbac, KUBELET_API_BINDING } from '../lib/rbac.ts';
 import { forHosts, selectHosts, summarize } from '../lib/remote/hosts.ts';
 import { withRollback } from '../lib/rollout/converge.ts';
 import { rollControl } from '../lib/rollout/roll.ts';
@@ -91,11 +91,15 @@ await main(async () => {
   const master = outcomes.find((x) => inv.masters.some((m) => m.name === x.host) && !x.failed);
   if (inv.profile === 'modern' && master) {
     if (dryRun) {
-      log.info(`would check clusterrolebinding ${KUBELET_API_BINDING}, clusterrole and clusterrolebinding ${APPROVER_ROLE}, and create what is missing`, master.host);
+      log.info(`would check clusterrolebinding ${KUBELET_API_BINDING}, clusterrole and clusterrolebinding ${APPROVER_ROLE}, and create what is missing; `
+        + `the bindings of kubelet.certificates: api (${API_BINDINGS.map((b) => b.name).join(', ')}): ${kubeletApi(inv) ? 'create what is missing' : 'delete what is there'}`, master.host);
     } else {
       try {
         if (await ensureKubeletApiBinding(inv) === 'created') master.done.push('rbac');
         if (await ensureApproverRbac(inv) === 'created') master.done.push('rbac approver');
+        // kubelet.certificates: api lets every node renew its own client certificate; push takes that back
+        const nodes = await ensureKubeletApiRbac(inv, kubeletApi(inv));
+        if (nodes === 'created' || nodes === 'removed') master.done.push(`rbac kubelet api ${nodes}`);
       } catch (e) {
         master.failed = 'rbac';
         master.error = (e as Error).message;

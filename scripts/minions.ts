@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags } from '../lib/cli.ts';
+import { kubeletApi } from '../lib/inventory.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { log } from '../lib/log.ts';
@@ -20,6 +21,8 @@ usage: npx zx scripts/minions.ts [options]
 
 Configures every minion to talk TLS to the apiserver: the kubelet kubeconfig (CA, the minion's certificate and key, the
 token), the KUBE_MASTER / KUBELET_* / KUBE_PROXY_ARGS variables, and restarts of what changed. Run master.ts first.
+With kubelet.certificates: api in cluster.yaml, a bootstrap kubeconfig instead: each kubelet then rotates its own
+client certificate and asks for its serving one, which this run approves by cluster.yaml's rules (as approve.ts).
 
   --replace-ca       send a kubeconfig of the local CA to minions that hold another CA (see master.ts --help)
 ${helpFor('inventory', 'dry-run', 'only', 'concurrency', 'accept-new-host-keys')}
@@ -41,7 +44,9 @@ await main(async () => {
   if (!o.dryRun) acquireLock(inv, 'minions.ts'); // one writer at a time: renew.ts from cron may be running
   refuseDuringRotation(inv, 'minions.ts'); // its phases decide what each host holds until it ends
   const minions = selectHosts(inv.minions, only);
-  const missing = minions.map((m) => `${m.name}.crt`).concat('ca.crt', 'tokens.csv').filter((n) => !existsSync(path.join(inv.pki.dir, n)));
+  // api: no key of a node (each kubelet makes its own); a join's token is made as admin, and the gate approves each
+  // kubelet's serving CSR as approve.ts does, with approve.ts's identity
+  const missing = (kubeletApi(inv) ? ['ca.crt', 'approver.crt', 'admin.crt'] : minions.map((m) => `${m.name}.crt`).concat('ca.crt', 'tokens.csv')).filter((n) => !existsSync(path.join(inv.pki.dir, n)));
   if (missing.length && !o.dryRun) throw new Error(`${missing.join(', ')} missing in ${inv.pki.dir}: run scripts/master.ts first`);
   recordOwed(inv, minions.map((m) => m.name), o.dryRun); // before the first write: a run killed anywhere is finished by renew.ts
   log.phase(`minions: recipe steps 14–18 (${minions.length} host(s), ${concurrency} at once)`);

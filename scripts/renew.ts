@@ -7,7 +7,7 @@
  * CA rotation waits: before its phase 5, or in its phase 1 for the operator's root to sign (run it again later).
  */
 import { common, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
-import { allHosts } from '../lib/inventory.ts';
+import { allHosts, kubeletApi } from '../lib/inventory.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { configureLog, holdLog, releaseLog } from '../lib/log.ts';
@@ -69,6 +69,12 @@ await main(async () => {
   if (f.json) configureLog({ sink: (line) => process.stderr.write(`${line}\n`) });
   const inv = loadInventory(f.inventory);
   if (only) selectHosts(allHosts(inv), only); // unknown host: exit 2
+  // the kubelets' own certificates would keep the old CA until each rotates by itself (70–90 % of its life): a phase
+  // that drops the old CA would cut them off. Refused, not half done: switch to push for the rotation, then back
+  if (rotate !== undefined && kubeletApi(inv) && ROTATE_NAMES[rotate]!.includes('ca')) {
+    usageError(`--rotate-ca ${rotate} with kubelet.certificates: api: the kubelets' own certificates would still be the old CA's when it goes. `
+      + 'Set kubelet.certificates: push, run master.ts and minions.ts, rotate, then switch back', USAGE);
+  }
   if (f.quiet) holdLog();
   let result;
   let fixedModes: string[] = [];

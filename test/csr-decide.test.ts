@@ -56,6 +56,18 @@ test('a request carrying another node\'s address, or an address cluster.yaml doe
   await denied(t, { sans: 'IP:::ffff:127.60.0.6' }, /IP address .* is not kubeminion1's/);
 });
 
+test('a node\'s node_ip may be served beside its address, and only that node\'s: another node\'s node_ip is denied', (t) => {
+  const withIp = (name: string, address: string, nodeIp: string): Host => ({ ...host(name, address), nodeIp });
+  const hosts = [withIp('kubeminion1', '127.60.0.5', '198.51.100.5'), withIp('kubeminion2', '127.60.0.6', '198.51.100.6')];
+  t.deepEqual(decide(facts({ ips: ['198.51.100.5'] }), hosts), { verdict: 'approve', node: 'kubeminion1' });
+  t.deepEqual(decide(facts({ ips: ['127.60.0.5', '198.51.100.5'] }), hosts), { verdict: 'approve', node: 'kubeminion1' });
+  const d = decide(facts({ ips: ['198.51.100.6'] }), hosts);
+  t.is(d.verdict, 'deny');
+  if (d.verdict === 'deny') t.regex(d.reason, /IP address 198\.51\.100\.6 is not kubeminion1's in cluster\.yaml \(127\.60\.0\.5, 198\.51\.100\.5\)/);
+  // without node_ip, the Node's own address is not enough: the node_ip of the lab is denied
+  t.is(decide(facts({ ips: ['198.51.100.5'] }), HOSTS).verdict, 'deny');
+});
+
 test('a DNS name that is not the node\'s is denied, also when it hides a second name after a comma', async (t) => {
   await denied(t, { sans: 'DNS:kubeminion1,DNS:kubeminion2' }, /DNS name kubeminion2 is not kubeminion1's in cluster\.yaml/);
   await denied(t, { sans: 'DNS:kubernetes.default.svc' }, /DNS name kubernetes\.default\.svc is not kubeminion1's/);

@@ -81,7 +81,8 @@ export function problemsOf(csr: CsrFacts, hosts: Host[]): string[] {
   if (!csr.dns.length && !csr.ips.length) out.push('no DNS or IP SAN');
   const names = [host.name, host.address].map((n) => n.toLowerCase());
   for (const d of csr.dns) if (!names.includes(d.toLowerCase())) out.push(`DNS name ${shownValue(d)} is not ${name}'s in cluster.yaml`);
-  for (const ip of csr.ips) if (canonicalAddress(ip) !== canonicalAddress(host.address)) out.push(`IP address ${ip} is not ${name}'s in cluster.yaml (${host.address})`);
+  const ips = [host.address, ...(host.nodeIp ? [host.nodeIp] : [])];
+  for (const ip of csr.ips) if (!ips.some((a) => canonicalAddress(a) === canonicalAddress(ip))) out.push(`IP address ${ip} is not ${name}'s in cluster.yaml (${ips.join(', ')})`);
   for (const o of csr.otherSans) out.push(`SAN ${shownValue(o)} is not allowed (DNS and IP only)`);
   const usages = [...new Set(csr.usages)].sort();
   if (usages.length !== csr.usages.length || !USAGE_SETS.some((s) => s.join() === usages.join())) {

@@ -113,8 +113,8 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   }
   const sshSet = (k: string) => doc.hasIn(['ssh', k]);
   const hostOf = (entry: RawHost, role: Host['role']): Host => {
-    const o: { name: string; address?: string; port?: number; user?: string } = typeof entry === 'string' ? { name: entry } : entry;
-    return { name: o.name, role, address: o.address ?? o.name, port: o.port ?? raw.ssh.port, user: o.user ?? raw.ssh.user,
+    const o: { name: string; address?: string; port?: number; user?: string; node_ip?: string } = typeof entry === 'string' ? { name: entry } : entry;
+    return { name: o.name, role, address: o.address ?? o.name, port: o.port ?? raw.ssh.port, user: o.user ?? raw.ssh.user, ...(o.node_ip ? { nodeIp: o.node_ip } : {}),
       explicit: { address: o.address !== undefined, port: o.port !== undefined || sshSet('port'), user: o.user !== undefined || sshSet('user') } };
   };
   // master: (the recipe's one) or masters: (1, or 3 and more, behind apiserver.endpoint); exactly one of the two
@@ -135,6 +135,14 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
   // etcd: the master alone unless etcd.members says otherwise; a member named like the master is the master host, and
   // must not give it another address; a member named like a minion is refused (kubetls keeps etcd on the control plane:
   // a minion's root would otherwise hold the etcd peer key, which is every secret of the cluster).
+  // node_ip is a kubelet's: a minion's, in the modern profile
+  const nodeIpAt = (entries: RawHost[] | undefined, p: (i: number) => (string | number)[], why: string) => (entries ?? []).forEach((e, i) => {
+    if (typeof e !== 'string' && e.node_ip !== undefined) at([...p(i), 'node_ip'], `expected no node_ip ${why}, found ${e.node_ip}`);
+  });
+  nodeIpAt(raw.masters ?? (raw.master ? [raw.master] : []), (i) => (raw.masters ? ['masters', i] : ['master']), 'on a master (it runs no kubelet)');
+  nodeIpAt(raw.etcd?.members, (i) => ['etcd', 'members', i], 'on an etcd member (it runs no kubelet)');
+  if (raw.profile !== 'modern') nodeIpAt(raw.minions, (i) => ['minions', i], 'in the legacy profile (its kubelet serves no certificate kubetls checks)');
+  if (raw.kubelet && raw.profile !== 'modern') at(['kubelet'], 'expected no kubelet settings in the legacy profile (its 1.4 kubelet rotates nothing; use profile: modern), found kubelet');
   if (raw.etcd && raw.profile !== 'modern') at(['etcd'], 'expected no etcd settings in the legacy profile (the recipe runs etcd without TLS on the master; use profile: modern), found etcd');
   // Stacked etcd by default (kubeadm's): every master is a member.
   const members: Host[] = raw.etcd?.members ? raw.etcd.members.map((m, i) => {
@@ -266,5 +274,6 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     masters,
     minions,
     etcd: { members },
+    kubelet: { certificates: raw.kubelet?.certificates ?? 'push', certificateMinutes: raw.kubelet?.certificate_minutes ?? raw.pki.days * 1440 },
   };
 }

@@ -94,7 +94,9 @@ const filePath = z.string({ invalid_type_error: 'a file path' }).min(1, 'a file 
 /** A bare name means `{ name }` (address = name). */
 const hostEntry = z.preprocess(
   (v) => (typeof v === 'string' ? { name: v } : v),
-  z.object({ name: label, address: address.optional(), port: port.optional(), user: user.optional() },
+  // node_ip (a modern minion): the address its Node reports (the kubelet's --node-ip) when that is not `address`, the
+  // one kubetls reaches it by; its serving certificate may name both
+  z.object({ name: label, address: address.optional(), port: port.optional(), user: user.optional(), node_ip: ip.optional() },
     { invalid_type_error: 'a host name, or { name, address, port, user }', required_error: 'a host name, or { name, address, port, user }' })
     .strict(),
 );
@@ -148,6 +150,13 @@ export const schema = z.object({
   master: hostEntry.optional(),
   masters: z.array(hostEntry, { invalid_type_error: 'a list of hosts' }).min(1, 'at least one master').optional(),
   minions: z.array(hostEntry, { invalid_type_error: 'a list of hosts' }).default([]),
+  // who carries the kubelets' certificates (modern): `push`, kubetls over SSH (the recipe); `api`, the kubelets
+  // themselves through the CSR API (client rotation, serving certificates approved by approve.ts).
+  // certificate_minutes: what the controller-manager signs for (--cluster-signing-duration); default pki.days
+  kubelet: z.object({
+    certificates: z.enum(['push', 'api'], { errorMap: () => ({ message: 'push or api' }) }).default('push'),
+    certificate_minutes: int(5, 100000 * 1440, 'a number of minutes from 5').optional(),
+  }, { invalid_type_error: 'a mapping of settings' }).strict().optional(),
   etcd: z.object({
     members: z.array(hostEntry, { invalid_type_error: 'a list of hosts' }).min(1, 'at least one member').optional(),
   }, { invalid_type_error: 'a mapping of settings' }).strict().optional(),

@@ -24,7 +24,7 @@ import { servedCert } from '../probe.ts';
 import type { HostOutcome, RolloutOptions, Step } from '../remote/hosts.ts';
 import { backupStamp, type FileState, type Remote, type Survey, type Written } from '../remote/remote.ts';
 import type { Desired } from './desired.ts';
-import { unitsToRestart } from './desired.ts';
+import { kubeletCerts, unitsToRestart } from './desired.ts';
 import { restartAndGate, waitActive } from './gates.ts';
 
 /** Everything one host should look like after a step of the recipe, and what to restart when it changes. */
@@ -41,10 +41,16 @@ export interface HostJob {
   /** units that must restart although none of their files changed (what they serve differs from the PKI); asked only when no file forces the restart anyway */
   stale?: (already: string[]) => Promise<string[]>;
   gate: (unit: string) => Promise<void>;
+  /**
+   * Files kubetls put there in another mode that must go now (kubelet.certificates switched): each is renamed to its
+   * backup name (a rollback puts it back; removed once the host passed its gates) unless `keep` says its bytes are not
+   * kubetls's to retire (the kubelet's own kubeconfig, which names its rotating certificate).
+   */
+  retire?: { path: string; why: string; keep?: (bytes: Buffer) => boolean }[];
 }
 
 /** A file or env file that differs from what the host holds: what to write, and what is there now. */
-interface Planned { d: Desired; bytes: Buffer; kind: 'files' | 'env'; state?: FileState }
+interface Planned { d: Desired; bytes: Buffer; kind: 'files' | 'env' | 'retire'; state?: FileState }
 
 /**
  * Bring one host to `job`: check the folders (root's only), look at every target in one round trip, refuse a host
@@ -65,11 +71,14 @@ export async function converge(inv: Inventory, r: Remote, step: Step, out: HostO
     faultPoint('marked');
   }
   await install(r, step, out, planned, names);
-  if (!units.length || job.deferRestart) {
-    if (units.length) log.info(`${units.join(', ')} will restart with minions.ts`, r.host.name);
-    return;
+  if (units.length && !job.deferRestart) await step('restart', () => restartAndGate(r, units, job.gate, out, o));
+  else if (units.length) log.info(`${units.join(', ')} will restart with minions.ts`, r.host.name);
+  // what was retired stays aside only until nothing can roll back to it: a key of the node must not linger as a backup
+  const aside = r.writes.filter((w) => planned.some((p) => p.kind === 'retire' && p.d.path === w.path) && w.backup).map((w) => w.backup!);
+  if (aside.length && !job.deferRestart) {
+    await r.run(['rm', '-f', '--', ...aside]);
+    for (let i = r.writes.length - 1; i >= 0; i--) if (aside.includes(r.writes[i]!.backup ?? '')) r.writes.splice(i, 1); // nothing to put back now
   }
-  await step('restart', () => restartAndGate(r, units, job.gate, out, o));
 }
 
 /**
@@ -78,8 +87,9 @@ export async function converge(inv: Inventory, r: Remote, step: Step, out: HostO
  * in them is used, and looked at once more if they were not root's or just changed hands.
  */
 async function surveyAndProve(r: Remote, job: HostJob, caPath: string): Promise<Survey> {
-  const paths = [...new Set([caPath, ...job.files.map((f) => f.path), ...job.env.map((e) => e.path)])];
-  const read = job.env.map((e) => e.path);
+  const retire = job.retire ?? [];
+  const paths = [...new Set([caPath, ...job.files.map((f) => f.path), ...job.env.map((e) => e.path), ...retire.map((x) => x.path)])];
+  const read = [...job.env.map((e) => e.path), ...retire.filter((x) => x.keep).map((x) => x.path)];
   let survey = await r.survey({ dirs: [...job.dirs.map((d) => ({ dir: d.dir, takeOver: d.takeOver })), { dir: PENDING_DIR }], paths, read, list: PENDING_DIR });
   let changed = false;
   for (const d of job.dirs) changed = (await r.ensureDir(d.dir, d.mode, d.takeOver)) || changed;
@@ -106,7 +116,11 @@ function whatDiffers(r: Remote, job: HostJob, seen: Survey): Planned[] {
     const label = `<${path.posix.basename(e.path)} with ${Object.entries(e.vars).map(([k, v]) => `${k}=${quoteValue(v)}`).join(' ')}>`;
     want.push({ d: { path: e.path, content: () => bytes, mode: modes.envFile, label }, bytes, kind: 'env' });
   }
-  return want.filter(({ d, bytes }) => r.dry || differs(seen.states.get(d.path), bytes, d.mode)).map((w) => ({ ...w, state: seen.states.get(w.d.path) }));
+  const differing = want.filter(({ d, bytes }) => r.dry || differs(seen.states.get(d.path), bytes, d.mode)).map((w) => ({ ...w, state: seen.states.get(w.d.path) }));
+  // a file to retire: there (a dry run cannot tell: listed), and not kept by its bytes
+  const retired = (job.retire ?? []).filter((x) => r.dry || (seen.states.get(x.path) !== undefined && !(x.keep && x.keep(seen.contents.get(x.path) ?? Buffer.alloc(0)))))
+    .map((x): Planned => ({ d: { path: x.path, content: () => Buffer.alloc(0), mode: modes.kubeconfig, label: x.why }, bytes: Buffer.alloc(0), kind: 'retire', state: seen.states.get(x.path) }));
+  return [...differing, ...retired];
 }
 
 function differs(st: FileState | undefined, bytes: Buffer, m: modes.FileMode): boolean {
@@ -127,7 +141,7 @@ async function restartsDue(inv: Inventory, r: Remote, job: HostJob, planned: Pla
 
 /** The restarts an earlier run left owed on this host (`restart.<unit>` in PENDING_DIR, as the survey listed it), for the units of these roles. */
 function owedRestarts(inv: Inventory, r: Remote, roles: UnitRole[], listing: string[], quiet = false): string[] {
-  const mine = roles.flatMap((role) => unitsFor(inv.profile, role)).map((u) => u.unit);
+  const mine = roles.flatMap((role) => unitsFor(inv.profile, role, kubeletCerts(inv))).map((u) => u.unit);
   if (r.dry || !mine.length) return [];
   const owed = listing.filter((f) => f.startsWith('restart.')).map((f) => f.slice('restart.'.length)).filter((u) => mine.includes(u));
   if (!quiet) for (const u of owed) log.info(`${u} still owes a restart from an earlier run`, r.host.name);
@@ -155,6 +169,19 @@ async function install(r: Remote, step: Step, out: HostOutcome, planned: Planned
     await step(kind === 'files' ? names.files : names.env, async () => {
       out.writes += await r.writeAll(batch.map((p) => ({ file: p.d.path, content: p.bytes, mode: p.d.mode, label: p.d.label, known: p.state ?? null })));
       faultPoint('wrote-1');
+    });
+  }
+  const retire = planned.filter((p) => p.kind === 'retire');
+  if (retire.length) {
+    await step('retire', async () => {
+      for (const p of retire) {
+        // renamed aside, not deleted: a rollback (withRollback) moves it back; removed once the host passed its gates
+        const backup = `${p.d.path}.bak-${backupStamp}`;
+        log.info(`${p.d.path}: ${p.d.label}`, r.host.name);
+        await r.run(['mv', '-fT', '--', p.d.path, backup]);
+        r.writes.push({ path: p.d.path, backup });
+        out.writes += 1;
+      }
     });
   }
   if (planned.length) faultPoint('wrote-all');

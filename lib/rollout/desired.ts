@@ -9,7 +9,7 @@ import type { FileMode } from '../../config/files.ts';
 import * as modes from '../../config/files.ts';
 import { etcdFiles, kubeletFiles, masterFiles, masterKubeconfigs, minionFiles, minionKubeconfigs, type FilePlacement, type KubeconfigPlacement } from '../../config/layout.ts';
 import { etcdEnv, masterEnv, minionEnv, unitsFor, type EnvEdit, type FlagContext, type UnitRole } from '../../config/profiles.ts';
-import { allHosts, apiTarget, type Host, type Inventory, masterTarget, urlOf } from '../inventory.ts';
+import { allHosts, apiTarget, type Host, type Inventory, type KubeletCerts, kubeletApi, masterTarget, urlOf } from '../inventory.ts';
 import { kubeconfig } from '../kubeconfig.ts';
 import { shown } from '../log.ts';
 import { deployedBytes } from '../pki/trust.ts';
@@ -32,9 +32,13 @@ export function flagContext(inv: Inventory, host: Host = inv.master): FlagContex
     kubeconfig: modes.KUBECONFIG_PATH,
     cluster: inv.cluster,
     etcd: inv.etcd.members.map((m) => ({ name: m.name, address: m.address })),
+    kubelet: kubeletCerts(inv),
+    signingMinutes: inv.kubelet.certificateMinutes,
   };
 }
 
+/** Who carries the kubelets' certificates on this cluster (legacy: always kubetls). */
+export const kubeletCerts = (inv: Inventory): KubeletCerts => (kubeletApi(inv) ? 'api' : 'push');
 export const isEtcdMember = (inv: Inventory, host: Host) => inv.profile === 'modern' && inv.etcd.members.some((m) => m.name === host.name);
 /** Whose units run on a host, in restart order: etcd before the apiserver that needs it. */
 export const rolesFor = (inv: Inventory, host: Host): UnitRole[] =>
@@ -48,7 +52,7 @@ export function placementsFor(inv: Inventory, host: Host): FilePlacement[] {
   const list = host.role === 'master'
     ? [...masterFiles(inv.profile), ...(isEtcdMember(inv, host) ? etcdFiles(host.name) : [])]
     : host.role === 'etcd' ? etcdFiles(host.name)
-      : [...minionFiles(host.name), ...kubeletFiles(inv.profile, host.name)];
+      : [...minionFiles(host.name, kubeletCerts(inv)), ...kubeletFiles(inv.profile, host.name, kubeletCerts(inv))];
   return list.filter((p, i) => list.findIndex((q) => q.path === p.path) === i);
 }
 
@@ -61,7 +65,7 @@ export function envFor(inv: Inventory, host: Host): EnvEdit[] {
 
 /** The kubeconfigs a host receives. */
 export function kubeconfigsFor(inv: Inventory, host: Host): KubeconfigPlacement[] {
-  return host.role === 'master' ? masterKubeconfigs(inv.profile) : host.role === 'minion' ? minionKubeconfigs(inv.profile, host.name) : [];
+  return host.role === 'master' ? masterKubeconfigs(inv.profile) : host.role === 'minion' ? minionKubeconfigs(inv.profile, host.name, kubeletCerts(inv)) : [];
 }
 
 /**
@@ -73,7 +77,7 @@ export function pkiFilesFor(inv: Inventory, host: Host): [string, string, () => 
 }
 
 /** The units kubetls runs on a host, in restart order. */
-export const unitsOf = (inv: Inventory, host: Host): string[] => rolesFor(inv, host).flatMap((r) => unitsFor(inv.profile, r)).map((u) => u.unit);
+export const unitsOf = (inv: Inventory, host: Host): string[] => rolesFor(inv, host).flatMap((r) => unitsFor(inv.profile, r, kubeletCerts(inv))).map((u) => u.unit);
 
 /**
  * Where a host would keep the restart each of its units still owes (`restart.<unit>` in PENDING_DIR: what a run that
@@ -145,7 +149,7 @@ export function kubeconfigContent(inv: Inventory, k: KubeconfigPlacement, host: 
 
 /** The units to restart, in the order of config/profiles.ts: those reading a changed path, owed by an earlier run, or stale. */
 export function unitsToRestart(inv: Inventory, roles: UnitRole[], changed: string[], owed: string[], stale: string[]): string[] {
-  return roles.flatMap((role) => unitsFor(inv.profile, role)).filter((u) => owed.includes(u.unit) || stale.includes(u.unit)
+  return roles.flatMap((role) => unitsFor(inv.profile, role, kubeletCerts(inv))).filter((u) => owed.includes(u.unit) || stale.includes(u.unit)
     || u.reads.some((p) => changed.includes(remotePath(inv, p)))).map((u) => u.unit);
 }
 
@@ -160,10 +164,6 @@ export const desiredKubeconfig = (inv: Inventory, k: KubeconfigPlacement, host: 
 });
 
 
-/** Step 14: the kubelet kubeconfig of one minion, with its cert, key and the token embedded. */
-export function kubeletKubeconfig(inv: Inventory, host: Host): Buffer {
-  return kubeconfigContent(inv, minionKubeconfigs(inv.profile, host.name)[0]);
-}
 
 /** A local PKI file, named in the error when it cannot be read. */
 function readLocal(file: string): Buffer {

@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PENDING_DIR } from '../../config/files.ts';
 import { KUBELET_PORT } from '../../config/profiles.ts';
 import { faultPoint } from '../fault.ts';
-import { apiTarget, type ApiTarget, type Host, type Inventory, isHa, masterTarget } from '../inventory.ts';
+import { approvePending } from '../csr/approve.ts';
+import { apiTarget, type ApiTarget, type Host, type Inventory, isHa, kubeletApi, masterTarget } from '../inventory.ts';
 import { log } from '../log.ts';
 import { parseCert, readCert } from '../pki/read.ts';
 import { clientTrust } from '../pki/trust.ts';
@@ -56,8 +57,10 @@ export function gateFor(inv: Inventory, r: Remote): (unit: string) => Promise<vo
     }
     await waitActive(r, [unit]);
     await waitSettled(r, unit);
-    // modern: a kubelet must also serve its local serving certificate on :10250, verified for its name
-    if (unit === 'kubelet' && inv.profile === 'modern') await waitKubeletServing(inv, r.host);
+    // modern: a kubelet must also serve its local serving certificate on :10250, verified for its name; api: the
+    // certificate it asked for, which this gate approves by cluster.yaml's rules (approve.ts's pass) while it waits
+    if (unit === 'kubelet' && kubeletApi(inv)) await waitKubeletApproved(inv, r.host);
+    else if (unit === 'kubelet' && inv.profile === 'modern') await waitKubeletServing(inv, r.host);
   };
 }
 
@@ -80,6 +83,32 @@ async function waitKubeletServing(inv: Inventory, host: Host, timeoutMs = 20_000
     }
     if (Date.now() > end) throw new Error(`the kubelet does not serve its new certificate on :${KUBELET_PORT} after ${timeoutMs / 1000} s: ${last}`);
     await sleep(300);
+  }
+}
+
+/**
+ * kubelet.certificates: api: wait (bounded) until the kubelet, which first renews its client certificate through the
+ * CSR API and then asks for a serving one, serves a certificate of the cluster CA for its name on :10250. Each round
+ * runs one approve.ts pass (lib/csr/approve.ts: the same rules, as the approver's own identity, never admin).
+ */
+async function waitKubeletApproved(inv: Inventory, host: Host, timeoutMs = 90_000): Promise<void> {
+  const ca = clientTrust(inv);
+  const end = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      await approvePending(inv, { watch: true });
+      const got = await readServed(host.address, KUBELET_PORT, host.name, ca, 3000);
+      if (got.authorized) {
+        log.info(`${host.address}:${KUBELET_PORT} serves its own certificate, serial ${got.info.serial}, issued by ${got.info.issuer}`, host.name);
+        return;
+      }
+      last = `${got.error}`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > end) throw new Error(`the kubelet serves no certificate of the cluster CA for ${host.name} on :${KUBELET_PORT} after ${timeoutMs / 1000} s (its serving CSR approved? kubectl get csr): ${last}`);
+    await sleep(1000);
   }
 }
 
