@@ -21,7 +21,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BOOTSTRAP_KUBECONFIG, KUBELET_CLIENT_CURRENT } from '../config/layout.ts';
 import { KUBECONFIG_PATH } from '../config/files.ts';
 import { apiTarget, type Host, type Inventory, urlOf } from './inventory.ts';
+import { parse } from 'yaml';
 import { kubeconfig } from './kubeconfig.ts';
+import { kubeletClientRow } from './kubelet-own.ts';
 import { log } from './log.ts';
 import { deployedBytes } from './pki/trust.ts';
 import { apiRequest, type Credential } from './probe.ts';
@@ -56,8 +58,19 @@ export function tokenSecret(node: string, t: BootstrapToken): object {
   };
 }
 
-/** Make a token for `node` (as admin), after deleting any earlier kubetls token of that node. */
+/**
+ * Make a token for `node` (as admin), after deleting any earlier kubetls token of that node. A POST that failed may
+ * still have made it (an answer lost): the node's tokens are deleted again before the error goes on.
+ */
 export async function createToken(inv: Inventory, node: string, now = new Date()): Promise<BootstrapToken> {
+  try {
+    return await makeToken(inv, node, now);
+  } catch (e) {
+    await deleteTokens(inv, node).catch(() => undefined);
+    throw e;
+  }
+}
+async function makeToken(inv: Inventory, node: string, now: Date): Promise<BootstrapToken> {
   await deleteTokens(inv, node);
   const t: BootstrapToken = { id: random(6), secret: random(16), expires: new Date(now.getTime() + TOKEN_MINUTES * 60_000) };
   log.cmd(['kubectl', '-n', 'kube-system', 'create', 'secret', 'generic', `bootstrap-token-${t.id}`, '--type', 'bootstrap.kubernetes.io/token',
@@ -68,9 +81,9 @@ export async function createToken(inv: Inventory, node: string, now = new Date()
   return t;
 }
 
-/** Delete every kubetls bootstrap token made for `node` (none: nothing to do). */
-export async function deleteTokens(inv: Inventory, node: string): Promise<void> {
-  const selector = encodeURIComponent(`app.kubernetes.io/managed-by=kubetls,${NODE_LABEL}=${node}`);
+/** Delete every kubetls bootstrap token made for `node`, or for any node (none: nothing to do). */
+export async function deleteTokens(inv: Inventory, node?: string): Promise<void> {
+  const selector = encodeURIComponent(`app.kubernetes.io/managed-by=kubetls,${node ? `${NODE_LABEL}=${node}` : NODE_LABEL}`);
   const list = await apiRequest(inv, 'GET', `${SECRETS}?labelSelector=${selector}`, admin(inv));
   if (list.status !== 200) throw new Error(`list bootstrap tokens of ${node}: HTTP ${list.status}`);
   for (const s of (list.json as { items?: { metadata: { name: string } }[] }).items ?? []) {
@@ -87,18 +100,40 @@ export function bootstrapKubeconfig(inv: Inventory, t: BootstrapToken): Buffer {
 }
 
 /**
- * Whether a node's kubelet must join: it has no client certificate of its own that is still valid, or no kubeconfig
- * naming it. Asked on the node (`openssl x509 -checkend 0`: only the certificate's dates cross the connection).
+ * Whether a node's kubelet must join: it has no client certificate of its own that is in date, issued by the cluster
+ * CA for this node (lib/kubelet-own.ts reads it on the node: only the certificate crosses the connection), or its
+ * kubeconfig is not one this cluster would give it today (ownKubeconfig).
  */
-export async function needsJoin(r: Remote): Promise<boolean> {
-  const res = await r.run(['openssl', 'x509', '-checkend', '0', '-noout', '-in', KUBELET_CLIENT_CURRENT], { ok: [0, 1, 2, 127], quiet: true });
-  if (res.code !== 0) return true;
+export async function needsJoin(inv: Inventory, r: Remote): Promise<boolean> {
+  const c = await kubeletClientRow(inv, r, new Date());
+  if (c.status !== 'ok' && !c.status.startsWith('renew due')) {
+    log.info(`${c.where}: ${c.status}: the node joins`, r.host.name);
+    return true;
+  }
   const kc = await r.read(KUBECONFIG_PATH).catch(() => undefined);
-  return !kc || !namesRotatingCert(kc);
+  if (kc && ownKubeconfig(inv, kc)) return false;
+  log.info(`${KUBECONFIG_PATH} is not the kubelet's own for this cluster (its server, its CA, kubelet-client-current.pem): the node joins`, r.host.name);
+  return true;
 }
 
-/** A kubelet kubeconfig the kubelet wrote after its bootstrap: its client certificate is the rotating one, by file. */
-export const namesRotatingCert = (b: Buffer) => new RegExp(`^\\s*client-certificate: ${KUBELET_CLIENT_CURRENT.replaceAll('.', '\\.')}\\s*$`, 'm').test(b.toString('utf8'));
+/**
+ * The kubeconfig a kubelet wrote after it joined this cluster as it is today: one cluster, the apiserver every node
+ * uses (the balancer, or the master) and the cluster CA as the nodes receive it, one user whose certificate and key are
+ * kubelet-client-current.pem. Anything else (kubetls's pushed one, one of another endpoint or CA) is retired, and the
+ * node joins again.
+ */
+export function ownKubeconfig(inv: Inventory, b: Buffer): boolean {
+  type Kc = { clusters?: { cluster?: Record<string, string> }[]; users?: { user?: Record<string, string> }[] };
+  let doc: Kc;
+  try { doc = parse(b.toString('utf8')) as Kc; } catch { return false; }
+  const cluster = doc?.clusters?.length === 1 ? doc.clusters[0]!.cluster : undefined;
+  const user = doc?.users?.length === 1 ? doc.users[0]!.user : undefined;
+  if (!cluster || !user) return false;
+  let ca: Buffer;
+  try { ca = deployedBytes(inv, 'ca.crt'); } catch { return false; }
+  return cluster.server === urlOf(apiTarget(inv)) && Buffer.from(cluster['certificate-authority-data'] ?? '', 'base64').equals(ca)
+    && user['client-certificate'] === KUBELET_CLIENT_CURRENT && user['client-key'] === KUBELET_CLIENT_CURRENT;
+}
 
 /** Wait (bounded) until the node is registered (its Node object exists), as admin. */
 export async function waitRegistered(inv: Inventory, node: Host, timeoutMs = 60_000): Promise<void> {
@@ -114,5 +149,6 @@ export async function waitRegistered(inv: Inventory, node: Host, timeoutMs = 60_
 /** After a join: the token deleted and the bootstrap kubeconfig removed (its token is dead; nothing reads it any more). */
 export async function finishJoin(inv: Inventory, r: Remote): Promise<void> {
   await deleteTokens(inv, r.host.name);
-  await r.run(['rm', '-f', '--', BOOTSTRAP_KUBECONFIG]);
+  // and any backup of it (a join that a killed run left had written one): no copy of a token stays
+  await r.run(['sh', '-c', 'rm -f -- "$1" "$1".bak-*', 'sh', BOOTSTRAP_KUBECONFIG]);
 }

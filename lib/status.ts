@@ -325,7 +325,9 @@ export async function servedKubelets(inv: Inventory, now = new Date()): Promise<
     try { local = readCert(path.join(inv.pki.dir, `kubelet-${m.name}.crt`)); } catch { /* its own row */ }
     const status = i.notAfter <= now ? 'expired'
       : !got.authorized ? `drift: not trusted with the local ca.crt for ${m.name} (${got.error ?? 'unverified'})`
-      // api: the kubelet's own certificate; what to watch is its rotation (lib/kubelet-own.ts)
+      // api: the kubelet's own certificate; what to watch is its rotation (lib/kubelet-own.ts). The one kubetls pushed
+      // before the switch (while pki.dir still has it) is not the kubelet's own: the node has not switched
+      : kubeletApi(inv) && local?.fingerprint === i.fingerprint ? `drift: serves kubelet-${m.name}.crt, which kubetls pushed: run minions.ts (kubelet.certificates is api)`
       : kubeletApi(inv) ? rotationStatus(i.x509, now, 'serving')
       : local && local.fingerprint !== i.fingerprint ? `drift: serves serial ${i.serial}, local is ${local.serial}`
       : untilDue(inv, i.notAfter, now) <= 0 ? 'renew due' : 'ok';

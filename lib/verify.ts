@@ -231,6 +231,8 @@ export async function modernChecks(inv: Inventory, minions: Host[]): Promise<Res
       if (!got.authorized) throw new Error(`${m.address}:${KUBELET_PORT} serves a certificate not valid for ${m.name} with ca.crt: ${got.error}`);
       // api: the kubelet's own certificate, approved by approve.ts: trusted with ca.crt for its name is the check
       if (kubeletApi(inv)) {
+        const pushed = readCert(pki(`kubelet-${m.name}.crt`));
+        if (pushed?.fingerprint === got.info.fingerprint) throw new Error(`serves kubelet-${m.name}.crt, which kubetls pushed, not a certificate of its own: run minions.ts (kubelet.certificates is api)`);
         const late = rotationStatus(got.info.x509, new Date(), 'serving');
         if (late !== 'ok') throw new Error(`serves serial ${got.info.serial}: ${late}`);
         return `serial ${got.info.serial} (its own, issued by ${got.info.issuer}), verified for ${m.name}, not after ${got.info.notAfter.toISOString()}`;

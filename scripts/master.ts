@@ -4,6 +4,7 @@
  *   npx zx scripts/master.ts [--inventory cluster.yaml] [--pki-only] [--dry-run] [--only NAME[,NAME]] [--concurrency N]
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { common, ExitError, helpFor, intFlag, main, onlyFlag, parseFlags, usageError } from '../lib/cli.ts';
 import { allHosts, kubeletApi } from '../lib/inventory.ts';
 import { loadInventory } from '../lib/inventory/load.ts';
@@ -66,7 +67,12 @@ await main(async () => {
   await applyPki(inv, plan, { dryRun });
   recordOwed(inv, owed, dryRun); // a first run: pki.dir exists only now
   if (plan.ca.status !== 'ok' && plan.ca.status !== 'missing') log.warn(`${plan.ca.reasons.join('; ')}: kubetls never renews the CA by itself; rotate it now: npx zx scripts/renew.ts --rotate-ca cluster`);
-  for (const o of plan.orphans) log.warn(`${o} belongs to no host of the inventory: kept (delete it by hand if the minion is gone)`);
+  // kubelet.certificates: api: a node's pairs from its push days are keys kubetls no longer needs (each kubelet has its own)
+  const pushed = (o: string) => kubeletApi(inv) && inv.minions.some((m) => [`${m.name}.`, `kubelet-${m.name}.`].some((p) => path.basename(o).startsWith(p)));
+  for (const o of plan.orphans) {
+    log.warn(pushed(o) ? `${o}: a node's pair from before kubelet.certificates: api, which nothing uses now: kept; delete it by hand once minions.ts switched that node (kubetls then holds no key of it)`
+      : `${o} belongs to no host of the inventory: kept (delete it by hand if the minion is gone)`);
+  }
   const rows = summary(inv, plan, dryRun);
   log.print(table(['FILE', 'SUBJECT', 'SANS', 'NOT AFTER', 'ACTION'], rows.map((r) => [r.file, r.subject, r.sans, r.notAfter, r.action])));
   const changed = plan.items.some((i) => i.action !== 'keep');

@@ -205,3 +205,24 @@ test('text in an extension cannot pose as the subject: an nsComment holding subj
   t.deepEqual(facts.subject, ['O=system:nodes', 'OU=system:masters', 'CN=system:node:kubeminion1']);
   t.is(decide(facts, HOSTS).verdict, 'deny');
 });
+
+test('a denial\'s reason is cut at 2000 characters, its first reasons kept: one of exactly 2000 stays whole, one longer ends in …', (t) => {
+  const reasonOf = (dns: string[]) => `kubetls approve: ${problemsOf(facts({ dns }), HOSTS).join('; ')}`;
+  // k bad DNS names, then one sized so that the whole reason is exactly 2000 characters (within shownValue's 100)
+  let names: string[] = [];
+  for (let k = 20; k < 40 && !names.length; k++) {
+    const base = Array.from({ length: k }, (_, i) => `bad${i}.example`);
+    const room = 2000 - reasonOf([...base, '']).length;
+    if (room > 0 && room <= 100) names = [...base, 'z'.repeat(room)];
+  }
+  t.is(reasonOf(names).length, 2000);
+  const exact = decide(facts({ dns: names }), HOSTS);
+  t.is(exact.verdict, 'deny');
+  if (exact.verdict === 'deny') t.is(exact.reason, reasonOf(names), 'exactly 2000: whole');
+  const long = decide(facts({ dns: [...names, 'one-more.example'] }), HOSTS);
+  if (long.verdict === 'deny') {
+    t.is(long.reason.length, 2000);
+    t.true(long.reason.endsWith('…'));
+    t.true(long.reason.startsWith('kubetls approve: DNS name bad0.'), long.reason.slice(0, 60));
+  } else t.fail('not denied');
+});

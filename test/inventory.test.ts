@@ -371,7 +371,7 @@ test('rule: the limits of names, CNs, user names, ports, days and bits are where
   refused({ ssh: { sudo: 'yes' } }, /ssh\.sudo: expected true or false, found 'yes'/);
   refused({ ssh: 'root' }, /ssh: expected a mapping of settings, found 'root'/);
   refused({ minions: 'kubeminion1' }, /minions: expected a list of hosts, found 'kubeminion1'/);
-  refused({ minions: [{ name: 'k1', port: 22, extra: 1 }] }, /minions\[0\]\.extra: expected a known key \(name, address, port, user\), found unknown key 'extra'/);
+  refused({ minions: [{ name: 'k1', port: 22, extra: 1 }] }, /minions\[0\]\.extra: expected a known key \(name, address, port, user, node_ip\), found unknown key 'extra'/);
   refused({ minions: [7] }, /minions\[0\]: expected a host name, or \{ name, address, port, user \}, found 7/);
   refused({ minions: [{ address: 'x' }] }, /minions\[0\]\.name: expected a value \(the key is required\), found \{"address":"x"\}$/);
   refused({ minions: [{ name: 5 }] }, /minions\[0\]\.name: expected a DNS label, found 5/);

@@ -16,7 +16,9 @@ import { configureLog } from '../lib/log.ts';
 import { applyPki } from '../lib/pki/apply.ts';
 import { planPki } from '../lib/pki/plan.ts';
 import { flagContext, kubeconfigsFor, placementsFor } from '../lib/rollout/desired.ts';
-import { namesRotatingCert } from '../lib/join.ts';
+import { ownKubeconfig } from '../lib/join.ts';
+import { apiTarget, urlOf } from '../lib/inventory.ts';
+import { stringify } from 'yaml';
 import { retiredOnMinion } from '../lib/rollout/steps.ts';
 import { writeInventory } from './helpers/inventory.ts';
 import { runScript } from './helpers/run.ts';
@@ -40,6 +42,7 @@ test('the inventory refuses an unknown kubelet mode, a signing time under 5 minu
   t.regex(problem({ kubelet: { certificates: 'csr' } }), /kubelet\.certificates: expected push or api, found 'csr'/);
   t.regex(problem({ kubelet: { certificates: 'api', certificate_minutes: 4 } }), /kubelet\.certificate_minutes: expected a number of minutes from 5, found 4/);
   t.regex(problem({ kubelet: { rotate: true } }), /kubelet\.rotate: expected a known key/);
+  t.regex(problem({ kubelet: { certificates: 'api', certificate_minutes: 100000 * 1440 + 1 } }), /kubelet\.certificate_minutes: expected a number of minutes from 5/);
   t.regex(problem({ profile: 'legacy', kubelet: { certificates: 'push' } }), /kubelet: expected no kubelet settings in the legacy profile/);
 });
 
@@ -78,14 +81,28 @@ test('a switch retires what the other mode wrote: to api the pushed kubeconfig a
   t.false(retiredOnMinion(load({ kubelet: { certificates: 'api' } }), 'n1', true).some((x) => x.path.endsWith('bootstrap-kubeconfig')), 'not while it joins');
   t.deepEqual(retiredOnMinion(load({}), 'n1').map((x) => x.path), ['/var/lib/kubelet/bootstrap-kubeconfig']);
   t.deepEqual(retiredOnMinion(loadInventory(writeInventory({})), 'n1'), [], 'legacy: nothing');
-  // the kubelet's own kubeconfig (as the kubelet writes it after its bootstrap) is kept; kubetls's pushed one is not
-  const own = Buffer.from('apiVersion: v1\nusers:\n- name: default-auth\n  user:\n    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem\n');
-  t.true(namesRotatingCert(own));
-  const pushed = Buffer.from(kubeconfig({ cluster: 'c', server: 'https://m:6443', ca: Buffer.from('CA'), cert: Buffer.from('CERT'), key: Buffer.from('KEY'), token: 't' }));
-  t.false(namesRotatingCert(pushed));
-  // nor one that only mentions the file elsewhere (a comment, another user's entry under another key)
-  t.false(namesRotatingCert(Buffer.from('# client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\nusers: []\n')));
-  t.false(namesRotatingCert(Buffer.from(`client-certificate: ${path.join('/tmp', 'kubelet-client-current.pem')}\n`)));
+});
+
+test('the kubelet\'s own kubeconfig is kept only when it is this cluster\'s today: its server, its CA, kubelet-client-current.pem', async (t) => {
+  const inv = load({ kubelet: { certificates: 'api' } });
+  await applyPki(inv, planPki(inv));
+  const ca = readFileSync(path.join(inv.pki.dir, 'ca.crt'));
+  const pem = '/var/lib/kubelet/pki/kubelet-client-current.pem';
+  // as the kubelet writes it after its bootstrap (k8s.io/kubernetes pkg/kubelet/certificate/bootstrap)
+  const own = (o: { server?: string; ca?: Buffer; cert?: string; users?: number } = {}) => Buffer.from(stringify({
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'default-context',
+    clusters: [{ name: 'default-cluster', cluster: { 'certificate-authority-data': (o.ca ?? ca).toString('base64'), server: o.server ?? urlOf(apiTarget(inv)) } }],
+    contexts: [{ name: 'default-context', context: { cluster: 'default-cluster', namespace: 'default', user: 'default-auth' } }],
+    users: Array.from({ length: o.users ?? 1 }, (_, i) => ({ name: `default-auth${i || ''}`, user: { 'client-certificate': o.cert ?? pem, 'client-key': pem } })),
+  }));
+  t.true(ownKubeconfig(inv, own()));
+  t.false(ownKubeconfig(inv, own({ server: 'https://old-master:6443' })), 'another apiserver (an endpoint added since)');
+  t.false(ownKubeconfig(inv, own({ ca: Buffer.from('another CA') })), 'another CA (replaced since)');
+  t.false(ownKubeconfig(inv, own({ cert: '/tmp/kubelet-client-current.pem' })), 'another certificate file');
+  t.false(ownKubeconfig(inv, own({ users: 2 })), 'a second user');
+  t.false(ownKubeconfig(inv, Buffer.from('::: not yaml')), 'not YAML');
+  const pushed = Buffer.from(kubeconfig({ cluster: inv.cluster, server: urlOf(apiTarget(inv)), ca, cert: Buffer.from('CERT'), key: Buffer.from('KEY'), token: 't' }));
+  t.false(ownKubeconfig(inv, pushed), 'kubetls\'s pushed kubeconfig, with an embedded certificate');
 });
 
 test('a rotation of the cluster CA is refused with kubelet.certificates: api (the kubelets\' own certificates would outlive the old CA), and the others are not', async (t) => {
@@ -127,6 +144,9 @@ test('join refuses a node that is not a minion of cluster.yaml, a cluster whose 
   t.is(push.code, 2);
   t.regex(push.all, /join needs kubelet\.certificates: api/);
   t.is((await runScript('join', ['--inventory', api, '--dry-run'])).code, 2);
+  const two = await runScript('join', ['--inventory', api, 'kubeminion1', 'kubeminion2', '--dry-run']);
+  t.is(two.code, 2);
+  t.regex(two.all, /join takes one node name/);
   const dry = await runScript('join', ['--inventory', api, 'kubeminion1', '--dry-run']);
   t.is(dry.code, 0, dry.all);
   t.regex(dry.all, /if its kubelet has no valid client certificate of its own: a bootstrap token/);
@@ -138,6 +158,12 @@ test('node_ip belongs to a modern minion: refused on a master, an etcd member an
   t.regex(problem({ etcd: { members: [{ name: 'e1', address: '10.0.0.5', node_ip: '10.1.0.5' }] } }), /etcd\.members\[0\]\.node_ip: expected no node_ip on an etcd member/);
   t.regex(problem({ profile: 'legacy', minions: [{ name: 'n1', address: '10.0.0.9', node_ip: '10.1.0.9' }] }), /minions\[0\]\.node_ip: expected no node_ip in the legacy profile/);
   t.regex(problem({ minions: [{ name: 'n1', address: '10.0.0.9', node_ip: 'nope' }] }), /minions\[0\]\.node_ip: expected an IPv4 or IPv6 address/);
+  // one node's alone: not another host's address or node_ip, not the balancer's; not loopback or unspecified
+  t.regex(problem({ minions: [{ name: 'n1', address: '10.0.0.9', node_ip: '10.0.0.8' }, { name: 'n2', address: '10.0.0.8' }] }), /minions\[0\]\.node_ip: expected an address of this node alone, found 10\.0\.0\.8, the address of minions\[1\]/);
+  t.regex(problem({ minions: [{ name: 'n1', address: '10.0.0.9', node_ip: '10.1.0.1' }, { name: 'n2', address: '10.0.0.8', node_ip: '10.1.0.1' }] }), /minions\[1\]\.node_ip: expected an address of this node alone, found 10\.1\.0\.1, the address of minions\[0\]/);
+  t.regex(problem({ minions: [{ name: 'n1', address: '10.0.0.9', node_ip: '::ffff:127.0.0.5' }] }), /minions\[0\]\.node_ip: expected an address the kubelet reports \(not loopback, not unspecified\)/);
+  t.regex(problem({ minions: [{ name: 'n1', address: '10.0.0.9', node_ip: '0.0.0.0' }] }), /not loopback, not unspecified/);
+  t.is(problem({ minions: [{ name: 'n1', address: '10.0.0.9', node_ip: '10.0.0.9' }] }), '', 'its own address again is no clash');
   const inv = load({ kubelet: { certificates: 'api' }, minions: [{ name: 'n1', address: '127.0.0.9', node_ip: '198.51.100.9' }, { name: 'n2', address: '10.0.0.8' }, { name: 'n3', address: '127.0.0.7' }] });
   const args = (i: number) => minionEnv('modern', flagContext(inv), inv.minions[i]!).find((e) => e.path === '/etc/kubernetes/kubelet')!.vars.KUBELET_ARGS!;
   t.regex(args(0), / --node-ip=198\.51\.100\.9( |$)/);

@@ -209,6 +209,20 @@ function resolve(raw: Raw, abs: string, shown: string, doc: Document, lineOf: (o
     if (first) at(p, `expected a host address and port of its own, found ${host.address} port ${host.port} again (first at ${first})`);
     else endpoints.set(key, keyName(p));
   });
+  // A node_ip is one node's: not another host's address or node_ip (its serving certificate would name that one, and
+  // approve.ts would approve it), not loopback or unspecified (the kubelet refuses them)
+  const ipOwners = new Map<string, string>();
+  entries.forEach(([p, h]) => ipOwners.set(canonicalAddress(h.address), keyName(p)));
+  const balancer = raw.apiserver.endpoint;
+  if (balancer) ipOwners.set(canonicalAddress(balancer.address ?? balancer.name), 'apiserver.endpoint');
+  minions.forEach((m, i) => {
+    if (!m.nodeIp) return;
+    const ip = canonicalAddress(m.nodeIp);
+    const owner = ipOwners.get(ip);
+    if (owner && owner !== `minions[${i}]`) at(['minions', i, 'node_ip'], `expected an address of this node alone, found ${m.nodeIp}, the address of ${owner}`);
+    else if (/^127\.|^::1$|^0\.0\.0\.0$|^::$/.test(ip)) at(['minions', i, 'node_ip'], `expected an address the kubelet reports (not loopback, not unspecified), found ${m.nodeIp}`);
+    ipOwners.set(ip, `minions[${i}]`);
+  });
   // The balancer is no host of the inventory: kubetls never connects to it over SSH, and a host's name or address in
   // its place would send every client to that one host, past the balancer.
   const ep = raw.apiserver.endpoint;

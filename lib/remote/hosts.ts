@@ -33,6 +33,11 @@ export interface HostOutcome {
   error?: string;
   writes: number; // files written
   restarts: string[]; // units restarted
+  /**
+   * Paths whose backups (`<path>.bak-*`) go once the host's whole job succeeded (withRollback): files a switch of
+   * kubelet.certificates retired, which must not linger as copies (a node's key among them)
+   */
+  dropBackups?: string[];
 }
 
 export type Step = <T>(name: string, fn: () => Promise<T>) => Promise<T>;

@@ -73,12 +73,9 @@ export async function converge(inv: Inventory, r: Remote, step: Step, out: HostO
   await install(r, step, out, planned, names);
   if (units.length && !job.deferRestart) await step('restart', () => restartAndGate(r, units, job.gate, out, o));
   else if (units.length) log.info(`${units.join(', ')} will restart with minions.ts`, r.host.name);
-  // what was retired stays aside only until nothing can roll back to it: a key of the node must not linger as a backup
-  const aside = r.writes.filter((w) => planned.some((p) => p.kind === 'retire' && p.d.path === w.path) && w.backup).map((w) => w.backup!);
-  if (aside.length && !job.deferRestart) {
-    await r.run(['rm', '-f', '--', ...aside]);
-    for (let i = r.writes.length - 1; i >= 0; i--) if (aside.includes(r.writes[i]!.backup ?? '')) r.writes.splice(i, 1); // nothing to put back now
-  }
+  // what was retired stays aside until the host's whole job succeeded (withRollback removes it then: a key of the node
+  // must not linger as a backup); also when this run only finished what a killed one retired (it owed the restarts)
+  if ((planned.some((p) => p.kind === 'retire') || units.length) && job.retire?.length) out.dropBackups = job.retire.map((x) => x.path);
 }
 
 /**
@@ -119,7 +116,8 @@ function whatDiffers(r: Remote, job: HostJob, seen: Survey): Planned[] {
   const differing = want.filter(({ d, bytes }) => r.dry || differs(seen.states.get(d.path), bytes, d.mode)).map((w) => ({ ...w, state: seen.states.get(w.d.path) }));
   // a file to retire: there (a dry run cannot tell: listed), and not kept by its bytes
   const retired = (job.retire ?? []).filter((x) => r.dry || (seen.states.get(x.path) !== undefined && !(x.keep && x.keep(seen.contents.get(x.path) ?? Buffer.alloc(0)))))
-    .map((x): Planned => ({ d: { path: x.path, content: () => Buffer.alloc(0), mode: modes.kubeconfig, label: x.why }, bytes: Buffer.alloc(0), kind: 'retire', state: seen.states.get(x.path) }));
+    .map((x): Planned => ({ d: { path: x.path, content: () => Buffer.alloc(0), mode: modes.kubeconfig,
+      label: r.dry ? `${x.why} (if it is there${x.keep ? ' and is not the kubelet\'s own for this cluster' : ''})` : x.why }, bytes: Buffer.alloc(0), kind: 'retire', state: seen.states.get(x.path) }));
   return [...differing, ...retired];
 }
 
@@ -227,6 +225,8 @@ async function earlierWrites(r: Remote): Promise<Written[]> {
 export async function withRollback(inv: Inventory, r: Remote, out: HostOutcome, o: RolloutOptions, body: () => Promise<void>): Promise<void> {
   try {
     await body();
+    // every backup of what a switch of kubelet.certificates retired, this run's and older ones: nothing rolls back to them now
+    if (out.dropBackups?.length && !o.dryRun) await r.run(['sh', '-c', 'for p; do rm -f -- "$p".bak-*; done', 'sh', ...out.dropBackups]);
   } catch (e) {
     if (o.dryRun) throw e;
     // what to put back: this run's writes, or (a run that only did the restart an earlier, killed run owed) the list

@@ -11,7 +11,7 @@ import { KUBECONFIG_PATH } from '../../config/files.ts';
 import { BOOTSTRAP_KUBECONFIG, ETCD_ENV, KUBELET_PKI, kubeletFiles, minionFiles } from '../../config/layout.ts';
 import { etcdEnv, masterEnv, minionEnv } from '../../config/profiles.ts';
 import type { Inventory } from '../inventory.ts';
-import { bootstrapKubeconfig, createToken, deleteTokens, finishJoin, namesRotatingCert, needsJoin, waitRegistered } from '../join.ts';
+import { bootstrapKubeconfig, createToken, deleteTokens, finishJoin, needsJoin, ownKubeconfig, waitRegistered } from '../join.ts';
 import { log } from '../log.ts';
 import type { HostOutcome, RolloutOptions, Step } from '../remote/hosts.ts';
 import type { Remote } from '../remote/remote.ts';
@@ -78,12 +78,13 @@ export async function minionSteps(inv: Inventory, r: Remote, step: Step, out: Ho
   const kcs = kubeconfigsFor(inv, r.host);
   const api = kubeletCerts(inv) === 'api';
   if (api && r.dry) log.info(`if its kubelet has no valid client certificate of its own: a bootstrap token, ${BOOTSTRAP_KUBECONFIG}, and the token deleted once it joined`, r.host.name);
-  const join = api && !r.dry && await step('inspect kubelet', () => needsJoin(r));
+  const join = api && !r.dry && await step('inspect kubelet', () => needsJoin(inv, r));
   const token = join ? await step('bootstrap token', () => createToken(inv, r.host.name)) : undefined;
   try {
     await converge(inv, r, step, out, {
       dirs: [...new Set([...kcs.map((k) => path.posix.dirname(k.path)), ...kubeletFiles(inv.profile, r.host.name, kubeletCerts(inv)).map((p) => path.posix.dirname(p.path)),
-        ...(api ? [path.posix.dirname(BOOTSTRAP_KUBECONFIG)] : [])])]
+        // api: the kubelet's folders, where files are retired and its certificate read (root's, proven like the others)
+        ...(api ? [path.posix.dirname(BOOTSTRAP_KUBECONFIG), KUBELET_PKI] : [])])]
         .map((dir) => ({ dir, mode: { ...modes.kubeconfig, mode: 0o700 } })).concat({ dir: '/etc/kubernetes', mode: modes.envDir }, { dir: inv.pki.remoteDir, mode: modes.minionPkiDir }),
       files: [...kcs.map((k) => desiredKubeconfig(inv, k, r.host)), ...kubeletFiles(inv.profile, r.host.name, kubeletCerts(inv)).map((p) => desired(inv, p)),
         ...(api ? minionFiles(r.host.name, 'api').map((p) => desired(inv, p)) : []),
@@ -118,7 +119,7 @@ export function retiredOnMinion(inv: Inventory, name: string, joining = false): 
   const bootstrap = { path: BOOTSTRAP_KUBECONFIG, why: 'the bootstrap kubeconfig of a join that did not finish: its token has expired' };
   if (kubeletCerts(inv) === 'push') return [{ ...bootstrap, why: 'kubelet.certificates is push: the bootstrap kubeconfig goes' }];
   return [
-    { path: KUBECONFIG_PATH, why: 'kubelet.certificates is api: the kubelet writes its own kubeconfig (naming kubelet-client-current.pem)', keep: namesRotatingCert },
+    { path: KUBECONFIG_PATH, why: 'kubelet.certificates is api: the kubelet writes its own kubeconfig (naming kubelet-client-current.pem)', keep: (b: Buffer) => ownKubeconfig(inv, b) },
     ...['kubelet.crt', 'kubelet.key'].map((f) => ({ path: `${KUBELET_PKI}/${f}`, why: 'kubelet.certificates is api: the kubelet asks for its own serving certificate' })),
     ...[`${name}.crt`, `${name}.key`].map((f) => ({ path: `${inv.pki.remoteDir}/${f}`, why: 'kubelet.certificates is api: the kubelet makes its own key and client certificate' })),
     ...(joining ? [] : [bootstrap]),
