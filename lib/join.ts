@@ -15,8 +15,6 @@
  * The token's secret half is written to the node's file and sent to the apiserver, never logged.
  */
 import { randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BOOTSTRAP_KUBECONFIG, KUBELET_CLIENT_CURRENT } from '../config/layout.ts';
 import { KUBECONFIG_PATH } from '../config/files.ts';
@@ -26,7 +24,7 @@ import { kubeconfig } from './kubeconfig.ts';
 import { kubeletClientRow } from './kubelet-own.ts';
 import { log } from './log.ts';
 import { deployedBytes } from './pki/trust.ts';
-import { apiRequest, type Credential } from './probe.ts';
+import { adminCredential, apiRequest } from './probe.ts';
 import type { Remote } from './remote/remote.ts';
 
 /** The group every kubetls bootstrap token gives (system:bootstrappers:<…>, the form the apiserver requires). */
@@ -41,10 +39,6 @@ export interface BootstrapToken { id: string; secret: string; expires: Date }
 /** [a-z0-9]{n} from the CSPRNG: the alphabet and lengths the bootstrap token format requires (6 and 16). */
 const random = (n: number) => Array.from({ length: n }, () => 'abcdefghijklmnopqrstuvwxyz0123456789'[randomInt(36)]).join('');
 
-const admin = (inv: Inventory): Credential => {
-  const pki = (f: string) => path.join(inv.pki.dir, f);
-  return { cert: readFileSync(pki('admin.crt')), key: readFileSync(pki('admin.key')) };
-};
 
 /** The Secret the apiserver reads a bootstrap token from (https://kubernetes.io/docs/reference/access-authn-authz/bootstrap-tokens/). */
 export function tokenSecret(node: string, t: BootstrapToken): object {
@@ -76,7 +70,7 @@ async function makeToken(inv: Inventory, node: string, now: Date): Promise<Boots
   log.cmd(['kubectl', '-n', 'kube-system', 'create', 'secret', 'generic', `bootstrap-token-${t.id}`, '--type', 'bootstrap.kubernetes.io/token',
     `--from-literal=token-id=${t.id}`, '--from-literal=token-secret=<secret>', `--from-literal=expiration=${t.expires.toISOString()}`,
     '--from-literal=usage-bootstrap-authentication=true', `--from-literal=auth-extra-groups=${BOOTSTRAP_GROUP}`], node);
-  const r = await apiRequest(inv, 'POST', SECRETS, admin(inv), tokenSecret(node, t));
+  const r = await apiRequest(inv, 'POST', SECRETS, adminCredential(inv), tokenSecret(node, t));
   if (r.status !== 201) throw new Error(`create secret bootstrap-token-${t.id}: HTTP ${r.status} ${JSON.stringify((r.json as { message?: string })?.message ?? '').slice(0, 200)}`);
   return t;
 }
@@ -84,11 +78,11 @@ async function makeToken(inv: Inventory, node: string, now: Date): Promise<Boots
 /** Delete every kubetls bootstrap token made for `node`, or for any node (none: nothing to do). */
 export async function deleteTokens(inv: Inventory, node?: string): Promise<void> {
   const selector = encodeURIComponent(`app.kubernetes.io/managed-by=kubetls,${node ? `${NODE_LABEL}=${node}` : NODE_LABEL}`);
-  const list = await apiRequest(inv, 'GET', `${SECRETS}?labelSelector=${selector}`, admin(inv));
+  const list = await apiRequest(inv, 'GET', `${SECRETS}?labelSelector=${selector}`, adminCredential(inv));
   if (list.status !== 200) throw new Error(`list bootstrap tokens of ${node}: HTTP ${list.status}`);
   for (const s of (list.json as { items?: { metadata: { name: string } }[] }).items ?? []) {
     log.cmd(['kubectl', '-n', 'kube-system', 'delete', 'secret', s.metadata.name], node);
-    const d = await apiRequest(inv, 'DELETE', `${SECRETS}/${encodeURIComponent(s.metadata.name)}`, admin(inv));
+    const d = await apiRequest(inv, 'DELETE', `${SECRETS}/${encodeURIComponent(s.metadata.name)}`, adminCredential(inv));
     if (d.status !== 200 && d.status !== 404) throw new Error(`delete secret ${s.metadata.name}: HTTP ${d.status}`);
   }
 }
@@ -139,7 +133,7 @@ export function ownKubeconfig(inv: Inventory, b: Buffer): boolean {
 export async function waitRegistered(inv: Inventory, node: Host, timeoutMs = 60_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const r = await apiRequest(inv, 'GET', `/api/v1/nodes/${encodeURIComponent(node.name)}`, admin(inv)).catch((e: Error) => ({ status: 0, json: e.message }));
+    const r = await apiRequest(inv, 'GET', `/api/v1/nodes/${encodeURIComponent(node.name)}`, adminCredential(inv)).catch((e: Error) => ({ status: 0, json: e.message }));
     if (r.status === 200) { log.info(`node ${node.name} is registered`, node.name); return; }
     if (Date.now() > end) throw new Error(`node ${node.name} is not registered after ${timeoutMs / 1000} s (HTTP ${r.status}): see journalctl -u kubelet on it`);
     await sleep(1000);

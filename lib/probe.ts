@@ -2,7 +2,9 @@
  * Asking a TLS port, from the operator's machine: which certificate it serves (verified, or whatever it is), one HTTPS
  * GET, one request to the apiserver as its clients make it. The health gates, verify and status all ask through here.
  */
+import { readFileSync } from 'node:fs';
 import https from 'node:https';
+import path from 'node:path';
 import tls from 'node:tls';
 import { apiTarget, type ApiTarget, type Inventory, masterTarget } from './inventory.ts';
 import { parseCert, type CertInfo } from './pki/read.ts';
@@ -89,6 +91,10 @@ export function httpsGet(o: https.RequestOptions & { path: string }, timeoutMs =
 }
 
 export interface Credential { cert?: Buffer; key?: Buffer; token?: string }
+/** kubetls's admin credential (pki.dir/admin.crt + admin.key, system:masters): the API objects kubetls makes, a join's token. */
+export const adminCredential = (inv: Inventory): Credential => ({
+  cert: readFileSync(path.join(inv.pki.dir, 'admin.crt')), key: readFileSync(path.join(inv.pki.dir, 'admin.key')),
+});
 
 /**
  * One HTTPS request to the apiserver as clients reach it (the balancer, or the one master; or `t`), its certificate

@@ -9,14 +9,12 @@
  * cluster-admin; kubernetes-the-hard-way by a role and binding of its own. kubetls binds the built-in role to the user
  * alone (least privilege: the kubelets' API, nothing else), under a name that says who made it.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { APPROVER_USER } from '../config/certs.ts';
 import { KUBELET_SERVING } from './csr/decide.ts';
 import type { Inventory } from './inventory.ts';
 import { BOOTSTRAP_GROUP } from './join.ts';
 import { log } from './log.ts';
-import { apiRequest, type Credential } from './probe.ts';
+import { adminCredential, apiRequest } from './probe.ts';
 
 export const KUBELET_API_BINDING = 'kubetls:apiserver-kubelet-client';
 export const KUBELET_API_ROLE = 'system:kubelet-api-admin';
@@ -44,10 +42,6 @@ export const bindsOnly = (b: Binding, role: string, subject: { kind: string; nam
   && (b.subjects ?? []).length === 1 && b.subjects![0]!.kind === subject.kind && b.subjects![0]!.name === subject.name;
 export const grants = (b: Binding) => bindsOnly(b, KUBELET_API_ROLE, { kind: 'User', name: KUBELET_CLIENT_USER });
 
-const adminCredential = (inv: Inventory): Credential => {
-  const pki = (f: string) => path.join(inv.pki.dir, f);
-  return { cert: readFileSync(pki('admin.crt')), key: readFileSync(pki('admin.key')) };
-};
 
 /**
  * Make sure a binding exists (as admin: pki/admin.crt, system:masters). Returns what it did: 'kept' (one GET),
